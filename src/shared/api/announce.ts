@@ -1,0 +1,52 @@
+import { z } from "zod";
+import { DIGEST_GRAMMAR } from "../oci/digest.js";
+
+/** Announces are small; the edge refuses bigger bodies outright. */
+export const ANNOUNCE_MAX_BYTES = 4096;
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const IPV6 = /^[0-9a-fA-F:.]{2,45}$/;
+const LABEL = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-'");
+
+/** What an agent tells the tracker of a swarm (one blob) it takes part in. */
+export const AnnounceRequestSchema = z
+  .object({
+    digest: z.string().regex(DIGEST_GRAMMAR),
+    /** 20 random bytes, hex, chosen by the agent at start. */
+    peerId: z.string().regex(/^[0-9a-f]{40}$/, "40 lowercase hex characters"),
+    ip: z.string().refine((v) => IPV4.test(v) || (v.includes(":") && IPV6.test(v)), "an IPv4 or IPv6 address"),
+    port: z.number().int().min(1).max(65535),
+    zone: LABEL,
+    cluster: LABEL,
+    complete: z.boolean(),
+    /** Pieces the peer has, and how many the blob has (for the web-seed start offset). */
+    have: z.number().int().nonnegative(),
+    pieceCount: z.number().int().nonnegative().max(1_000_000),
+    /** The peer is leaving the swarm. */
+    stopped: z.boolean().optional(),
+  })
+  .strict()
+  .refine((a) => a.have <= a.pieceCount, { message: "have exceeds pieceCount", path: ["have"] });
+export type AnnounceRequest = z.infer<typeof AnnounceRequestSchema>;
+
+export const HandoutPeerSchema = z.object({
+  peerId: z.string(),
+  ip: z.string(),
+  port: z.number().int(),
+  zone: z.string(),
+  cluster: z.string(),
+  complete: z.boolean(),
+});
+export type HandoutPeer = z.infer<typeof HandoutPeerSchema>;
+
+export const AnnounceResponseSchema = z.object({
+  /** Seconds until the next announce. */
+  interval: z.number().positive(),
+  peers: z.array(HandoutPeerSchema),
+  /**
+   * Where this peer should start fetching pieces no peer has from the web seed: different for
+   * each peer, so a cluster pulling at once asks the edge for about one copy in total.
+   */
+  webSeedStartPiece: z.number().int().nonnegative(),
+});
+export type AnnounceResponse = z.infer<typeof AnnounceResponseSchema>;

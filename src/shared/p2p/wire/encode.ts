@@ -1,0 +1,105 @@
+import { FRAME_TYPE, MAX_BLOCK_BYTES, MAX_FRAME_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
+
+/**
+ * Encoding. Every frame is `u32 length | u8 type | payload`, big-endian, where length counts the
+ * type byte and the payload (a keep-alive is a bare zero length). Payloads:
+ *   handshake  u8 version | u8 n | protocol[n] | u8 n | digest[n] | peerId[20] | u32 pieceCount |
+ *              bitfield[ceil(pieceCount/8)] | u16 n | auth[n]
+ *   bitfield   bits (most significant bit of byte 0 is piece 0)
+ *   have       u32 index
+ *   request    u32 index | u32 begin | u32 length
+ *   piece      u32 index | u32 begin | data
+ *   cancel     u32 index | u32 begin | u32 length
+ *   reject     u32 index | u32 begin | u32 length
+ *   error      u16 code | utf-8 message
+ *   complete   (empty)
+ */
+export function encodeFrame(frame: Frame): Uint8Array {
+  if (frame.type === "keepAlive") return new Uint8Array(4);
+  const payload = encodePayload(frame);
+  if (payload.length + 1 > MAX_FRAME_BYTES && frame.type !== "handshake") throw new WireError(`${frame.type} frame of ${payload.length} bytes is over the cap`);
+  const out = new Uint8Array(5 + payload.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, payload.length + 1);
+  out[4] = FRAME_TYPE[frame.type];
+  out.set(payload, 5);
+  return out;
+}
+
+function encodePayload(frame: Exclude<Frame, { type: "keepAlive" }>): Uint8Array {
+  switch (frame.type) {
+    case "handshake": {
+      const protocol = utf8(frame.protocol);
+      const digest = utf8(frame.digest);
+      if (protocol.length > 255 || digest.length > 255) throw new WireError("handshake field too long");
+      if (frame.peerId.length !== PEER_ID_BYTES) throw new WireError(`peer id must be ${PEER_ID_BYTES} bytes`);
+      if (frame.bitfield.length !== Math.ceil(frame.pieceCount / 8)) throw new WireError("bitfield does not match piece count");
+      if (frame.auth.length > 0xffff) throw new WireError("auth too long");
+      const w = new Writer(1 + 1 + protocol.length + 1 + digest.length + PEER_ID_BYTES + 4 + frame.bitfield.length + 2 + frame.auth.length);
+      w.u8(frame.version).u8(protocol.length).bytes(protocol).u8(digest.length).bytes(digest).bytes(frame.peerId);
+      w.u32(frame.pieceCount).bytes(frame.bitfield).u16(frame.auth.length).bytes(frame.auth);
+      return w.done();
+    }
+    case "bitfield":
+      return frame.bitfield;
+    case "have":
+      return new Writer(4).u32(frame.index).done();
+    case "request":
+    case "cancel":
+    case "reject":
+      if (frame.length > MAX_BLOCK_BYTES) throw new WireError(`block of ${frame.length} bytes is over ${MAX_BLOCK_BYTES}`);
+      return new Writer(12).u32(frame.index).u32(frame.begin).u32(frame.length).done();
+    case "piece":
+      return new Writer(8 + frame.data.length).u32(frame.index).u32(frame.begin).bytes(frame.data).done();
+    case "error": {
+      const message = utf8(frame.message.slice(0, 1000));
+      return new Writer(2 + message.length).u16(frame.code).bytes(message).done();
+    }
+    case "complete":
+      return new Uint8Array(0);
+  }
+}
+
+class Writer {
+  private readonly out: Uint8Array;
+  private readonly view: DataView;
+  private at = 0;
+
+  constructor(size: number) {
+    this.out = new Uint8Array(size);
+    this.view = new DataView(this.out.buffer);
+  }
+
+  u8(v: number): this {
+    this.view.setUint8(this.at, v);
+    this.at += 1;
+    return this;
+  }
+
+  u16(v: number): this {
+    this.view.setUint16(this.at, v);
+    this.at += 2;
+    return this;
+  }
+
+  u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new WireError(`not a u32: ${v}`);
+    this.view.setUint32(this.at, v);
+    this.at += 4;
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.out.set(b, this.at);
+    this.at += b.length;
+    return this;
+  }
+
+  done(): Uint8Array {
+    return this.out;
+  }
+}
+
+function utf8(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}

@@ -1,0 +1,144 @@
+import { describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { encodeFrame } from "../../src/shared/p2p/wire/encode.js";
+import { FrameDecoder } from "../../src/shared/p2p/wire/decode.js";
+import { MAX_BLOCK_BYTES, MAX_FRAME_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WireError, type Frame } from "../../src/shared/p2p/wire/frames.js";
+import { Bitfield } from "../../src/shared/p2p/bitfield.js";
+import { MetainfoSchema, pieceBounds, pieceCount, pieceLengthFor } from "../../src/shared/p2p/metainfo.js";
+
+const field = new Bitfield(13);
+field.set(0);
+field.set(12);
+const FRAMES: Frame[] = [
+  {
+    type: "handshake",
+    version: PROTOCOL_VERSION,
+    protocol: PROTOCOL_ID,
+    digest: "sha256:" + "ab".repeat(32),
+    peerId: new Uint8Array(randomBytes(20)),
+    pieceCount: 13,
+    bitfield: field.bytes,
+    auth: new Uint8Array(randomBytes(32)),
+  },
+  { type: "keepAlive" },
+  { type: "bitfield", bitfield: field.bytes },
+  { type: "have", index: 7 },
+  { type: "request", index: 3, begin: 1024, length: 65536 },
+  { type: "piece", index: 3, begin: 1024, data: new Uint8Array(randomBytes(3000)) },
+  { type: "cancel", index: 3, begin: 1024, length: 65536 },
+  { type: "reject", index: 4, begin: 0, length: 16 },
+  { type: "error", code: 4, message: "bad piece: sha256 mismatch ✗" },
+  { type: "complete" },
+];
+const wire = new Uint8Array(Buffer.concat(FRAMES.map((f) => encodeFrame(f))));
+
+const normalize = (frames: Frame[]) => JSON.parse(JSON.stringify(frames, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("hex") : v)));
+
+describe("peer wire codec", () => {
+  it("round-trips every frame type", () => {
+    expect(normalize(new FrameDecoder().push(wire))).toEqual(normalize(FRAMES));
+  });
+
+  it("decodes the same frames whatever the split point (every byte)", () => {
+    for (let split = 0; split <= wire.length; split++) {
+      const decoder = new FrameDecoder();
+      const frames = [...decoder.push(wire.subarray(0, split)), ...decoder.push(wire.subarray(split))];
+      expect(normalize(frames)).toEqual(normalize(FRAMES));
+      expect(decoder.pending).toBe(0);
+    }
+  });
+
+  it("decodes input fed one byte at a time", () => {
+    const decoder = new FrameDecoder();
+    const frames: Frame[] = [];
+    for (const byte of wire) frames.push(...decoder.push(Uint8Array.of(byte)));
+    expect(normalize(frames)).toEqual(normalize(FRAMES));
+  });
+
+  it("refuses an oversized length before buffering its payload", () => {
+    const decoder = new FrameDecoder();
+    decoder.push(encodeFrame(FRAMES[0]!));
+    const header = new Uint8Array(4);
+    new DataView(header.buffer).setUint32(0, MAX_FRAME_BYTES + 1);
+    expect(() => decoder.push(header)).toThrow(/over the/);
+    const huge = new Uint8Array(4);
+    new DataView(huge.buffer).setUint32(0, 0xffffffff);
+    expect(() => new FrameDecoder().push(huge)).toThrow(WireError);
+  });
+
+  it.each([
+    ["an unknown type", Uint8Array.of(0, 0, 0, 1, 99)],
+    ["a truncated have", Uint8Array.of(0, 0, 0, 3, 3, 0, 0)],
+    ["trailing bytes", Uint8Array.of(0, 0, 0, 6, 3, 0, 0, 0, 1, 9)],
+    ["invalid UTF-8 in an error", Uint8Array.of(0, 0, 0, 4, 8, 0, 1, 0xff)],
+  ])("refuses %s", (_label, bytes) => {
+    expect(() => new FrameDecoder().push(bytes)).toThrow(WireError);
+  });
+
+  it("refuses a second handshake and blocks over the cap", () => {
+    const decoder = new FrameDecoder();
+    decoder.push(encodeFrame(FRAMES[0]!));
+    expect(() => decoder.push(encodeFrame(FRAMES[0]!))).toThrow(/second handshake/);
+    expect(() => encodeFrame({ type: "request", index: 0, begin: 0, length: MAX_BLOCK_BYTES + 1 })).toThrow(WireError);
+  });
+
+  it("decodes garbage without crashing or hanging: it throws WireError or waits for more", () => {
+    for (let i = 0; i < 2000; i++) {
+      const decoder = new FrameDecoder();
+      try {
+        decoder.push(new Uint8Array(randomBytes(1 + (i % 64))));
+      } catch (error) {
+        expect(error).toBeInstanceOf(WireError);
+      }
+    }
+  });
+});
+
+describe("bitfield", () => {
+  it("sets and counts bits, MSB first", () => {
+    expect(field.bytes).toEqual(Uint8Array.of(0x80, 0x08));
+    expect(field.count()).toBe(2);
+    expect(Bitfield.full(13).complete()).toBe(true);
+    expect(() => field.has(13)).toThrow(RangeError);
+  });
+
+  it("refuses spare bits and a wrong byte length", () => {
+    expect(() => new Bitfield(13, Uint8Array.of(0, 0x04))).toThrow(/past its length/);
+    expect(() => new Bitfield(13, Uint8Array.of(0))).toThrow(/needs 2 bytes/);
+  });
+});
+
+describe("metainfo", () => {
+  it("uses 4 MiB pieces, doubling to keep at most 2,000 pieces", () => {
+    expect(pieceLengthFor(0)).toBe(4 * 1024 * 1024);
+    expect(pieceLengthFor(8000 * 1024 * 1024)).toBe(4 * 1024 * 1024);
+    expect(pieceLengthFor(8000 * 1024 * 1024 + 1)).toBe(8 * 1024 * 1024);
+    expect(pieceCount(100 * 1024 ** 3, pieceLengthFor(100 * 1024 ** 3))).toBeLessThanOrEqual(2000);
+    expect(pieceBounds(2, 10, 4)).toEqual({ start: 8, end: 10 });
+    expect(() => pieceBounds(3, 10, 4)).toThrow(RangeError);
+  });
+
+  it("validates metainfo with zod", () => {
+    const good = { digest: "sha256:" + "a".repeat(64), size: 10, pieceLength: 4, pieces: ["b".repeat(64), "c".repeat(64), "d".repeat(64)] };
+    expect(MetainfoSchema.safeParse(good).success).toBe(true);
+    expect(MetainfoSchema.safeParse({ ...good, pieces: good.pieces.slice(1) }).success).toBe(false);
+    expect(MetainfoSchema.safeParse({ ...good, pieces: ["nothex"] }).success).toBe(false);
+  });
+});
+
+describe("piece hashes through blocks", () => {
+  it("a one-block piece is its SHA-256; a bigger piece hashes its block hashes", async () => {
+    const { piecesFromBlocks, blockHashes, pieceHash } = await import("../../src/shared/p2p/metainfo.js");
+    const { createHash } = await import("node:crypto");
+    const block = 4 * 1024 * 1024;
+    const data = new Uint8Array(randomBytes(block * 2 + 10));
+    const blocks = await blockHashes(data);
+    expect(blocks[0]).toBe(createHash("sha256").update(data.subarray(0, block)).digest("hex"));
+    const big = await piecesFromBlocks(blocks, block * 2);
+    expect(big).toHaveLength(2);
+    const joined = Buffer.concat(blocks.slice(0, 2).map((h) => Buffer.from(h, "hex")));
+    expect(big[0]).toBe(createHash("sha256").update(joined).digest("hex"));
+    expect(await pieceHash(data.subarray(0, block * 2), block * 2)).toBe(big[0]);
+    expect(await pieceHash(data.subarray(block * 2), block * 2)).toBe(big[1]);
+  });
+});

@@ -1,0 +1,34 @@
+import { z } from "zod";
+import type { RepositoryIndex } from "./build-index/repository-index.js";
+import type { UploadSession } from "./upload/upload-session.js";
+import type { Catalog } from "./build-index/catalog.js";
+import type { Tracker } from "./tracker/tracker.js";
+
+/** Bindings declared in wrangler.toml. */
+export interface Env {
+  BLOBS: R2Bucket;
+  META: KVNamespace;
+  REPOSITORY: DurableObjectNamespace<RepositoryIndex>;
+  UPLOAD: DurableObjectNamespace<UploadSession>;
+  CATALOG: DurableObjectNamespace<Catalog>;
+  TRACKER: DurableObjectNamespace<Tracker>;
+  SHOAL_CHUNK_MAX_BYTES?: string;
+}
+
+/** Workers' request-body cap on the Free/Pro plans (100 MB); the default chunk limit. */
+export const DEFAULT_CHUNK_MAX_BYTES = 100_000_000;
+
+export const EdgeSettingsSchema = z.object({
+  /** Largest body one upload request may carry; advertised as OCI-Chunk-Max-Length. */
+  chunkMaxBytes: z.coerce.number().int().min(1024 * 1024).default(DEFAULT_CHUNK_MAX_BYTES),
+});
+export type EdgeSettings = z.infer<typeof EdgeSettingsSchema>;
+
+/** Parsed per request (never at import time), so tests and deployments set vars freely. */
+export function edgeSettings(env: Env): EdgeSettings {
+  const result = EdgeSettingsSchema.safeParse({ chunkMaxBytes: env.SHOAL_CHUNK_MAX_BYTES || undefined });
+  if (!result.success) {
+    throw new Error(`invalid edge settings: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  return result.data;
+}

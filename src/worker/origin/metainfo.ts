@@ -1,0 +1,56 @@
+import { Hono } from "hono";
+import { OciError } from "../../shared/oci/errors.js";
+import type { Digest } from "../../shared/oci/digest.js";
+import { BLOCK_BYTES, blockHashes, buildMetainfo, type Metainfo } from "../../shared/p2p/metainfo.js";
+import type { BlobStore } from "../storage/blob-store.js";
+import { MetainfoStore } from "../storage/metainfo-store.js";
+import type { AppEnv } from "../services.js";
+import { NAME, digestParam, repositoryParam } from "../registry/names.js";
+
+/**
+ * Metainfo for a blob. Chunked uploads compute it on the way in; blobs that arrived another way
+ * (a monolithic POST, a manifest) get it computed here once, from one read, and stored.
+ */
+export async function metainfoFor(store: MetainfoStore, blobs: BlobStore, digest: Digest): Promise<Metainfo | null> {
+  const existing = await store.get(digest);
+  if (existing) return existing;
+  const read = await blobs.read(digest);
+  if (!read) return null;
+  const blocks: string[] = [];
+  let block = new Uint8Array(BLOCK_BYTES);
+  let filled = 0;
+  const reader = read.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    let at = 0;
+    while (at < value.length) {
+      const take = Math.min(BLOCK_BYTES - filled, value.length - at);
+      block.set(value.subarray(at, at + take), filled);
+      filled += take;
+      at += take;
+      if (filled === BLOCK_BYTES) {
+        blocks.push(...(await blockHashes(block)));
+        filled = 0;
+        block = new Uint8Array(BLOCK_BYTES);
+      }
+    }
+  }
+  if (filled > 0) blocks.push(...(await blockHashes(block.subarray(0, filled))));
+  const metainfo = await buildMetainfo(digest, read.info.size, blocks);
+  await store.put(metainfo);
+  return metainfo;
+}
+
+export const metainfoRoutes = new Hono<AppEnv>();
+
+/** `GET /shoal/v1/<name>/metainfo/<digest>`: only for blobs the repository holds. */
+metainfoRoutes.get(`/shoal/v1/${NAME}/metainfo/:digest`, async (c) => {
+  const name = repositoryParam(c.req.param("name"));
+  const digest = digestParam(c.req.param("digest"));
+  const services = c.get("services");
+  if ((await services.repository(name).blobSize(digest)) === null) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
+  const metainfo = await metainfoFor(services.metainfo, services.blobs, digest);
+  if (!metainfo) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in storage`);
+  return c.json(metainfo, 200, { "Cache-Control": "public, max-age=31536000, immutable" });
+});

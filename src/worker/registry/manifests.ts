@@ -1,0 +1,112 @@
+import { Hono } from "hono";
+import { OciError } from "../../shared/oci/errors.js";
+import { computeDigest, digestAlgorithm, type Digest } from "../../shared/oci/digest.js";
+import { parseManifestReference } from "../../shared/oci/reference.js";
+import { MANIFEST_MAX_BYTES, parseManifest, summarizeManifest, type Descriptor, type ParsedManifest } from "../../shared/oci/manifest.js";
+import type { AppEnv, Services } from "../services.js";
+import type { StoredManifest } from "../build-index/repository-index.js";
+import { NAME, repositoryParam } from "./names.js";
+import { readBodyCapped } from "./http.js";
+
+/** distribution-spec "Pulling manifests", "Pushing manifests", "Deleting manifests/tags". */
+export const manifestRoutes = new Hono<AppEnv>();
+
+manifestRoutes.on(["GET", "HEAD"], `/v2/${NAME}/manifests/:reference`, async (c) => {
+  const name = repositoryParam(c.req.param("name"));
+  const services = c.get("services");
+  const stored = await resolve(services, name, c.req.param("reference"));
+  const headers = {
+    "Content-Type": stored.mediaType,
+    "Docker-Content-Digest": stored.digest,
+    "Content-Length": String(stored.size),
+    ETag: `"${stored.digest}"`,
+  };
+  if (c.req.method === "HEAD") return c.body(null, 200, headers);
+  const bytes = await services.blobs.readBytes(stored.digest as Digest);
+  if (!bytes) throw new OciError("MANIFEST_UNKNOWN", `manifest ${stored.digest} is not in storage`);
+  return c.body(bytes, 200, headers);
+});
+
+manifestRoutes.put(`/v2/${NAME}/manifests/:reference`, async (c) => {
+  const name = repositoryParam(c.req.param("name"));
+  const reference = parseManifestReference(c.req.param("reference"));
+  const services = c.get("services");
+  const bytes = await readBodyCapped(c.req.raw, MANIFEST_MAX_BYTES, () =>
+    // distribution-spec: a manifest over the registry's limit SHOULD get 413.
+    new OciError("MANIFEST_INVALID", `a manifest may be at most ${MANIFEST_MAX_BYTES} bytes`, {
+      status: 413,
+      detail: { manifestMaxBytes: MANIFEST_MAX_BYTES },
+    }),
+  );
+  const parsed = parseManifest(bytes, c.req.header("Content-Type"));
+  // A manifest pushed by digest is addressed with that digest's algorithm; by tag, with sha256.
+  const digest = await computeDigest(bytes, reference.kind === "digest" ? digestAlgorithm(reference.digest) : "sha256");
+  if (reference.kind === "digest" && reference.digest !== digest) {
+    throw new OciError("DIGEST_INVALID", `manifest has digest ${digest}, not ${reference.digest}`);
+  }
+  const repository = services.repository(name);
+  const missing = [
+    ...(await repository.missingBlobs(requiredBlobs(parsed))),
+    ...(await repository.missingManifests(parsed.kind === "index" ? parsed.manifest.manifests.map((d) => d.digest) : [])),
+  ];
+  if (missing.length > 0) {
+    throw new OciError("MANIFEST_BLOB_UNKNOWN", `manifest references ${missing.length} unknown blob(s) or manifest(s): ${missing.slice(0, 3).join(", ")}`, {
+      detail: { missing: missing.slice(0, 50) },
+    });
+  }
+  if (!(await services.blobs.stat(digest))) {
+    if (!(await services.blobs.putVerified(digest, bytes, bytes.byteLength))) {
+      throw new Error(`storage refused manifest ${digest}`);
+    }
+  }
+  const summary = summarizeManifest(parsed);
+  await repository.putManifest({
+    repository: name,
+    digest,
+    size: bytes.byteLength,
+    summary,
+    ...(reference.kind === "tag" ? { tag: reference.tag } : {}),
+  });
+  const headers: Record<string, string> = {
+    Location: `/v2/${name}/manifests/${digest}`,
+    "Docker-Content-Digest": digest,
+    "Content-Length": "0",
+  };
+  // distribution-spec: a registry that processes `subject` says so with OCI-Subject.
+  if (summary.subject) headers["OCI-Subject"] = summary.subject;
+  return c.body(null, 201, headers);
+});
+
+manifestRoutes.delete(`/v2/${NAME}/manifests/:reference`, async (c) => {
+  const name = repositoryParam(c.req.param("name"));
+  const reference = parseManifestReference(c.req.param("reference"));
+  const repository = c.get("services").repository(name);
+  if (reference.kind === "tag") {
+    if (!(await repository.deleteTag(reference.tag))) throw new OciError("MANIFEST_UNKNOWN", `tag ${reference.tag} is not in ${name}`);
+  } else if (!(await repository.deleteManifest(reference.digest))) {
+    throw new OciError("MANIFEST_UNKNOWN", `manifest ${reference.digest} is not in ${name}`);
+  }
+  return c.body(null, 202);
+});
+
+async function resolve(services: Services, name: string, referenceText: string): Promise<StoredManifest> {
+  const reference = parseManifestReference(referenceText);
+  const repository = services.repository(name);
+  const stored =
+    reference.kind === "tag" ? await repository.manifestByTag(reference.tag) : await repository.manifestByDigest(reference.digest);
+  if (!stored) {
+    const what = reference.kind === "tag" ? `tag ${reference.tag}` : `manifest ${reference.digest}`;
+    throw new OciError("MANIFEST_UNKNOWN", `${what} is not in ${name}`);
+  }
+  return stored;
+}
+
+/**
+ * Blobs a manifest needs the registry to hold: config and layers, except non-distributable layers
+ * that name external URLs (image-spec: such layers may be absent from the registry).
+ */
+function requiredBlobs(parsed: ParsedManifest): string[] {
+  if (parsed.kind !== "image") return [];
+  const external = (d: Descriptor) => (d.urls?.length ?? 0) > 0 && /nondistributable|foreign/.test(d.mediaType);
+  return [parsed.manifest.config, ...parsed.manifest.layers].filter((d) => !external(d)).map((d) => d.digest);
+}

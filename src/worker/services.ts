@@ -1,0 +1,32 @@
+import { edgeSettings, type EdgeSettings, type Env } from "./env.js";
+import { R2BlobStore, type BlobStore } from "./storage/blob-store.js";
+import { MetainfoStore } from "./storage/metainfo-store.js";
+import type { RepositoryIndex } from "./build-index/repository-index.js";
+import type { UploadSession } from "./upload/upload-session.js";
+import type { Catalog } from "./build-index/catalog.js";
+import type { Tracker } from "./tracker/tracker.js";
+
+/** What route handlers use, built once per request from the bindings (hono `c.get("services")`). */
+export interface Services {
+  blobs: BlobStore;
+  metainfo: MetainfoStore;
+  repository(name: string): DurableObjectStub<RepositoryIndex>;
+  upload(id: string): DurableObjectStub<UploadSession>;
+  catalog(): DurableObjectStub<Catalog>;
+  tracker(digest: string): DurableObjectStub<Tracker>;
+  settings: EdgeSettings;
+}
+
+export function servicesFromEnv(env: Env): Services {
+  return {
+    blobs: new R2BlobStore(env.BLOBS),
+    metainfo: new MetainfoStore(env.BLOBS),
+    repository: (name) => env.REPOSITORY.get(env.REPOSITORY.idFromName(name)),
+    upload: (id) => env.UPLOAD.get(env.UPLOAD.idFromName(id)),
+    catalog: () => env.CATALOG.get(env.CATALOG.idFromName("catalog")),
+    tracker: (digest) => env.TRACKER.get(env.TRACKER.idFromName(digest)),
+    settings: edgeSettings(env),
+  };
+}
+
+export type AppEnv = { Bindings: Env; Variables: { services: Services } };

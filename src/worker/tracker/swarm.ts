@@ -1,0 +1,108 @@
+import type { AnnounceRequest, AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
+
+export interface SwarmOptions {
+  now: () => number;
+  /** A peer not heard from for this long is forgotten. */
+  peerTtlMs: number;
+  /** Seconds between announces that the tracker asks for. */
+  intervalSeconds: number;
+  /** Most peers handed out in one answer. */
+  maxHandout: number;
+  random?: () => number;
+}
+
+interface PeerEntry extends HandoutPeer {
+  lastSeen: number;
+  /** Order of arrival, for spreading web-seed start offsets. */
+  slot: number;
+}
+
+/** 1/φ: consecutive slots land far apart on the piece ring, for any swarm size. */
+const GOLDEN = 0.6180339887498949;
+
+/**
+ * The swarm of one blob: who has it (seeders), who is fetching it, and what each newcomer is
+ * handed. Pure logic with an injected clock; the Durable Object around it only stores and alarms.
+ */
+export class Swarm {
+  private readonly peers = new Map<string, PeerEntry>();
+  private nextSlot = 0;
+  private readonly random: () => number;
+
+  constructor(private readonly options: SwarmOptions) {
+    this.random = options.random ?? Math.random;
+  }
+
+  get size(): number {
+    return this.peers.size;
+  }
+
+  announce(request: AnnounceRequest): AnnounceResponse {
+    const now = this.options.now();
+    this.expire();
+    if (request.stopped) {
+      this.peers.delete(request.peerId);
+      return { interval: this.options.intervalSeconds, peers: [], webSeedStartPiece: 0 };
+    }
+    const existing = this.peers.get(request.peerId);
+    const entry: PeerEntry = {
+      peerId: request.peerId,
+      ip: request.ip,
+      port: request.port,
+      zone: request.zone,
+      cluster: request.cluster,
+      complete: request.complete,
+      lastSeen: now,
+      slot: existing?.slot ?? this.nextSlot++,
+    };
+    this.peers.set(request.peerId, entry);
+    const webSeedStartPiece = request.pieceCount > 0 ? Math.floor(((entry.slot * GOLDEN) % 1) * request.pieceCount) : 0;
+    return { interval: this.options.intervalSeconds, peers: this.handout(entry), webSeedStartPiece };
+  }
+
+  /**
+   * A bounded, shuffled list, never the requester: seeders before leechers, and within each, the
+   * requester's own zone and cluster first, then its cluster, then the rest.
+   */
+  private handout(requester: PeerEntry): HandoutPeer[] {
+    const rank = (p: PeerEntry) =>
+      (p.complete ? 0 : 3) + (p.cluster === requester.cluster ? (p.zone === requester.zone ? 0 : 1) : 2);
+    const others = [...this.peers.values()].filter((p) => p.peerId !== requester.peerId);
+    const keyed = others.map((p) => ({ p, rank: rank(p), tie: this.random() }));
+    keyed.sort((a, b) => a.rank - b.rank || a.tie - b.tie);
+    return keyed.slice(0, this.options.maxHandout).map(({ p }) => ({
+      peerId: p.peerId,
+      ip: p.ip,
+      port: p.port,
+      zone: p.zone,
+      cluster: p.cluster,
+      complete: p.complete,
+    }));
+  }
+
+  /** Forgets peers that stopped announcing; returns how many. */
+  expire(): number {
+    const cutoff = this.options.now() - this.options.peerTtlMs;
+    let removed = 0;
+    for (const [id, peer] of this.peers) {
+      if (peer.lastSeen < cutoff) {
+        this.peers.delete(id);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** When the next peer would expire (for the alarm). */
+  nextExpiry(): number | undefined {
+    let oldest: number | undefined;
+    for (const peer of this.peers.values()) oldest = oldest === undefined ? peer.lastSeen : Math.min(oldest, peer.lastSeen);
+    return oldest === undefined ? undefined : oldest + this.options.peerTtlMs;
+  }
+
+  snapshot(): { peers: number; seeders: number } {
+    let seeders = 0;
+    for (const p of this.peers.values()) if (p.complete) seeders++;
+    return { peers: this.peers.size, seeders };
+  }
+}

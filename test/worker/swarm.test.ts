@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { Swarm } from "../../src/worker/tracker/swarm.js";
+import type { AnnounceRequest } from "../../src/shared/api/announce.js";
+
+const DIGEST = "sha256:" + "a".repeat(64);
+let clock = 0;
+const swarm = () => new Swarm({ now: () => clock, peerTtlMs: 10_000, intervalSeconds: 3, maxHandout: 4 });
+const id = (n: number) => n.toString(16).padStart(40, "0");
+const peer = (n: number, extra: Partial<AnnounceRequest> = {}): AnnounceRequest => ({
+  digest: DIGEST,
+  peerId: id(n),
+  ip: "10.0.0." + n,
+  port: 16001,
+  zone: "z1",
+  cluster: "c1",
+  complete: false,
+  have: 0,
+  pieceCount: 100,
+  ...extra,
+});
+
+describe("Swarm", () => {
+  it("never hands a peer itself, and hands out at most the bound", () => {
+    clock = 0;
+    const s = swarm();
+    for (let i = 1; i <= 10; i++) s.announce(peer(i));
+    const answer = s.announce(peer(1));
+    expect(answer.peers).toHaveLength(4);
+    expect(answer.peers.map((p) => p.peerId)).not.toContain(id(1));
+    expect(answer.interval).toBe(3);
+  });
+
+  it("orders seeders first, then the same zone and cluster, then the same cluster, then others", () => {
+    clock = 0;
+    const s = new Swarm({ now: () => clock, peerTtlMs: 10_000, intervalSeconds: 3, maxHandout: 10 });
+    s.announce(peer(2, { zone: "z2", cluster: "c2" }));
+    s.announce(peer(3, { zone: "z2" }));
+    s.announce(peer(4));
+    s.announce(peer(5, { complete: true, zone: "z9", cluster: "c9", have: 100 }));
+    const order = s.announce(peer(1)).peers.map((p) => p.peerId);
+    expect(order).toEqual([id(5), id(4), id(3), id(2)]);
+  });
+
+  it("shuffles within a rank", () => {
+    clock = 0;
+    const s = swarm();
+    for (let i = 2; i <= 30; i++) s.announce(peer(i));
+    const firsts = new Set(Array.from({ length: 20 }, () => s.announce(peer(1)).peers[0]!.peerId));
+    expect(firsts.size).toBeGreaterThan(3);
+  });
+
+  it("forgets peers that stop announcing, and peers that say stopped", () => {
+    clock = 0;
+    const s = swarm();
+    s.announce(peer(1));
+    s.announce(peer(2));
+    expect(s.nextExpiry()).toBe(10_000);
+    clock = 6_000;
+    s.announce(peer(2));
+    clock = 10_001;
+    expect(s.expire()).toBe(1);
+    expect(s.announce(peer(3)).peers.map((p) => p.peerId)).toEqual([id(2)]);
+    s.announce(peer(2, { stopped: true }));
+    expect(s.announce(peer(3)).peers).toEqual([]);
+  });
+
+  it("gives each newcomer a different web-seed start, spread over the pieces", () => {
+    clock = 0;
+    const s = swarm();
+    const starts = Array.from({ length: 16 }, (_, i) => s.announce(peer(i + 1, { pieceCount: 64 })).webSeedStartPiece);
+    expect(new Set(starts).size).toBe(16);
+    expect(Math.max(...starts)).toBeLessThan(64);
+    // A re-announce keeps its start.
+    expect(s.announce(peer(5, { pieceCount: 64 })).webSeedStartPiece).toBe(starts[4]);
+  });
+});

@@ -1,0 +1,114 @@
+import http from "node:http";
+import path from "node:path";
+import { mkdir } from "node:fs/promises";
+import { Miniflare } from "miniflare";
+import { Pool, type Dispatcher } from "undici";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { PROJECT_ROOT, bundleWorker } from "./build-worker.js";
+
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "host"]);
+
+export interface EdgeHostOptions {
+  /** Where R2, KV and Durable Object state persist. */
+  stateDir: string;
+  host?: string;
+  port: number;
+  /** Wrangler vars to override (SHOAL_CHUNK_MAX_BYTES, …). */
+  vars?: Record<string, string>;
+  log?: (record: Record<string, unknown>) => void;
+}
+
+export interface EdgeHost {
+  url: string;
+  miniflare: Miniflare;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs the real Worker under miniflare with persisted R2/KV/DO, behind a Node HTTP front.
+ * Why a front: workerd stalls a TLS ClientHello on its plain-HTTP port, and skopeo/podman try
+ * HTTPS first, waiting Go's 10 s handshake timeout on every call. Node answers it at once.
+ */
+export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost> {
+  const log = options.log ?? (() => {});
+  await mkdir(options.stateDir, { recursive: true });
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(PROJECT_ROOT, "wrangler.toml"));
+  const script = await bundleWorker();
+  const miniflare = new Miniflare({
+    ...(workerOptions as object),
+    name: "shoal-edge",
+    modules: [{ type: "ESModule", path: "worker.js", contents: script }],
+    modulesRules: undefined,
+    bindings: { ...(workerOptions.bindings ?? {}), ...(options.vars ?? {}) },
+    r2Persist: path.join(options.stateDir, "r2"),
+    kvPersist: path.join(options.stateDir, "kv"),
+    durableObjectsPersist: path.join(options.stateDir, "do"),
+    cachePersist: path.join(options.stateDir, "cache"),
+    host: "127.0.0.1",
+    port: 0,
+    handleRuntimeStdio: (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
+      stdout.on("data", (d: Buffer) => log({ level: "info", source: "workerd", msg: d.toString().trimEnd() }));
+      stderr.on("data", (d: Buffer) => log({ level: "warn", source: "workerd", msg: d.toString().trimEnd() }));
+    },
+  } as ConstructorParameters<typeof Miniflare>[0]);
+  const inner = await miniflare.ready;
+
+  // undici, not http.request: when the Worker answers before reading a body (413 on an oversized
+  // chunk) workerd closes the socket, and undici still delivers the response it got.
+  const pool = new Pool(inner.origin, { connections: 256, bodyTimeout: 0, headersTimeout: 0 });
+  const server = http.createServer(async (req, res) => {
+    const started = Date.now();
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value === undefined || HOP_BY_HOP.has(name)) continue;
+      headers[name] = value;
+    }
+    const hasBody = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
+    try {
+      const response = await pool.request({
+        method: req.method as Dispatcher.HttpMethod,
+        path: req.url ?? "/",
+        headers,
+        body: hasBody ? req : null,
+      });
+      const outHeaders: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (value !== undefined && !HOP_BY_HOP.has(name)) outHeaders[name] = value;
+      }
+      res.writeHead(response.statusCode, outHeaders);
+      response.body.pipe(res);
+      response.body.on("error", () => res.destroy());
+      res.on("close", () => {
+        if (!res.writableFinished) response.body.destroy();
+        log({ level: "info", msg: "request", method: req.method, path: req.url, status: response.statusCode, ms: Date.now() - started });
+      });
+    } catch (error) {
+      log({ level: "error", msg: "edge runtime unreachable", method: req.method, path: req.url, error: String(error) });
+      if (!res.headersSent) {
+        res.writeHead(502, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ errors: [{ code: "UNKNOWN", message: "edge runtime unavailable" }] }));
+      } else {
+        res.destroy();
+      }
+      req.resume();
+    }
+  });
+  server.keepAliveTimeout = 65_000;
+  server.requestTimeout = 0; // big uploads may take long; each chunk streams.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host ?? "127.0.0.1", () => resolve());
+  });
+  const address = server.address() as { port: number };
+  const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
+  return {
+    url,
+    miniflare,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await pool.close();
+      await miniflare.dispose();
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import path from "node:path";
+import { startEdgeHost } from "./edge-host.js";
+
+/** One devcluster process: the edge (Worker under miniflare) on 127.0.0.1:15000 by default. */
+const home = path.resolve(process.env.SHOAL_HOME ?? ".shoal");
+const port = Number(process.env.SHOAL_EDGE_PORT ?? 15000);
+const vars: Record<string, string> = {};
+for (const name of ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"]) {
+  const value = process.env[name];
+  if (value !== undefined) vars[name] = value;
+}
+const log = (record: Record<string, unknown>) =>
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), component: "edge", ...record })}\n`);
+
+const edge = await startEdgeHost({ stateDir: path.join(home, "edge"), port, vars, log });
+log({ level: "info", msg: `edge listening on ${edge.url}`, state: path.join(home, "edge") });
+
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log({ level: "info", msg: `stopping on ${signal}` });
+  const timer = setTimeout(() => process.exit(1), 10_000);
+  timer.unref();
+  await edge.close();
+  process.exit(0);
+};
+process.on("SIGINT", () => void stop("SIGINT"));
+process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -1,0 +1,143 @@
+import type http from "node:http";
+import type net from "node:net";
+import { randomBytes } from "node:crypto";
+import type { Digest } from "../shared/oci/digest.js";
+import { createPeerServer } from "./p2p/peer-server.js";
+import { Announcer } from "./p2p/announcer.js";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { AgentConfig, AgentSecrets } from "./config.js";
+import { DiskStore } from "./store/disk-store.js";
+import { DownloadManager } from "./store/download.js";
+import { EdgeClient } from "./edge/edge-client.js";
+import { AgentMetrics } from "./metrics.js";
+import { PullService } from "./registry/pull.js";
+import { PushProxy } from "./registry/push-proxy.js";
+import { createRegistryServer } from "./registry/server.js";
+import { createAdminServer } from "./admin/server.js";
+
+/** The host agent: registry port, admin port, store; `start()` and `stop()` once each. */
+export class Agent {
+  readonly metrics = new AgentMetrics();
+  readonly store: DiskStore;
+  readonly downloads: DownloadManager;
+  readonly edge: EdgeClient;
+  /** This agent's peer id: 20 random bytes, new at each start. */
+  readonly peerId = randomBytes(20);
+  private announcer: Announcer | undefined;
+  private peerServer: net.Server | undefined;
+  private registryServer: http.Server | undefined;
+  private adminServer: http.Server | undefined;
+  private running = false;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    readonly config: AgentConfig,
+    secrets: AgentSecrets,
+    private readonly log: Logger,
+  ) {
+    this.store = new DiskStore({ dir: config.store.dir, capacityBytes: config.store.capacity, log: log.child({ part: "store" }) });
+    this.downloads = new DownloadManager(this.store, log.child({ part: "download" }));
+    this.edge = new EdgeClient({ baseUrl: config.edge, ...(secrets.edgeToken ? { token: secrets.edgeToken } : {}) });
+  }
+
+  async start(): Promise<{ registryPort: number; adminPort: number; peerPort: number }> {
+    await this.store.open();
+    this.peerServer = createPeerServer({ store: this.store, metrics: this.metrics, log: this.log.child({ part: "peer" }), peerId: this.peerId });
+    const peerPort = await listen(this.peerServer, this.config.peerPort, this.config.peerListenHost);
+    this.announcer = new Announcer({
+      edge: this.edge,
+      log: this.log.child({ part: "announce" }),
+      peerId: this.peerId.toString("hex"),
+      ip: this.config.peerIp,
+      port: peerPort,
+      zone: this.config.zone,
+      cluster: this.config.cluster,
+      seedWindowMs: this.config.p2p.seedWindowSeconds * 1000,
+    });
+    this.announcer.start();
+    const pull = new PullService({
+      store: this.store,
+      downloads: this.downloads,
+      edge: this.edge,
+      metrics: this.metrics,
+      log: this.log.child({ part: "registry" }),
+      tagTtlMs: this.config.registry.tagTtlSeconds * 1000,
+      onBlobStored: (name, digest) => this.startSeeding(name, digest),
+    });
+    const push = new PushProxy(this.edge, this.log.child({ part: "push" }));
+    this.registryServer = createRegistryServer({ pull, push, metrics: this.metrics, log: this.log.child({ part: "registry" }) });
+    this.adminServer = createAdminServer({
+      metrics: this.metrics,
+      log: this.log.child({ part: "admin" }),
+      healthy: () => this.running,
+      beforeMetrics: () => this.metrics.storeBytes.set(this.store.usage().bytes),
+      status: () => this.status(),
+    });
+    this.metrics.storeCapacity.set(this.config.store.capacity);
+    const registryPort = await listen(this.registryServer, this.config.agentRegistryPort, this.config.listenHost);
+    const adminPort = await listen(this.adminServer, this.config.agentServerPort, this.config.listenHost);
+    this.running = true;
+    this.log.info({ registryPort, adminPort, peerPort, peerId: this.peerId.toString("hex"), edge: this.config.edge, zone: this.config.zone, cluster: this.config.cluster }, "agent started");
+    return { registryPort, adminPort, peerPort };
+  }
+
+  /** A blob entered the store: keep its metainfo beside it and seed it to the swarm. */
+  private startSeeding(name: string, digest: Digest): void {
+    void (async () => {
+      let metainfo = await this.store.readMetainfo(digest);
+      if (!metainfo) {
+        metainfo = await this.edge.getMetainfo(name, digest);
+        await this.store.writeMetainfo(metainfo);
+      }
+      await this.announcer?.seed(digest, metainfo.pieces.length);
+    })().catch((error: Error) => this.log.warn({ digest, err: error.message }, "cannot seed blob"));
+  }
+
+  async status(): Promise<unknown> {
+    const metric = async (name: string) => (await this.metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
+    const downloaded = await metric("shoal_agent_bytes_downloaded_total");
+    return {
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      edge: this.config.edge,
+      zone: this.config.zone,
+      cluster: this.config.cluster,
+      store: this.store.usage(),
+      bytesBySource: Object.fromEntries(downloaded.map((v) => [String(v.labels.source), v.value])),
+      downloads: this.downloads.active().map((d) => ({ digest: d.digest, size: d.size, written: d.written, state: d.state })),
+      peerId: this.peerId.toString("hex"),
+      // Swarms this agent seeds (downloading swarms join with the P2P scheduler).
+      swarms: (this.announcer?.active() ?? []).map((s) => ({ ...s, role: "seeder" })),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running && !this.registryServer) return;
+    this.running = false;
+    this.announcer?.stop();
+    await Promise.all([close(this.registryServer), close(this.adminServer), closeNet(this.peerServer)]);
+    await this.edge.close();
+    this.log.info("agent stopped");
+  }
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+function closeNet(server: net.Server | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function close(server: http.Server | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 2_000).unref();
+  });
+}

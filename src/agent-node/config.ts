@@ -1,0 +1,124 @@
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+/** Sizes in config files: a number of bytes or "10GiB", "512MB", … */
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4 };
+
+export function parseSize(value: string | number): number {
+  if (typeof value === "number") return value;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const unit = match?.[2]?.toLowerCase() ?? "";
+  if (!match || !(unit in SIZE_UNITS)) throw new Error(`invalid size ${JSON.stringify(value)} (use bytes or e.g. 10GiB, 512MB)`);
+  return Math.floor(Number(match[1]) * SIZE_UNITS[unit]!);
+}
+
+const Size = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  try {
+    return parseSize(v);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const Port = z.coerce.number().int().min(0).max(65535);
+
+/** The agent's configuration: YAML file, then flags on top. Names follow Kraken's agent. */
+export const AgentConfigSchema = z
+  .object({
+    edge: z.url({ message: "edge must be a URL such as http://127.0.0.1:15000" }),
+    peerIp: z.string().default("127.0.0.1"),
+    peerPort: Port.default(16001),
+    agentServerPort: Port.default(16002),
+    agentRegistryPort: Port.default(16000),
+    /** Address the registry and admin servers listen on (localhost: they are for this host). */
+    listenHost: z.string().default("127.0.0.1"),
+    /** Address the peer port listens on (other hosts connect to it). */
+    peerListenHost: z.string().default("0.0.0.0"),
+    p2p: z
+      .object({
+        /** Blobs are announced as seeded for this long after they were last fetched or served. */
+        seedWindowSeconds: z.number().positive().default(600),
+      })
+      .strict()
+      .default({ seedWindowSeconds: 600 }),
+    zone: z.string().default("local"),
+    cluster: z.string().default("devcluster"),
+    store: z
+      .object({
+        dir: z.string(),
+        capacity: Size.default(10 * 1024 ** 3),
+      })
+      .strict(),
+    registry: z
+      .object({
+        /** How long a tag resolved at the edge is reused, in seconds (0: ask every time). */
+        tagTtlSeconds: z.number().nonnegative().default(5),
+      })
+      .strict()
+      .default({ tagTtlSeconds: 5 }),
+    log: z
+      .object({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info") })
+      .strict()
+      .default({ level: "info" }),
+  })
+  .strict();
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+/** Secrets kept out of the config file (`--secrets`): never logged. */
+export const AgentSecretsSchema = z
+  .object({
+    /** Credentials for the edge: `user:token` (HTTP Basic) or a bare bearer token. */
+    edgeToken: z.string().min(1).optional(),
+  })
+  .strict();
+export type AgentSecrets = z.infer<typeof AgentSecretsSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export async function readYamlFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    return parseYaml(text) ?? {};
+  } catch (error) {
+    throw new ConfigError(`${file} is not valid YAML: ${(error as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** Validates merged settings; the error lists every problem with its path. */
+export function parseAgentConfig(input: unknown, source = "configuration"): AgentConfig {
+  const result = AgentConfigSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
+  }
+  return result.data;
+}
+
+export function parseAgentSecrets(input: unknown, source: string): AgentSecrets {
+  const result = AgentSecretsSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(`invalid secrets in ${source}: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  return result.data;
+}
+
+/** Deep merge where `over` wins; undefined in `over` leaves `base` alone. */
+export function mergeConfig(base: unknown, over: Record<string, unknown>): unknown {
+  if (typeof base !== "object" || base === null || Array.isArray(base)) return over;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    out[key] =
+      typeof value === "object" && value !== null && !Array.isArray(value) ? mergeConfig(out[key] ?? {}, value as Record<string, unknown>) : value;
+  }
+  return out;
+}

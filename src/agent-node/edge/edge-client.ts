@@ -1,0 +1,133 @@
+import { Agent as UndiciAgent, request, type Dispatcher } from "undici";
+import { OciError, isOciErrorBody } from "../../shared/oci/errors.js";
+import type { Digest } from "../../shared/oci/digest.js";
+import { MetainfoSchema, type Metainfo } from "../../shared/p2p/metainfo.js";
+import { AnnounceResponseSchema, type AnnounceRequest, type AnnounceResponse } from "../../shared/api/announce.js";
+
+export interface EdgeClientOptions {
+  baseUrl: string;
+  /** `user:token` (sent as HTTP Basic) or a bare token (Bearer). */
+  token?: string;
+}
+
+export interface EdgeManifest {
+  digest: Digest;
+  mediaType: string;
+  body: Buffer;
+}
+
+/** The edge could not be reached or answered with a server error. */
+export class EdgeUnavailableError extends Error {
+  override name = "EdgeUnavailableError";
+}
+
+/**
+ * The agent's HTTP client for the edge's /v2 API: manifests, blobs (whole or by Range, the web
+ * seed) and raw forwarding for pushes. Keep-alive connections, no body timeout for big blobs.
+ */
+export class EdgeClient {
+  readonly baseUrl: string;
+  private readonly dispatcher: Dispatcher;
+  private readonly authorization: string | undefined;
+
+  constructor(options: EdgeClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.dispatcher = new UndiciAgent({ connections: 64, keepAliveTimeout: 30_000, bodyTimeout: 0, headersTimeout: 30_000 });
+    if (options.token) {
+      this.authorization = options.token.includes(":") ? `Basic ${Buffer.from(options.token).toString("base64")}` : `Bearer ${options.token}`;
+    }
+  }
+
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    return this.authorization ? { ...extra, authorization: this.authorization } : extra;
+  }
+
+  async request(path: string, options: Omit<Dispatcher.RequestOptions, "origin" | "path"> & { method: Dispatcher.HttpMethod }): Promise<Dispatcher.ResponseData> {
+    try {
+      return await request(`${this.baseUrl}${path}`, {
+        ...options,
+        dispatcher: this.dispatcher,
+        headers: { ...this.headers(), ...((options.headers as Record<string, string>) ?? {}) },
+      });
+    } catch (error) {
+      throw new EdgeUnavailableError(`edge ${this.baseUrl} unreachable: ${(error as Error).message}`);
+    }
+  }
+
+  async getManifest(name: string, reference: string, accept?: string): Promise<EdgeManifest> {
+    const res = await this.request(`/v2/${name}/manifests/${reference}`, {
+      method: "GET",
+      headers: { accept: accept ?? "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json" },
+    });
+    if (res.statusCode !== 200) throw await this.failure(res);
+    const body = Buffer.from(await res.body.arrayBuffer());
+    return {
+      digest: String(res.headers["docker-content-digest"] ?? "") as Digest,
+      mediaType: String(res.headers["content-type"] ?? ""),
+      body,
+    };
+  }
+
+  /** The blob's size, or null when the edge does not have it in that repository. */
+  async headBlob(name: string, digest: Digest): Promise<number | null> {
+    const res = await this.request(`/v2/${name}/blobs/${digest}`, { method: "HEAD" });
+    await res.body.dump();
+    if (res.statusCode === 404) return null;
+    if (res.statusCode !== 200) throw await this.failure(res);
+    return Number(res.headers["content-length"]);
+  }
+
+  /** Opens a blob for reading (a byte range of it with `range`, as a web seed). */
+  async openBlob(name: string, digest: Digest, range?: { start: number; end: number }): Promise<{ size: number; body: Dispatcher.ResponseData["body"] }> {
+    const res = await this.request(`/v2/${name}/blobs/${digest}`, {
+      method: "GET",
+      headers: range ? { range: `bytes=${range.start}-${range.end}` } : {},
+    });
+    if (res.statusCode !== 200 && res.statusCode !== 206) throw await this.failure(res);
+    const size = Number(res.headers["content-length"]);
+    if (!Number.isSafeInteger(size)) {
+      res.body.destroy();
+      throw new EdgeUnavailableError(`edge sent ${digest} without a valid Content-Length`);
+    }
+    return { size, body: res.body };
+  }
+
+  /** Metainfo (piece length and piece hashes) of a blob in a repository, validated. */
+  async getMetainfo(name: string, digest: Digest): Promise<Metainfo> {
+    const res = await this.request(`/shoal/v1/${name}/metainfo/${digest}`, { method: "GET" });
+    if (res.statusCode !== 200) throw await this.failure(res);
+    const parsed = MetainfoSchema.safeParse(await res.body.json());
+    if (!parsed.success || parsed.data.digest !== digest) throw new EdgeUnavailableError(`edge sent invalid metainfo for ${digest}`);
+    return parsed.data;
+  }
+
+  async announce(request: AnnounceRequest): Promise<AnnounceResponse> {
+    const res = await this.request("/shoal/v1/announce", {
+      method: "POST",
+      body: JSON.stringify(request),
+      headers: { "content-type": "application/json" },
+    });
+    if (res.statusCode !== 200) throw await this.failure(res);
+    return AnnounceResponseSchema.parse(await res.body.json());
+  }
+
+  /** Turns an edge error response into the OciError it carries (or a 502-ish one). */
+  async failure(res: Dispatcher.ResponseData): Promise<Error> {
+    const text = await res.body.text().catch(() => "");
+    if (res.statusCode >= 500) return new EdgeUnavailableError(`edge answered ${res.statusCode}: ${text.slice(0, 200)}`);
+    try {
+      const body = JSON.parse(text) as unknown;
+      if (isOciErrorBody(body)) {
+        const first = body.errors[0]!;
+        return new OciError(first.code, first.message, { status: res.statusCode, detail: first.detail });
+      }
+    } catch {
+      // not JSON
+    }
+    return new OciError("UNKNOWN", `edge answered ${res.statusCode}`, { status: res.statusCode === 404 ? 404 : 502 });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}

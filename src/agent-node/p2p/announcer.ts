@@ -1,0 +1,92 @@
+import type { Logger } from "pino";
+import type { Digest } from "../../shared/oci/digest.js";
+import type { AnnounceRequest, AnnounceResponse } from "../../shared/api/announce.js";
+import type { EdgeClient } from "../edge/edge-client.js";
+
+export interface AnnouncerOptions {
+  edge: EdgeClient;
+  log: Logger;
+  peerId: string;
+  ip: string;
+  port: number;
+  zone: string;
+  cluster: string;
+  /** How long a blob keeps being announced as seeded after it was last fetched or served. */
+  seedWindowMs: number;
+  now?: () => number;
+}
+
+interface Seeding {
+  pieceCount: number;
+  activeAt: number;
+  nextAt: number;
+}
+
+/**
+ * Announces the blobs this agent seeds to their swarms' trackers, at the interval each tracker
+ * asks for, while they are recently used. A tracker that cannot be reached is retried on the next
+ * round; the agent goes on serving what it has.
+ */
+export class Announcer {
+  private readonly seeding = new Map<Digest, Seeding>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly options: AnnouncerOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), 1_000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Starts (or refreshes) seeding a complete blob, announcing it at once. */
+  async seed(digest: Digest, pieceCount: number): Promise<AnnounceResponse | undefined> {
+    const entry = this.seeding.get(digest);
+    if (entry) {
+      entry.activeAt = this.now();
+      return undefined;
+    }
+    this.seeding.set(digest, { pieceCount, activeAt: this.now(), nextAt: 0 });
+    return this.announceOne(digest);
+  }
+
+  request(digest: Digest, pieceCount: number, complete: boolean, have: number): AnnounceRequest {
+    const { peerId, ip, port, zone, cluster } = this.options;
+    return { digest, peerId, ip, port, zone, cluster, complete, have, pieceCount };
+  }
+
+  private async tick(): Promise<void> {
+    const now = this.now();
+    for (const [digest, entry] of this.seeding) {
+      if (now - entry.activeAt > this.options.seedWindowMs) {
+        this.seeding.delete(digest);
+        continue;
+      }
+      if (now >= entry.nextAt) await this.announceOne(digest);
+    }
+  }
+
+  private async announceOne(digest: Digest): Promise<AnnounceResponse | undefined> {
+    const entry = this.seeding.get(digest);
+    if (!entry) return undefined;
+    try {
+      const response = await this.options.edge.announce(this.request(digest, entry.pieceCount, true, entry.pieceCount));
+      entry.nextAt = this.now() + response.interval * 1000;
+      return response;
+    } catch (error) {
+      entry.nextAt = this.now() + 5_000;
+      this.options.log.warn({ digest, err: (error as Error).message }, "announce failed; will retry");
+      return undefined;
+    }
+  }
+
+  active(): { digest: Digest; pieceCount: number }[] {
+    return [...this.seeding].map(([digest, e]) => ({ digest, pieceCount: e.pieceCount }));
+  }
+}

@@ -1,0 +1,158 @@
+import { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
+import { FrameDecoder } from "../../shared/p2p/wire/decode.js";
+import { encodeFrame } from "../../shared/p2p/wire/encode.js";
+import { WIRE_ERROR, WireError, type Frame } from "../../shared/p2p/wire/frames.js";
+
+export interface PeerConnectionOptions {
+  /** Close a connection that sends nothing for this long (keep-alives count). */
+  idleTimeoutMs: number;
+  /** Send a keep-alive when we have sent nothing for this long. */
+  keepAliveMs: number;
+}
+
+/**
+ * A TCP connection to a peer speaking the wire protocol: decodes frames as bytes arrive (a bad or
+ * oversized frame closes the connection with an error frame), and sends with backpressure.
+ * Frames go to the handler set with `onFrames`; until one is set they wait in a bounded inbox, so
+ * nothing is lost between the handshake and the handler. Emits "close" (Error | undefined).
+ */
+export class PeerConnection extends EventEmitter {
+  private readonly decoder = new FrameDecoder();
+  private closed = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  bytesSent = 0;
+  bytesReceived = 0;
+  private handler: ((frame: Frame) => void) | undefined;
+  private readonly inbox: Frame[] = [];
+  private static readonly INBOX_MAX = 1024;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly options: PeerConnectionOptions,
+  ) {
+    super();
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (error) => this.close(error));
+    socket.on("close", () => this.close());
+    this.resetIdle();
+    this.resetKeepAlive();
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.bytesReceived += chunk.length;
+    this.resetIdle();
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    } catch (error) {
+      this.refuse(WIRE_ERROR.PROTOCOL, (error as Error).message);
+      return;
+    }
+    for (const frame of frames) {
+      if (this.closed) return;
+      if (frame.type === "keepAlive") continue;
+      if (this.handler) this.handler(frame);
+      else if (this.inbox.push(frame) > PeerConnection.INBOX_MAX) return this.refuse(WIRE_ERROR.OVERLOADED, "too many frames before the handshake completed");
+    }
+  }
+
+  /** Sets where frames go (undefined: hold them), delivering any that are waiting first. */
+  onFrames(handler: ((frame: Frame) => void) | undefined): void {
+    this.handler = handler;
+    while (handler && this.handler === handler && this.inbox.length > 0 && !this.closed) handler(this.inbox.shift()!);
+  }
+
+  /** Sends a frame; resolves when the socket can take more (honours 'drain'). */
+  async send(frame: Frame): Promise<void> {
+    if (this.closed) throw new WireError("connection closed");
+    const bytes = encodeFrame(frame);
+    this.bytesSent += bytes.length;
+    this.resetKeepAlive();
+    if (!this.socket.write(bytes)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          this.socket.off("close", onClose);
+          resolve();
+        };
+        const onClose = () => {
+          this.socket.off("drain", onDrain);
+          reject(new WireError("connection closed"));
+        };
+        this.socket.once("drain", onDrain);
+        this.socket.once("close", onClose);
+      });
+    }
+  }
+
+  /** Tells the peer why, then closes. */
+  refuse(code: number, message: string): void {
+    if (this.closed) return;
+    try {
+      this.socket.write(encodeFrame({ type: "error", code, message }));
+    } catch {
+      // closing anyway
+    }
+    this.socket.end();
+    this.close(new WireError(message));
+  }
+
+  close(error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.keepAliveTimer);
+    this.socket.destroy();
+    this.emit("close", error);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private resetIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.refuse(WIRE_ERROR.PROTOCOL, "idle timeout"), this.options.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  private resetKeepAlive(): void {
+    clearTimeout(this.keepAliveTimer);
+    this.keepAliveTimer = setTimeout(() => {
+      if (!this.closed) this.send({ type: "keepAlive" }).catch(() => undefined);
+    }, this.options.keepAliveMs);
+    this.keepAliveTimer.unref();
+  }
+}
+
+/** Resolves with the first frame, or rejects after `ms` (a handshake must come quickly). */
+export function firstFrame(connection: PeerConnection, ms: number): Promise<Frame> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new WireError("no handshake in time"));
+    }, ms);
+    const onFrame = (frame: Frame) => {
+      connection.onFrames(undefined); // later frames wait for the real handler
+      cleanup();
+      resolve(frame);
+    };
+    const onClose = (error?: Error) => {
+      cleanup();
+      reject(error ?? new WireError("closed before handshake"));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      connection.off("close", onClose);
+    };
+    connection.on("close", onClose);
+    connection.onFrames(onFrame);
+  });
+}

@@ -1,0 +1,140 @@
+import net from "node:net";
+import { open, type FileHandle } from "node:fs/promises";
+import type { Logger } from "pino";
+import { parseDigest, type Digest } from "../../shared/oci/digest.js";
+import { Bitfield } from "../../shared/p2p/bitfield.js";
+import { pieceBounds, type Metainfo } from "../../shared/p2p/metainfo.js";
+import { MAX_BLOCK_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
+import type { DiskStore } from "../store/disk-store.js";
+import type { AgentMetrics } from "../metrics.js";
+import { PeerConnection, firstFrame } from "./peer-connection.js";
+
+export interface PeerServerOptions {
+  store: DiskStore;
+  metrics: AgentMetrics;
+  log: Logger;
+  peerId: Uint8Array;
+  maxConnections?: number;
+  maxConnectionsPerAddress?: number;
+  handshakeTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  /** Requests a peer may have queued before it is refused as abusive. */
+  maxQueuedRequests?: number;
+}
+
+/**
+ * The agent's peer port, seeding side: a peer names a blob in its handshake; if this agent has it
+ * (verified, with metainfo) it answers with its bitfield and serves block requests from the store.
+ * Anything else gets an error frame with the reason and the connection is closed.
+ */
+export function createPeerServer(options: PeerServerOptions): net.Server {
+  const maxConnections = options.maxConnections ?? 128;
+  const perAddress = options.maxConnectionsPerAddress ?? 16;
+  const byAddress = new Map<string, number>();
+  let open_ = 0;
+  const server = net.createServer((socket) => {
+    const address = socket.remoteAddress ?? "?";
+    const connection = new PeerConnection(socket, { idleTimeoutMs: options.idleTimeoutMs ?? 60_000, keepAliveMs: 20_000 });
+    if (open_ >= maxConnections) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many connections");
+    if ((byAddress.get(address) ?? 0) >= perAddress) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many connections from this address");
+    open_++;
+    byAddress.set(address, (byAddress.get(address) ?? 0) + 1);
+    connection.once("close", () => {
+      open_--;
+      const n = (byAddress.get(address) ?? 1) - 1;
+      if (n <= 0) byAddress.delete(address);
+      else byAddress.set(address, n);
+    });
+    serve(connection, options).catch((error: Error) => {
+      options.log.debug({ peer: connection.remote, err: error.message }, "peer connection ended");
+      connection.close(error);
+    });
+  });
+  return server;
+}
+
+async function serve(connection: PeerConnection, options: PeerServerOptions): Promise<void> {
+  const hello = await firstFrame(connection, options.handshakeTimeoutMs ?? 5_000);
+  if (hello.type !== "handshake") return connection.refuse(WIRE_ERROR.PROTOCOL, "expected a handshake");
+  if (hello.protocol !== PROTOCOL_ID || hello.version !== PROTOCOL_VERSION) {
+    return connection.refuse(WIRE_ERROR.PROTOCOL, `unsupported protocol ${hello.protocol} v${hello.version}`);
+  }
+  let digest: Digest;
+  try {
+    digest = parseDigest(hello.digest);
+  } catch {
+    return connection.refuse(WIRE_ERROR.PROTOCOL, "invalid digest");
+  }
+  const { store } = options;
+  const metainfo = store.get(digest) ? await store.readMetainfo(digest) : undefined;
+  if (!metainfo) return connection.refuse(WIRE_ERROR.UNKNOWN_BLOB, `no ${digest} here`);
+  if (hello.pieceCount !== metainfo.pieces.length) return connection.refuse(WIRE_ERROR.PROTOCOL, "piece count does not match the metainfo");
+  const release = store.pin(digest);
+  let file: FileHandle | undefined;
+  try {
+    file = await open(store.blobPath(digest), "r");
+  } catch {
+    release();
+    return connection.refuse(WIRE_ERROR.UNKNOWN_BLOB, `no ${digest} here`);
+  }
+  connection.once("close", () => {
+    release();
+    void file?.close();
+  });
+  const reply: Handshake = {
+    type: "handshake",
+    version: PROTOCOL_VERSION,
+    protocol: PROTOCOL_ID,
+    digest,
+    peerId: options.peerId,
+    pieceCount: metainfo.pieces.length,
+    bitfield: Bitfield.full(metainfo.pieces.length).bytes,
+    auth: new Uint8Array(0),
+  };
+  await connection.send(reply);
+  store.touch(digest);
+
+  // Requests are served in order, one at a time, so a slow peer is slowed by its own socket.
+  const queue: Extract<Frame, { type: "request" }>[] = [];
+  let serving = false;
+  const maxQueued = options.maxQueuedRequests ?? 256;
+  const pump = async () => {
+    if (serving) return;
+    serving = true;
+    try {
+      for (let request = queue.shift(); request && !connection.isClosed; request = queue.shift()) {
+        const data = Buffer.allocUnsafe(request.length);
+        const { start } = pieceBounds(request.index, metainfo.size, metainfo.pieceLength);
+        const { bytesRead } = await file!.read(data, 0, request.length, start + request.begin);
+        if (bytesRead !== request.length) throw new Error("short read from the store");
+        await connection.send({ type: "piece", index: request.index, begin: request.begin, data });
+        options.metrics.bytesUploaded.inc(request.length);
+      }
+    } finally {
+      serving = false;
+    }
+  };
+  connection.onFrames((frame: Frame) => {
+    if (frame.type === "request") {
+      const problem = checkRequest(frame, metainfo);
+      if (problem) return connection.refuse(WIRE_ERROR.PROTOCOL, problem);
+      if (queue.length >= maxQueued) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many queued requests");
+      queue.push(frame);
+      pump().catch((error: Error) => connection.close(error));
+    } else if (frame.type === "cancel") {
+      const at = queue.findIndex((q) => q.index === frame.index && q.begin === frame.begin);
+      if (at >= 0) queue.splice(at, 1);
+    } else if (frame.type === "handshake") {
+      connection.refuse(WIRE_ERROR.PROTOCOL, "a second handshake");
+    }
+    // have/bitfield/complete from a leecher are fine to ignore: this side only seeds.
+  });
+}
+
+function checkRequest(request: { index: number; begin: number; length: number }, metainfo: Metainfo): string | undefined {
+  if (request.index >= metainfo.pieces.length) return `piece ${request.index} does not exist`;
+  const { start, end } = pieceBounds(request.index, metainfo.size, metainfo.pieceLength);
+  if (request.length === 0 || request.length > MAX_BLOCK_BYTES) return `block length ${request.length} out of range`;
+  if (request.begin + request.length > end - start) return "block runs past its piece";
+  return undefined;
+}

@@ -1,0 +1,385 @@
+import net from "node:net";
+import type { Logger } from "pino";
+import type { Digest } from "../../shared/oci/digest.js";
+import { Bitfield } from "../../shared/p2p/bitfield.js";
+import { pieceBounds, pieceHash, type Metainfo } from "../../shared/p2p/metainfo.js";
+import { MAX_BLOCK_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
+import type { AnnounceRequest, AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
+import type { BlobFiller, FillSink } from "../store/download.js";
+import type { AgentMetrics } from "../metrics.js";
+import { PeerConnection, firstFrame } from "./peer-connection.js";
+
+export interface SwarmSessionOptions {
+  digest: Digest;
+  metainfo: Metainfo;
+  peerId: Buffer;
+  metrics: AgentMetrics;
+  log: Logger;
+  /** Announces to the swarm's tracker (complete, have) and returns the handout. */
+  announce: (complete: boolean, have: number) => Promise<AnnounceResponse>;
+  /** Reads a piece from the web seed (the edge, by Range). */
+  webSeed: (start: number, end: number) => Promise<Buffer>;
+  /** Is this handed-out peer us? */
+  isSelf: (peer: HandoutPeer) => boolean;
+  maxPeers?: number;
+  /** Pieces requested from one peer at a time (each as blocks of up to 1 MiB). */
+  piecesPerPeer?: number;
+  webSeedConcurrency?: number;
+  requestTimeoutMs?: number;
+}
+
+interface RemotePeer {
+  key: string;
+  connection: PeerConnection;
+  bitfield: Bitfield;
+  pieces: Set<number>;
+  strikes: number;
+}
+
+interface Assembly {
+  buffer: Buffer;
+  received: number;
+  blocks: number;
+  from: string;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One blob being fetched by the P2P scheduler: pieces from peers (rarest first, random tie-breaks,
+ * several in flight per peer, endgame duplicates at the end, request timeouts), pieces no peer has
+ * from the web seed starting at the tracker's offset for this agent, every piece verified against
+ * the metainfo before it is written or served. A peer that sends a bad piece is dropped and banned
+ * from the swarm. Verified pieces are served to other peers while the rest arrive.
+ */
+export class SwarmSession implements BlobFiller {
+  readonly size: number;
+  readonly have: Bitfield;
+  private readonly pieceTotal: number;
+  private readonly peers = new Map<string, RemotePeer>();
+  private readonly connecting = new Set<string>();
+  private readonly banned = new Set<string>();
+  private readonly retryAfter = new Map<string, number>();
+  /** Inbound connections that want our `have`s. */
+  private readonly listeners = new Set<PeerConnection>();
+  private readonly assemblies = new Map<number, Map<string, Assembly>>();
+  private readonly webInFlight = new Set<number>();
+  private webSeedStart = 0;
+  private contiguous = 0;
+  private sink: FillSink | undefined;
+  private finished = false;
+  private resolveDone!: () => void;
+  private rejectDone!: (error: Error) => void;
+  private announceTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: SwarmSessionOptions) {
+    this.size = options.metainfo.size;
+    this.pieceTotal = options.metainfo.pieces.length;
+    this.have = new Bitfield(this.pieceTotal);
+  }
+
+  get digest(): Digest {
+    return this.options.digest;
+  }
+
+  get metainfo(): Metainfo {
+    return this.options.metainfo;
+  }
+
+  fill(sink: FillSink): Promise<void> {
+    this.sink = sink;
+    const done = new Promise<void>((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    if (this.pieceTotal === 0) {
+      this.finish();
+      return done;
+    }
+    this.tickTimer = setInterval(() => this.schedule(), 500);
+    this.tickTimer.unref();
+    void this.announce();
+    this.schedule();
+    return done;
+  }
+
+  /** Registers an inbound connection (served by the peer server) for `have` broadcasts. */
+  addListener(connection: PeerConnection): void {
+    this.listeners.add(connection);
+    connection.once("close", () => this.listeners.delete(connection));
+  }
+
+  async readBlock(index: number, begin: number, length: number): Promise<Buffer | undefined> {
+    if (!this.have.has(index) || !this.sink || this.finished) return undefined;
+    const { start } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
+    return this.sink.readAt(start + begin, length);
+  }
+
+  stats(): { peers: number; have: number; pieces: number; webInFlight: number } {
+    return { peers: this.peers.size, have: this.have.count(), pieces: this.pieceTotal, webInFlight: this.webInFlight.size };
+  }
+
+  private async announce(): Promise<void> {
+    if (this.finished) return;
+    let interval = 3;
+    try {
+      const response = await this.options.announce(false, this.have.count());
+      interval = response.interval;
+      this.webSeedStart = response.webSeedStartPiece % Math.max(1, this.pieceTotal);
+      for (const peer of response.peers) this.connect(peer);
+    } catch (error) {
+      // Tracker unreachable: go on with the peers we know and the web seed.
+      this.options.log.warn({ digest: this.digest, err: (error as Error).message }, "announce failed");
+    }
+    if (!this.finished) {
+      this.announceTimer = setTimeout(() => void this.announce(), interval * 1000);
+      this.announceTimer.unref();
+    }
+    this.schedule();
+  }
+
+  private connect(peer: HandoutPeer): void {
+    const key = `${peer.ip}:${peer.port}`;
+    const maxPeers = this.options.maxPeers ?? 16;
+    if (this.options.isSelf(peer) || this.banned.has(key) || this.peers.has(key) || this.connecting.has(key)) return;
+    if (this.peers.size + this.connecting.size >= maxPeers) return;
+    if ((this.retryAfter.get(key) ?? 0) > Date.now()) return;
+    this.connecting.add(key);
+    const socket = net.connect({ host: peer.ip, port: peer.port });
+    socket.setTimeout(5_000, () => socket.destroy(new Error("connect timeout")));
+    socket.once("connect", () => socket.setTimeout(0));
+    const connection = new PeerConnection(socket, { idleTimeoutMs: 60_000, keepAliveMs: 20_000 });
+    const hello: Handshake = {
+      type: "handshake",
+      version: PROTOCOL_VERSION,
+      protocol: PROTOCOL_ID,
+      digest: this.digest,
+      peerId: this.options.peerId,
+      pieceCount: this.pieceTotal,
+      bitfield: this.have.bytes,
+      auth: new Uint8Array(0),
+    };
+    connection.send(hello).catch(() => undefined);
+    firstFrame(connection, 5_000)
+      .then((frame) => {
+        this.connecting.delete(key);
+        if (frame.type !== "handshake" || frame.digest !== this.digest || frame.pieceCount !== this.pieceTotal) {
+          return connection.refuse(WIRE_ERROR.PROTOCOL, "handshake does not match the swarm");
+        }
+        let bitfield: Bitfield;
+        try {
+          bitfield = new Bitfield(this.pieceTotal, frame.bitfield);
+        } catch (error) {
+          return connection.refuse(WIRE_ERROR.PROTOCOL, (error as Error).message);
+        }
+        const remote: RemotePeer = { key, connection, bitfield, pieces: new Set(), strikes: 0 };
+        this.peers.set(key, remote);
+        this.options.metrics.peerConnections.inc();
+        connection.once("close", () => this.dropPeer(remote));
+        connection.onFrames((f) => this.onFrame(remote, f));
+        this.schedule();
+      })
+      .catch(() => {
+        this.connecting.delete(key);
+        this.retryAfter.set(key, Date.now() + 5_000);
+        connection.close();
+      });
+  }
+
+  private onFrame(peer: RemotePeer, frame: Frame): void {
+    switch (frame.type) {
+      case "have":
+        if (frame.index >= this.pieceTotal) return peer.connection.refuse(WIRE_ERROR.PROTOCOL, "have out of range");
+        peer.bitfield.set(frame.index);
+        return this.schedule();
+      case "bitfield":
+        try {
+          const field = new Bitfield(this.pieceTotal, frame.bitfield);
+          field.bytes.forEach((b, i) => (peer.bitfield.bytes[i] = b));
+        } catch (error) {
+          return peer.connection.refuse(WIRE_ERROR.PROTOCOL, (error as Error).message);
+        }
+        return this.schedule();
+      case "complete":
+        for (let i = 0; i < this.pieceTotal; i++) peer.bitfield.set(i);
+        return this.schedule();
+      case "piece":
+        return this.onBlock(peer, frame.index, frame.begin, frame.data);
+      case "reject":
+        this.release(frame.index, peer.key);
+        return this.schedule();
+      case "error":
+        return peer.connection.close(new Error(`peer error ${frame.code}: ${frame.message}`));
+      default:
+        return;
+    }
+  }
+
+  /** Picks work for every peer with room, then for the web seed. */
+  private schedule(): void {
+    if (this.finished || !this.sink) return;
+    const perPeer = this.options.piecesPerPeer ?? 2;
+    const missing: number[] = [];
+    for (let i = 0; i < this.pieceTotal; i++) if (!this.have.has(i)) missing.push(i);
+    if (missing.length === 0) return;
+    const peers = [...this.peers.values()].filter((p) => !p.connection.isClosed);
+    const availability = (i: number) => peers.reduce((n, p) => n + (p.bitfield.has(i) ? 1 : 0), 0);
+    const busy = (i: number) => this.assemblies.has(i) || this.webInFlight.has(i);
+    const unassigned = missing.filter((i) => !busy(i));
+    const endgame = unassigned.length === 0;
+    // Rarest first, random among equals.
+    const ranked = (endgame ? missing : unassigned)
+      .map((i) => ({ i, n: availability(i), tie: Math.random() }))
+      .filter((x) => x.n > 0)
+      .sort((a, b) => a.n - b.n || a.tie - b.tie);
+    for (const peer of shuffle(peers)) {
+      for (const { i } of ranked) {
+        if (peer.pieces.size >= perPeer) break;
+        if (!peer.bitfield.has(i) || peer.pieces.has(i) || this.have.has(i)) continue;
+        if (!endgame && busy(i)) continue;
+        this.requestPiece(peer, i);
+      }
+    }
+    // The web seed: pieces no connected peer has, from this agent's own starting point.
+    const concurrency = this.options.webSeedConcurrency ?? 2;
+    for (let k = 0; k < this.pieceTotal && this.webInFlight.size < concurrency; k++) {
+      const i = (this.webSeedStart + k) % this.pieceTotal;
+      if (this.have.has(i) || busy(i) || availability(i) > 0) continue;
+      this.fetchFromWebSeed(i);
+    }
+  }
+
+  private requestPiece(peer: RemotePeer, index: number): void {
+    const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
+    const length = end - start;
+    const blocks = Math.ceil(length / MAX_BLOCK_BYTES);
+    const timer = setTimeout(() => {
+      // Too slow: give the piece back and count a strike against the peer.
+      peer.strikes++;
+      this.release(index, peer.key);
+      if (peer.strikes >= 3) peer.connection.refuse(WIRE_ERROR.PROTOCOL, "too slow");
+      this.schedule();
+    }, this.options.requestTimeoutMs ?? 30_000);
+    timer.unref();
+    const byPeer = this.assemblies.get(index) ?? new Map<string, Assembly>();
+    byPeer.set(peer.key, { buffer: Buffer.allocUnsafe(length), received: 0, blocks, from: peer.key, timer });
+    this.assemblies.set(index, byPeer);
+    peer.pieces.add(index);
+    for (let b = 0; b < blocks; b++) {
+      const begin = b * MAX_BLOCK_BYTES;
+      peer.connection.send({ type: "request", index, begin, length: Math.min(MAX_BLOCK_BYTES, length - begin) }).catch(() => undefined);
+    }
+  }
+
+  private onBlock(peer: RemotePeer, index: number, begin: number, data: Uint8Array): void {
+    const assembly = this.assemblies.get(index)?.get(peer.key);
+    if (!assembly || begin + data.length > assembly.buffer.length || begin % MAX_BLOCK_BYTES !== 0) {
+      // Unrequested data (or a cancelled duplicate arriving late): ignore when harmless.
+      if (!assembly && index < this.pieceTotal) return;
+      return peer.connection.refuse(WIRE_ERROR.PROTOCOL, "block was not requested");
+    }
+    assembly.buffer.set(data, begin);
+    assembly.received++;
+    if (assembly.received < assembly.blocks) return;
+    clearTimeout(assembly.timer);
+    void this.completePiece(index, assembly.buffer, peer);
+  }
+
+  private fetchFromWebSeed(index: number): void {
+    const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
+    this.webInFlight.add(index);
+    this.options
+      .webSeed(start, end - 1)
+      .then((bytes) => this.completePiece(index, bytes, undefined))
+      .catch((error: Error) => this.options.log.warn({ digest: this.digest, index, err: error.message }, "web seed read failed"))
+      .finally(() => {
+        this.webInFlight.delete(index);
+        this.schedule();
+      });
+  }
+
+  private async completePiece(index: number, bytes: Buffer, from: RemotePeer | undefined): Promise<void> {
+    if (from) {
+      from.pieces.delete(index);
+      this.assemblies.get(index)?.delete(from.key);
+    }
+    if (this.have.has(index) || this.finished) return this.schedule();
+    const expected = this.options.metainfo.pieces[index];
+    if ((await pieceHash(bytes, this.options.metainfo.pieceLength)) !== expected) {
+      this.options.metrics.piecesRejected.inc();
+      if (from) {
+        this.options.log.warn({ digest: this.digest, index, peer: from.key }, "bad piece: peer dropped and banned");
+        this.banned.add(from.key);
+        from.connection.refuse(WIRE_ERROR.BANNED, `piece ${index} failed verification`);
+      } else {
+        this.options.log.error({ digest: this.digest, index }, "web seed sent a piece that does not match its metainfo");
+      }
+      return this.schedule();
+    }
+    if (this.have.has(index) || this.finished) return;
+    const { start } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
+    await this.sink!.writeAt(start, bytes);
+    this.have.set(index);
+    this.options.metrics.bytesDownloaded.inc({ source: from ? "peer" : "origin" }, bytes.length);
+    // Endgame: whoever else was fetching this piece can stop.
+    for (const [key, assembly] of this.assemblies.get(index) ?? []) {
+      clearTimeout(assembly.timer);
+      const other = this.peers.get(key);
+      other?.pieces.delete(index);
+      other?.connection.send({ type: "cancel", index, begin: 0, length: Math.min(MAX_BLOCK_BYTES, bytes.length) }).catch(() => undefined);
+    }
+    this.assemblies.delete(index);
+    for (const listener of this.listeners) listener.send({ type: "have", index }).catch(() => undefined);
+    while (this.contiguous < this.pieceTotal && this.have.has(this.contiguous)) this.contiguous++;
+    this.sink!.advance(Math.min(this.size, this.contiguous * this.options.metainfo.pieceLength));
+    if (this.have.complete()) return this.finish();
+    this.schedule();
+  }
+
+  private release(index: number, key: string): void {
+    const assembly = this.assemblies.get(index)?.get(key);
+    if (assembly) clearTimeout(assembly.timer);
+    this.assemblies.get(index)?.delete(key);
+    if (this.assemblies.get(index)?.size === 0) this.assemblies.delete(index);
+    this.peers.get(key)?.pieces.delete(index);
+  }
+
+  private dropPeer(peer: RemotePeer): void {
+    for (const index of peer.pieces) this.release(index, peer.key);
+    this.peers.delete(peer.key);
+    this.retryAfter.set(peer.key, Date.now() + 3_000);
+    this.schedule();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.stop();
+    this.sink?.advance(this.size);
+    this.resolveDone();
+  }
+
+  /** Stops all network activity (completion, failure or shutdown). */
+  stop(error?: Error): void {
+    clearTimeout(this.announceTimer);
+    clearInterval(this.tickTimer);
+    for (const assemblies of this.assemblies.values()) for (const a of assemblies.values()) clearTimeout(a.timer);
+    for (const peer of this.peers.values()) peer.connection.close();
+    for (const listener of this.listeners) listener.close();
+    if (error && !this.finished) {
+      this.finished = true;
+      this.rejectDone(error);
+    }
+  }
+}
+
+function shuffle<T>(items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+export type { AnnounceRequest };

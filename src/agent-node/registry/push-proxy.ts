@@ -1,0 +1,186 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Dispatcher } from "undici";
+import type { Logger } from "pino";
+import { OciError } from "../../shared/oci/errors.js";
+import { EdgeUnavailableError, type EdgeClient } from "../edge/edge-client.js";
+
+/** Request headers worth passing to the edge. */
+const FORWARDED_REQUEST_HEADERS = ["content-type", "content-length", "content-range", "accept", "authorization"];
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "date"]);
+
+/**
+ * Pushes sent to the agent go to the edge. Bodies over the edge's advertised request limit
+ * (`OCI-Chunk-Max-Length`) are split into several PATCH requests, so `docker push` through the
+ * agent works for any layer size even though docker, podman and skopeo send a layer in one request.
+ */
+export class PushProxy {
+  private chunkMaxBytes: number | undefined;
+
+  constructor(
+    private readonly edge: EdgeClient,
+    private readonly log: Logger,
+  ) {}
+
+  /** Passes a request through to the same path at the edge and relays the answer. */
+  async forward(req: IncomingMessage, res: ServerResponse, withBody: boolean): Promise<void> {
+    const edgeRes = await this.send(req.method as Dispatcher.HttpMethod, req.url ?? "/", forwardedHeaders(req, withBody), withBody ? req : null);
+    await relay(edgeRes, res);
+  }
+
+  async startUpload(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://agent");
+    const digest = url.searchParams.get("digest");
+    if (digest === null || !hasBody(req)) return this.forward(req, res, hasBody(req));
+    // Monolithic POST ?digest=<d> with the blob: a session, chunked PATCHes, then PUT.
+    const start = await this.send("POST", `/v2/${name}/blobs/uploads/`, {}, null);
+    if (start.statusCode !== 202) return relay(start, res);
+    await start.body.dump();
+    const location = String(start.headers.location);
+    const patched = await this.appendSegments(req, location);
+    if (patched.statusCode !== 202) return relay(patched, res);
+    await patched.body.dump();
+    const put = await this.send("PUT", withQuery(String(patched.headers.location ?? location), "digest", digest), { "content-length": "0" }, null);
+    await relay(put, res);
+  }
+
+  async patch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const last = await this.appendSegments(req, req.url ?? "/");
+    await relay(last, res);
+  }
+
+  async put(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!hasBody(req) || req.headers["content-range"]) return this.forward(req, res, hasBody(req));
+    // The closing PUT carries the last chunk: append it in segments, then close without a body.
+    const patched = await this.appendSegments(req, pathOnly(req.url ?? "/"));
+    if (patched.statusCode !== 202) return relay(patched, res);
+    await patched.body.dump();
+    const digest = new URL(req.url ?? "/", "http://agent").searchParams.get("digest") ?? "";
+    const put = await this.send("PUT", withQuery(String(patched.headers.location ?? pathOnly(req.url ?? "/")), "digest", digest), { "content-length": "0" }, null);
+    await relay(put, res);
+  }
+
+  /**
+   * Sends the request body as PATCH requests of at most the edge's limit each. A client chunk with
+   * a Content-Range that fits goes through as it is.
+   */
+  private async appendSegments(req: IncomingMessage, location: string): Promise<Dispatcher.ResponseData> {
+    const limit = await this.learnLimit(location);
+    const declared = req.headers["content-length"] !== undefined ? Number(req.headers["content-length"]) : undefined;
+    if (req.headers["content-range"] || (declared !== undefined && declared <= limit)) {
+      return this.send("PATCH", location, forwardedHeaders(req, true), req);
+    }
+    const source = new SegmentSource(req);
+    let remaining = declared;
+    let current = location;
+    let last: Dispatcher.ResponseData | undefined;
+    while (await source.hasMore()) {
+      if (last) await last.body.dump();
+      const length = remaining !== undefined ? Math.min(limit, remaining) : undefined;
+      const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+      if (length !== undefined) headers["content-length"] = String(length);
+      last = await this.send("PATCH", current, headers, Readable.from(source.segment(limit)));
+      if (last.statusCode !== 202) {
+        req.resume();
+        return last;
+      }
+      if (remaining !== undefined) remaining -= length!;
+      current = String(last.headers.location ?? current);
+      this.log.debug({ location: current, range: last.headers.range }, "pushed a segment to the edge");
+    }
+    // An empty body: one empty PATCH keeps the protocol's answer (202 with Range).
+    return last ?? this.send("PATCH", current, { "content-length": "0" }, null);
+  }
+
+  private async learnLimit(location: string): Promise<number> {
+    if (this.chunkMaxBytes !== undefined) return this.chunkMaxBytes;
+    const status = await this.send("GET", pathOnly(location), {}, null);
+    await status.body.dump();
+    const header = status.headers["oci-chunk-max-length"];
+    if (header === undefined) {
+      if (status.statusCode === 404) throw new OciError("BLOB_UPLOAD_UNKNOWN");
+      throw new OciError("UNKNOWN", "the edge did not advertise its chunk limit", { status: 502 });
+    }
+    return Number(header);
+  }
+
+  private async send(method: Dispatcher.HttpMethod, path: string, headers: Record<string, string>, body: Readable | null): Promise<Dispatcher.ResponseData> {
+    try {
+      const res = await this.edge.request(path, { method, headers, body });
+      const advertised = res.headers["oci-chunk-max-length"];
+      if (advertised !== undefined) this.chunkMaxBytes = Number(advertised);
+      return res;
+    } catch (error) {
+      if (error instanceof EdgeUnavailableError) {
+        throw new OciError("UNKNOWN", `cannot push: ${error.message}`, { status: 503 });
+      }
+      throw error;
+    }
+  }
+}
+
+/** Reads a request body in consecutive segments of at most N bytes. */
+class SegmentSource {
+  private readonly iterator: AsyncIterator<Buffer>;
+  private pending: Buffer | undefined;
+  private ended = false;
+
+  constructor(stream: Readable) {
+    this.iterator = stream[Symbol.asyncIterator]();
+  }
+
+  async hasMore(): Promise<boolean> {
+    while (!this.pending?.length && !this.ended) {
+      const next = await this.iterator.next();
+      if (next.done) this.ended = true;
+      else this.pending = next.value;
+    }
+    return (this.pending?.length ?? 0) > 0;
+  }
+
+  async *segment(max: number): AsyncGenerator<Buffer> {
+    let sent = 0;
+    while (sent < max && (await this.hasMore())) {
+      const chunk = this.pending!;
+      const take = Math.min(chunk.length, max - sent);
+      this.pending = take < chunk.length ? chunk.subarray(take) : undefined;
+      sent += take;
+      yield take < chunk.length ? chunk.subarray(0, take) : chunk;
+    }
+  }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return (length !== undefined && Number(length) > 0) || req.headers["transfer-encoding"] !== undefined;
+}
+
+function forwardedHeaders(req: IncomingMessage, withBody: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = req.headers[name];
+    if (typeof value === "string") out[name] = value;
+  }
+  if (!withBody) out["content-length"] = "0";
+  return out;
+}
+
+async function relay(edgeRes: Dispatcher.ResponseData, res: ServerResponse): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(edgeRes.headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+  }
+  res.writeHead(edgeRes.statusCode, headers);
+  await pipeline(edgeRes.body, res);
+}
+
+function pathOnly(url: string): string {
+  return url.split("?")[0]!;
+}
+
+function withQuery(location: string, key: string, value: string): string {
+  const url = new URL(location, "http://edge");
+  url.searchParams.set(key, value);
+  return `${url.pathname}${url.search}`;
+}

@@ -1,0 +1,79 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import { randomUUID } from "node:crypto";
+import { OciError } from "../../shared/oci/errors.js";
+import type { AgentMetrics } from "../metrics.js";
+import type { PullService } from "./pull.js";
+import type { PushProxy } from "./push-proxy.js";
+import { matchRoute, type Route } from "./routes.js";
+import { API_VERSION_HEADER, sendError, sendJson } from "./respond.js";
+
+export interface RegistryServerOptions {
+  pull: PullService;
+  push: PushProxy;
+  metrics: AgentMetrics;
+  log: Logger;
+}
+
+/** The agent's registry port: what docker, containerd, skopeo and podman talk to on localhost. */
+export function createRegistryServer(options: RegistryServerOptions): http.Server {
+  const server = http.createServer((req, res) => {
+    const requestId = (req.headers["x-request-id"] as string | undefined) ?? randomUUID();
+    const started = Date.now();
+    let routeKind = "unknown";
+    res.on("finish", () => {
+      options.metrics.requests.inc({ route: routeKind, method: req.method ?? "", status: String(res.statusCode) });
+      options.log.debug({ requestId, method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - started }, "request");
+    });
+    handle(req, res, options, (kind) => (routeKind = kind)).catch((error: unknown) => {
+      const clientGone = (error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE" || res.destroyed;
+      if (clientGone) options.log.debug({ requestId, url: req.url }, "client went away");
+      else if (!(error instanceof OciError)) options.log.error({ requestId, err: error, url: req.url }, "request failed");
+      req.resume();
+      sendError(res, error);
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.requestTimeout = 0;
+  return server;
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, options: RegistryServerOptions, setRoute: (kind: string) => void): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://agent");
+  const route: Route = matchRoute(url.pathname);
+  setRoute(route.kind);
+  const method = req.method ?? "GET";
+  const read = method === "GET" || method === "HEAD";
+  switch (route.kind) {
+    case "base":
+      if (!read) break;
+      return sendJson(res, 200, {});
+    case "manifest":
+      if (read) return options.pull.manifest(req, res, route.name, route.reference);
+      if (method === "PUT" || method === "DELETE") return options.push.forward(req, res, method === "PUT");
+      break;
+    case "blob":
+      if (read) return options.pull.blob(req, res, route.name, route.digest);
+      if (method === "DELETE") return options.push.forward(req, res, false);
+      break;
+    case "namespace-blob":
+      if (read) return options.pull.blob(req, res, route.namespace, route.digest);
+      break;
+    case "uploads":
+      if (method === "POST") return options.push.startUpload(req, res, route.name);
+      break;
+    case "upload":
+      if (method === "PATCH") return options.push.patch(req, res);
+      if (method === "PUT") return options.push.put(req, res);
+      if (method === "GET" || method === "DELETE") return options.push.forward(req, res, false);
+      break;
+    case "tags":
+    case "catalog":
+    case "referrers":
+      // Listings are the edge's: read through.
+      if (read) return options.push.forward(req, res, false);
+      break;
+  }
+  res.setHeader("Allow", "GET, HEAD");
+  throw new OciError("UNSUPPORTED", `${method} is not supported on ${url.pathname.slice(0, 200)}`, { status: 405, headers: API_VERSION_HEADER });
+}

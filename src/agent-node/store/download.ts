@@ -1,0 +1,198 @@
+import { EventEmitter } from "node:events";
+import { open, type FileHandle } from "node:fs/promises";
+import { Readable } from "node:stream";
+import type { Logger } from "pino";
+import type { Digest } from "../../shared/oci/digest.js";
+import type { DiskStore } from "./disk-store.js";
+
+/** A sequential source of a blob's bytes (the edge's HTTP body). */
+export interface BlobSource {
+  size: number;
+  body: AsyncIterable<Uint8Array>;
+}
+
+/** Where a filler puts bytes: anywhere in the blob, telling how much of its start is verified. */
+export interface FillSink {
+  writeAt(position: number, bytes: Uint8Array): Promise<void>;
+  readAt(position: number, length: number): Promise<Buffer>;
+  /** Bytes [0, n) are written and verified: readers may have them. */
+  advance(contiguousBytes: number): void;
+}
+
+/** A source that fills the blob out of order (the P2P swarm session). */
+export interface BlobFiller {
+  size: number;
+  fill(sink: FillSink): Promise<void>;
+}
+
+export interface DownloadHooks {
+  /** Bytes that arrived from the source, for metrics. */
+  onBytes?(bytes: number): void;
+  onDone?(size: number): void;
+}
+
+/**
+ * One in-flight fetch of a blob into the store, shared by every request that wants it. Readers
+ * follow the partial file as it grows, so a client gets the first bytes while the rest arrive; if
+ * the digest does not match at the end, every reader's stream is destroyed (the transfer aborts,
+ * the client never sees a complete wrong blob) and nothing enters the store.
+ */
+export class Download extends EventEmitter {
+  size: number | undefined;
+  written = 0;
+  file: string | undefined;
+  state: "starting" | "running" | "done" | "failed" = "starting";
+  error: Error | undefined;
+  /** Resolves with the blob size once the source answered; rejects if it could not be opened. */
+  readonly ready: Promise<number>;
+  readonly finished: Promise<void>;
+
+  constructor(
+    readonly digest: Digest,
+    private readonly store: DiskStore,
+    openSource: () => Promise<BlobSource | BlobFiller>,
+    hooks: DownloadHooks,
+    log: Logger,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    let resolveReady!: (size: number) => void;
+    let rejectReady!: (error: Error) => void;
+    this.ready = new Promise((resolve, reject) => {
+      resolveReady = resolve;
+      rejectReady = reject;
+    });
+    this.ready.catch(() => undefined);
+    this.finished = this.run(openSource, hooks, resolveReady, rejectReady).catch((error: Error) => {
+      this.state = "failed";
+      this.error = error;
+      rejectReady(error);
+      log.warn({ digest, err: error.message }, "download failed");
+      this.emit("progress");
+      throw error;
+    });
+    this.finished.catch(() => undefined);
+  }
+
+  private async run(
+    openSource: () => Promise<BlobSource | BlobFiller>,
+    hooks: DownloadHooks,
+    resolveReady: (size: number) => void,
+    rejectReady: (error: Error) => void,
+  ): Promise<void> {
+    const source = await openSource().catch((error: Error) => {
+      rejectReady(error);
+      throw error;
+    });
+    const writer = await this.store.createWriter(this.digest);
+    this.file = writer.file;
+    this.size = source.size;
+    this.state = "running";
+    resolveReady(source.size);
+    try {
+      if ("fill" in source) {
+        await source.fill({
+          writeAt: (position, bytes) => writer.writeAt(position, bytes),
+          readAt: (position, length) => writer.readAt(position, length),
+          advance: (n) => {
+            if (n > this.written) {
+              this.written = n;
+              this.emit("progress");
+            }
+          },
+        });
+        if (this.written !== source.size) throw new Error(`filler stopped at ${this.written} of ${source.size} bytes`);
+      } else {
+        for await (const chunk of source.body) {
+          if (this.written + chunk.byteLength > source.size) throw new Error(`source sent more than ${source.size} bytes`);
+          await writer.write(chunk);
+          this.written += chunk.byteLength;
+          hooks.onBytes?.(chunk.byteLength);
+          this.emit("progress");
+        }
+        if (this.written !== source.size) throw new Error(`source ended after ${this.written} of ${source.size} bytes`);
+      }
+      await writer.commit(source.size);
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    this.state = "done";
+    hooks.onDone?.(source.size);
+    this.emit("progress");
+  }
+
+  /** Bytes [start, end] as they become available (end inclusive). */
+  createReader(start: number, end: number): Readable {
+    return Readable.from(this.follow(start, end), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+
+  private async *follow(start: number, end: number): AsyncGenerator<Buffer> {
+    await this.ready;
+    let handle: FileHandle | undefined;
+    try {
+      handle = await this.openFile();
+      let position = start;
+      while (position <= end) {
+        if (this.state === "failed") throw this.error ?? new Error("download failed");
+        const available = this.state === "done" ? this.size! : this.written;
+        if (position >= available) {
+          await new Promise<void>((resolve) => this.once("progress", resolve));
+          continue;
+        }
+        const length = Math.min(available, end + 1) - position;
+        const buffer = Buffer.allocUnsafe(Math.min(length, 1 << 20));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+        if (bytesRead === 0) throw new Error("partial file shorter than reported");
+        position += bytesRead;
+        // Refuse to hand out the last bytes of a blob until it verified: a client that got every
+        // byte must have got the right ones.
+        if (position > end && this.state !== "done") {
+          await this.finished;
+        }
+        yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+      }
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  private async openFile(): Promise<FileHandle> {
+    // The open descriptor survives the rename into the store at commit.
+    if (this.state !== "done" && this.file) {
+      try {
+        return await open(this.file, "r");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+        await this.finished; // renamed meanwhile: read the stored blob
+      }
+    }
+    return open(this.store.blobPath(this.digest), "r");
+  }
+}
+
+/** Deduplicates fetches: concurrent requests for one digest share one Download. */
+export class DownloadManager {
+  private readonly inflight = new Map<Digest, Download>();
+
+  constructor(
+    private readonly store: DiskStore,
+    private readonly log: Logger,
+  ) {}
+
+  fetch(digest: Digest, openSource: () => Promise<BlobSource | BlobFiller>, hooks: DownloadHooks = {}): Download {
+    const existing = this.inflight.get(digest);
+    if (existing) return existing;
+    const download = new Download(digest, this.store, openSource, hooks, this.log);
+    this.inflight.set(digest, download);
+    const forget = () => {
+      if (this.inflight.get(digest) === download) this.inflight.delete(digest);
+    };
+    download.finished.then(forget, forget);
+    return download;
+  }
+
+  active(): Download[] {
+    return [...this.inflight.values()];
+  }
+}

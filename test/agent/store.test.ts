@@ -1,0 +1,171 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mkdtemp, readdir, rm, writeFile, mkdir } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { DigestMismatchError, DiskStore } from "../../src/agent-node/store/disk-store.js";
+import { DownloadManager, type BlobSource } from "../../src/agent-node/store/download.js";
+import type { Digest } from "../../src/shared/oci/digest.js";
+
+const log = pino({ level: "silent" });
+const digestOf = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}` as Digest;
+let dir: string;
+let clock = 1_000;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "shoal-store-"));
+  clock = 1_000;
+});
+afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+async function openStore(capacityBytes = 1 << 30): Promise<DiskStore> {
+  const store = new DiskStore({ dir, capacityBytes, log, now: () => clock });
+  await store.open();
+  return store;
+}
+
+async function put(store: DiskStore, bytes: Uint8Array): Promise<Digest> {
+  const digest = digestOf(bytes);
+  const writer = await store.createWriter(digest);
+  await writer.write(bytes);
+  await writer.commit();
+  return digest;
+}
+
+describe("DiskStore", () => {
+  it("makes a blob visible only after its digest matches", async () => {
+    const store = await openStore();
+    const bytes = randomBytes(1000);
+    const wrong = digestOf(Buffer.from("other"));
+    const writer = await store.createWriter(wrong);
+    await writer.write(bytes);
+    await expect(writer.commit()).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(store.get(wrong)).toBeUndefined();
+    expect(await readdir(path.join(dir, "partial"))).toEqual([]);
+    const digest = await put(store, bytes);
+    expect(store.get(digest)?.size).toBe(1000);
+  });
+
+  it("survives a restart and drops leftover partial files", async () => {
+    const store = await openStore();
+    const digest = await put(store, randomBytes(500));
+    await writeFile(path.join(dir, "partial", "sha256-junk"), "half a blob");
+    const again = await openStore();
+    expect(again.get(digest)?.size).toBe(500);
+    expect(await readdir(path.join(dir, "partial"))).toEqual([]);
+  });
+
+  it("evicts least-recently-used blobs past capacity, never a pinned one", async () => {
+    const store = await openStore(2500);
+    const a = await put(store, randomBytes(1000));
+    clock = 2_000;
+    const b = await put(store, randomBytes(1000));
+    clock = 3_000;
+    store.touch(a); // a is now more recent than b
+    const release = store.pin(b);
+    clock = 4_000;
+    const c = await put(store, randomBytes(1000));
+    // b is the oldest but pinned: a goes instead.
+    expect(store.get(b)).toBeDefined();
+    expect(store.get(a)).toBeUndefined();
+    expect(store.get(c)).toBeDefined();
+    release();
+    clock = 5_000;
+    await put(store, randomBytes(1000));
+    expect(store.get(b)).toBeUndefined();
+    expect(store.usage().bytes).toBeLessThanOrEqual(2500);
+  });
+
+  it("ignores foreign files when it opens", async () => {
+    await mkdir(path.join(dir, "blobs/sha256"), { recursive: true });
+    const store = await openStore();
+    const digest = await put(store, Buffer.from("x"));
+    await store.writeMeta(digest, { mediaType: "application/json" });
+    const again = await openStore();
+    expect(again.list().map((e) => e.digest)).toEqual([digest]);
+    expect(await again.readMeta(digest)).toEqual({ mediaType: "application/json" });
+  });
+});
+
+/** A source whose chunks are released one at a time by the test. */
+function gatedSource(chunks: Uint8Array[]): { source: BlobSource; release(): void } {
+  const waiters: (() => void)[] = [];
+  let released = 0;
+  async function* body() {
+    for (let i = 0; i < chunks.length; i++) {
+      while (released <= i) await new Promise<void>((r) => waiters.push(r));
+      yield chunks[i]!;
+    }
+  }
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  return {
+    source: { size, body: body() },
+    release() {
+      released++;
+      waiters.splice(0).forEach((w) => w());
+    },
+  };
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+describe("Download", () => {
+  it("streams the first bytes to a reader before the rest has arrived", async () => {
+    const store = await openStore();
+    const manager = new DownloadManager(store, log);
+    const chunks = [randomBytes(3000), randomBytes(3000)];
+    const gate = gatedSource(chunks);
+    const download = manager.fetch(digestOf(Buffer.concat(chunks)), async () => gate.source);
+    gate.release();
+    await download.ready;
+    const reader = download.createReader(0, 5999);
+    const first = await new Promise<Buffer>((resolve) => reader.once("data", resolve));
+    expect(first.equals(chunks[0]!)).toBe(true);
+    expect(download.state).toBe("running");
+    gate.release();
+    const rest = await readAll(reader);
+    expect(Buffer.concat([first, rest]).equals(Buffer.concat(chunks))).toBe(true);
+    await download.finished;
+    expect(store.get(download.digest)).toBeDefined();
+  });
+
+  it("shares one fetch between concurrent requests", async () => {
+    const store = await openStore();
+    const manager = new DownloadManager(store, log);
+    const bytes = randomBytes(10_000);
+    let opened = 0;
+    const open = async () => {
+      opened++;
+      return { size: bytes.length, body: (async function* () { yield bytes; })() };
+    };
+    const downloads = Array.from({ length: 20 }, () => manager.fetch(digestOf(bytes), open));
+    expect(new Set(downloads).size).toBe(1);
+    await downloads[0]!.finished;
+    expect(opened).toBe(1);
+  });
+
+  it("aborts readers and stores nothing when the bytes do not verify", async () => {
+    const store = await openStore();
+    const manager = new DownloadManager(store, log);
+    const claimed = digestOf(Buffer.from("the real blob"));
+    const download = manager.fetch(claimed, async () => ({ size: 9, body: (async function* () { yield Buffer.from("forged!!!"); })() }));
+    await download.ready;
+    const reader = download.createReader(0, 8);
+    await expect(readAll(reader)).rejects.toThrow(/hashed to/);
+    expect(store.get(claimed)).toBeUndefined();
+    expect(await readdir(path.join(dir, "partial"))).toEqual([]);
+  });
+
+  it("fails readers when the source ends early", async () => {
+    const store = await openStore();
+    const manager = new DownloadManager(store, log);
+    const download = manager.fetch(digestOf(Buffer.from("abc")), async () => ({ size: 10, body: (async function* () { yield Buffer.from("abc"); })() }));
+    await download.ready;
+    await expect(readAll(download.createReader(0, 9))).rejects.toThrow(/ended after 3 of 10/);
+  });
+});

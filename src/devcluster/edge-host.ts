@@ -2,7 +2,7 @@ import http from "node:http";
 import path from "node:path";
 import { mkdir } from "node:fs/promises";
 import { Miniflare } from "miniflare";
-import { Pool, type Dispatcher } from "undici";
+import { Client, Pool, type Dispatcher } from "undici";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { PROJECT_ROOT, bundleWorker } from "./build-worker.js";
 
@@ -56,6 +56,8 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
   // undici, not http.request: when the Worker answers before reading a body (413 on an oversized
   // chunk) workerd closes the socket, and undici still delivers the response it got.
   const pool = new Pool(inner.origin, { connections: 256, bodyTimeout: 0, headersTimeout: 0 });
+  const forward = (options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> =>
+    options.body ? forwardOnFreshConnection(inner.origin, options) : forwardWithRetry(pool, options);
   const server = http.createServer(async (req, res) => {
     const started = Date.now();
     const headers: Record<string, string | string[]> = {};
@@ -65,7 +67,7 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
     }
     const hasBody = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
     try {
-      const response = await pool.request({
+      const response = await forward({
         method: req.method as Dispatcher.HttpMethod,
         path: req.url ?? "/",
         headers,
@@ -111,4 +113,38 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
       await miniflare.dispose();
     },
   };
+}
+
+/** Socket errors that mean a keep-alive connection was closed under a request. */
+const STALE_SOCKET_CODES = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE", "UND_ERR_CLOSED"]);
+
+/**
+ * A request without a body, retried once when the keep-alive connection it went out on turns out
+ * to be closed (workerd closes idle connections; after its event loop was busy with a big chunk,
+ * it closes them all at once, racing requests already on their way).
+ */
+async function forwardWithRetry(pool: Pool, options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  try {
+    return await pool.request(options);
+  } catch (error) {
+    if (!STALE_SOCKET_CODES.has((error as NodeJS.ErrnoException).code ?? "")) throw error;
+    return pool.request(options);
+  }
+}
+
+/**
+ * A request with a body (an upload chunk, an announce) cannot be retried once its stream was
+ * read, so it never rides a reused keep-alive connection: it gets a connection of its own.
+ */
+async function forwardOnFreshConnection(origin: URL | string, options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  const client = new Client(origin, { bodyTimeout: 0, headersTimeout: 0 });
+  const closeClient = () => void client.close().catch(() => undefined);
+  try {
+    const response = await client.request({ ...options, reset: true });
+    response.body.once("close", closeClient);
+    return response;
+  } catch (error) {
+    closeClient();
+    throw error;
+  }
 }

@@ -1,10 +1,25 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
+import { afterEach } from "vitest";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "./devcluster.js";
 
 const TSX = path.resolve("node_modules/.bin/tsx");
+
+/** Processes started by the current test file, whose logs are printed when a test fails. */
+const live = new Set<Proc>();
+const LOG_TAIL_CHARS = 6_000;
+/** How much of a process's output is kept in memory (its most recent part). */
+const OUTPUT_KEEP_CHARS = 1 << 20;
+
+afterEach((context) => {
+  if (context.task.result?.state !== "fail") return;
+  for (const proc of live) {
+    process.stderr.write(`\n----- last output of ${proc.args.join(" ")} -----\n${proc.output.slice(-LOG_TAIL_CHARS)}\n`);
+  }
+});
 
 /** A component started as its own process (edge or agent), stoppable and restartable. */
 export class Proc {
@@ -12,15 +27,25 @@ export class Proc {
   output = "";
 
   constructor(
-    private readonly args: string[],
+    readonly args: string[],
     private readonly env: Record<string, string>,
     private readonly readyUrl: string,
-  ) {}
+  ) {
+    live.add(this);
+  }
 
   async start(): Promise<this> {
     this.child = spawn(TSX, this.args, { env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
-    this.child.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
-    this.child.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
+    // SHOAL_TEST_LOG_DIR keeps each process's whole output in a file, for debugging a run.
+    const logDir = process.env.SHOAL_TEST_LOG_DIR;
+    const logFile = logDir ? createWriteStream(path.join(logDir, `${path.basename(this.args[0]!, ".ts")}-${this.child.pid}.log`)) : undefined;
+    const append = (d: Buffer) => {
+      logFile?.write(d);
+      this.output += d.toString();
+      if (this.output.length > 2 * OUTPUT_KEEP_CHARS) this.output = this.output.slice(-OUTPUT_KEEP_CHARS);
+    };
+    this.child.stdout!.on("data", append);
+    this.child.stderr!.on("data", append);
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (this.child.exitCode !== null) throw new Error(`process exited: ${this.output.slice(-2000)}`);

@@ -15,6 +15,8 @@ import { PullService } from "./registry/pull.js";
 import { PushProxy } from "./registry/push-proxy.js";
 import { createRegistryServer } from "./registry/server.js";
 import { createAdminServer } from "./admin/server.js";
+import { BlobFetcher } from "./p2p/blob-fetcher.js";
+import { SwarmRegistry } from "./p2p/swarm-registry.js";
 
 /** The host agent: registry port, admin port, store; `start()` and `stop()` once each. */
 export class Agent {
@@ -22,6 +24,7 @@ export class Agent {
   readonly store: DiskStore;
   readonly downloads: DownloadManager;
   readonly edge: EdgeClient;
+  readonly swarms = new SwarmRegistry();
   /** This agent's peer id: 20 random bytes, new at each start. */
   readonly peerId = randomBytes(20);
   private announcer: Announcer | undefined;
@@ -43,7 +46,7 @@ export class Agent {
 
   async start(): Promise<{ registryPort: number; adminPort: number; peerPort: number }> {
     await this.store.open();
-    this.peerServer = createPeerServer({ store: this.store, metrics: this.metrics, log: this.log.child({ part: "peer" }), peerId: this.peerId });
+    this.peerServer = createPeerServer({ store: this.store, swarms: this.swarms, metrics: this.metrics, log: this.log.child({ part: "peer" }), peerId: this.peerId });
     const peerPort = await listen(this.peerServer, this.config.peerPort, this.config.peerListenHost);
     this.announcer = new Announcer({
       edge: this.edge,
@@ -56,14 +59,35 @@ export class Agent {
       seedWindowMs: this.config.p2p.seedWindowSeconds * 1000,
     });
     this.announcer.start();
-    const pull = new PullService({
+    const announcer = this.announcer;
+    const { p2p } = this.config;
+    const fetcher = new BlobFetcher({
       store: this.store,
       downloads: this.downloads,
+      edge: this.edge,
+      swarms: this.swarms,
+      metrics: this.metrics,
+      log: this.log.child({ part: "fetch" }),
+      peerId: this.peerId,
+      announceRequest: (digest, pieceCount, complete, have) => announcer.request(digest, pieceCount, complete, have),
+      p2p: {
+        enabled: p2p.enabled,
+        maxPeersPerSwarm: p2p.maxPeersPerSwarm,
+        piecesPerPeer: p2p.piecesPerPeer,
+        webSeedConcurrency: p2p.webSeedConcurrency,
+        requestTimeoutMs: p2p.requestTimeoutSeconds * 1000,
+        stallTimeoutMs: p2p.stallTimeoutSeconds * 1000,
+      },
+      onStored: (name, digest) => this.startSeeding(name, digest),
+    });
+    const pull = new PullService({
+      store: this.store,
+      fetcher,
       edge: this.edge,
       metrics: this.metrics,
       log: this.log.child({ part: "registry" }),
       tagTtlMs: this.config.registry.tagTtlSeconds * 1000,
-      onBlobStored: (name, digest) => this.startSeeding(name, digest),
+      onBlobServed: (name, digest) => this.startSeeding(name, digest),
     });
     const push = new PushProxy(this.edge, this.log.child({ part: "push" }));
     this.registryServer = createRegistryServer({ pull, push, metrics: this.metrics, log: this.log.child({ part: "registry" }) });
@@ -106,8 +130,10 @@ export class Agent {
       bytesBySource: Object.fromEntries(downloaded.map((v) => [String(v.labels.source), v.value])),
       downloads: this.downloads.active().map((d) => ({ digest: d.digest, size: d.size, written: d.written, state: d.state })),
       peerId: this.peerId.toString("hex"),
-      // Swarms this agent seeds (downloading swarms join with the P2P scheduler).
-      swarms: (this.announcer?.active() ?? []).map((s) => ({ ...s, role: "seeder" })),
+      swarms: [
+        ...this.swarms.list().map((s) => ({ digest: s.digest, role: "downloading", ...s.stats() })),
+        ...(this.announcer?.active() ?? []).map((s) => ({ ...s, role: "seeder" })),
+      ],
     };
   }
 
@@ -115,6 +141,7 @@ export class Agent {
     if (!this.running && !this.registryServer) return;
     this.running = false;
     this.announcer?.stop();
+    this.swarms.stopAll();
     await Promise.all([close(this.registryServer), close(this.adminServer), closeNet(this.peerServer)]);
     await this.edge.close();
     this.log.info("agent stopped");

@@ -24,6 +24,35 @@ const Size = z.union([z.number().int().nonnegative(), z.string()]).transform((v,
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
+const P2P_DEFAULTS = {
+  enabled: true,
+  seedWindowSeconds: 600,
+  maxPeersPerSwarm: 16,
+  piecesPerPeer: 2,
+  webSeedConcurrency: 2,
+  requestTimeoutSeconds: 30,
+  stallTimeoutSeconds: 120,
+};
+
+const P2pConfigSchema = z
+  .object({
+    /** Fetch blobs through their swarms (off: every blob streams from the edge). */
+    enabled: z.boolean().default(P2P_DEFAULTS.enabled),
+    /** Blobs are announced as seeded for this long after they were last fetched or served. */
+    seedWindowSeconds: z.number().positive().default(P2P_DEFAULTS.seedWindowSeconds),
+    /** Outbound peer connections per swarm. */
+    maxPeersPerSwarm: z.number().int().min(1).max(256).default(P2P_DEFAULTS.maxPeersPerSwarm),
+    /** Pieces requested from one peer at a time. */
+    piecesPerPeer: z.number().int().min(1).max(64).default(P2P_DEFAULTS.piecesPerPeer),
+    /** Pieces read from the edge (web seed) at a time, for pieces no peer has. */
+    webSeedConcurrency: z.number().int().min(1).max(64).default(P2P_DEFAULTS.webSeedConcurrency),
+    /** A peer that does not deliver a requested piece in this time gets a strike and loses it. */
+    requestTimeoutSeconds: z.number().positive().default(P2P_DEFAULTS.requestTimeoutSeconds),
+    /** A download with no verified piece for this long fails. */
+    stallTimeoutSeconds: z.number().positive().default(P2P_DEFAULTS.stallTimeoutSeconds),
+  })
+  .strict();
+
 /** The agent's configuration: YAML file, then flags on top. Names follow Kraken's agent. */
 export const AgentConfigSchema = z
   .object({
@@ -36,13 +65,7 @@ export const AgentConfigSchema = z
     listenHost: z.string().default("127.0.0.1"),
     /** Address the peer port listens on (other hosts connect to it). */
     peerListenHost: z.string().default("0.0.0.0"),
-    p2p: z
-      .object({
-        /** Blobs are announced as seeded for this long after they were last fetched or served. */
-        seedWindowSeconds: z.number().positive().default(600),
-      })
-      .strict()
-      .default({ seedWindowSeconds: 600 }),
+    p2p: P2pConfigSchema.default(P2P_DEFAULTS),
     zone: z.string().default("local"),
     cluster: z.string().default("devcluster"),
     store: z

@@ -128,8 +128,10 @@ describe("pulling through agents", () => {
       }),
     );
     expect(new Set(results)).toEqual(new Set([digest]));
-    expect(await fresh.metric("shoal_agent_edge_fetches_total", '{kind="blob"}')).toBe(1);
+    // One download: exactly one copy came from the edge (as web-seed pieces), one blob stored.
+    expect(await fresh.metric("shoal_agent_blobs_total")).toBe(1);
     expect(await fresh.metric("shoal_agent_bytes_downloaded_total", '{source="origin"}')).toBe(blob.length);
+    expect(await fresh.metric("shoal_agent_edge_fetches_total", '{kind="piece"}')).toBe(Math.ceil(blob.length / (4 * 1024 * 1024)));
   });
 
   it("serves Range requests and OCI errors for unknown content", async () => {

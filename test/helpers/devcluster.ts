@@ -15,6 +15,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** N distinct free ports (all held open until every one is chosen, so parallel users do not collide). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
+      const server = net.createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve(server));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
 export interface Devcluster {
   edgeUrl: string;
   /** Registry and admin URLs of agent one and agent two. */

@@ -18,6 +18,7 @@ interface AgentFlags {
   storeCapacity?: string;
   listenHost?: string;
   logLevel?: string;
+  p2p?: boolean;
 }
 
 const port = (value: string) => {
@@ -43,6 +44,7 @@ export function agentCommand(): Command {
     .option("--store-capacity <size>", "store capacity, e.g. 20GiB")
     .option("--listen-host <host>", "address the registry and admin ports bind to")
     .option("--log-level <level>", "trace, debug, info, warn, error")
+    .option("--no-p2p", "fetch every blob from the edge in one stream (no peers)")
     .action(async (flags: AgentFlags) => {
       await runAgent(flags);
     });
@@ -61,6 +63,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     listenHost: flags.listenHost,
     store: { dir: flags.storeDir ? path.resolve(flags.storeDir) : undefined, capacity: flags.storeCapacity },
     log: { level: flags.logLevel },
+    // commander sets p2p to true unless --no-p2p: only the flag's "off" overrides the file.
+    p2p: flags.p2p === false ? { enabled: false } : undefined,
   });
   const config = parseAgentConfig(merged, flags.config ? `configuration (${flags.config} and flags)` : "flags");
   const secrets = flags.secrets ? parseAgentSecrets(await readYamlFile(flags.secrets), flags.secrets) : {};

@@ -8,9 +8,12 @@ import { MAX_BLOCK_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WIRE_ERROR, type Frame,
 import type { DiskStore } from "../store/disk-store.js";
 import type { AgentMetrics } from "../metrics.js";
 import { PeerConnection, firstFrame } from "./peer-connection.js";
+import type { SwarmRegistry } from "./swarm-registry.js";
 
 export interface PeerServerOptions {
   store: DiskStore;
+  /** Blobs being downloaded: their verified pieces are served before the blob is complete. */
+  swarms: SwarmRegistry;
   metrics: AgentMetrics;
   log: Logger;
   peerId: Uint8Array;
@@ -23,8 +26,9 @@ export interface PeerServerOptions {
 }
 
 /**
- * The agent's peer port, seeding side: a peer names a blob in its handshake; if this agent has it
- * (verified, with metainfo) it answers with its bitfield and serves block requests from the store.
+ * The agent's peer port, serving side: a peer names a blob in its handshake; if this agent has it
+ * (verified, with metainfo) or is downloading it, it answers with its bitfield and serves block
+ * requests from the store or from the download's verified pieces (sending `have` as more verify).
  * Anything else gets an error frame with the reason and the connection is closed.
  */
 export function createPeerServer(options: PeerServerOptions): net.Server {
@@ -65,22 +69,12 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
   } catch {
     return connection.refuse(WIRE_ERROR.PROTOCOL, "invalid digest");
   }
-  const { store } = options;
-  const metainfo = store.get(digest) ? await store.readMetainfo(digest) : undefined;
-  if (!metainfo) return connection.refuse(WIRE_ERROR.UNKNOWN_BLOB, `no ${digest} here`);
+  const source = await openBlockSource(digest, options);
+  if (!source) return connection.refuse(WIRE_ERROR.UNKNOWN_BLOB, `no ${digest} here`);
+  const { metainfo } = source;
+  if (connection.isClosed) return source.close();
+  connection.once("close", () => source.close());
   if (hello.pieceCount !== metainfo.pieces.length) return connection.refuse(WIRE_ERROR.PROTOCOL, "piece count does not match the metainfo");
-  const release = store.pin(digest);
-  let file: FileHandle | undefined;
-  try {
-    file = await open(store.blobPath(digest), "r");
-  } catch {
-    release();
-    return connection.refuse(WIRE_ERROR.UNKNOWN_BLOB, `no ${digest} here`);
-  }
-  connection.once("close", () => {
-    release();
-    void file?.close();
-  });
   const reply: Handshake = {
     type: "handshake",
     version: PROTOCOL_VERSION,
@@ -88,11 +82,12 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
     digest,
     peerId: options.peerId,
     pieceCount: metainfo.pieces.length,
-    bitfield: Bitfield.full(metainfo.pieces.length).bytes,
+    bitfield: source.bitfield(),
     auth: new Uint8Array(0),
   };
   await connection.send(reply);
-  store.touch(digest);
+  // A peer that is downloading the same blob as we are: we fetch from it over this connection too.
+  const toSession = source.joined(connection, hello);
 
   // Requests are served in order, one at a time, so a slow peer is slowed by its own socket.
   const queue: Extract<Frame, { type: "request" }>[] = [];
@@ -103,10 +98,11 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
     serving = true;
     try {
       for (let request = queue.shift(); request && !connection.isClosed; request = queue.shift()) {
-        const data = Buffer.allocUnsafe(request.length);
-        const { start } = pieceBounds(request.index, metainfo.size, metainfo.pieceLength);
-        const { bytesRead } = await file!.read(data, 0, request.length, start + request.begin);
-        if (bytesRead !== request.length) throw new Error("short read from the store");
+        const data = await source.read(request.index, request.begin, request.length);
+        if (!data) {
+          await connection.send({ type: "reject", index: request.index, begin: request.begin, length: request.length });
+          continue;
+        }
         await connection.send({ type: "piece", index: request.index, begin: request.begin, data });
         options.metrics.bytesUploaded.inc(request.length);
       }
@@ -126,8 +122,10 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
       if (at >= 0) queue.splice(at, 1);
     } else if (frame.type === "handshake") {
       connection.refuse(WIRE_ERROR.PROTOCOL, "a second handshake");
+    } else {
+      // have/bitfield/piece/…: for our download, if we have one; a seeder ignores them.
+      toSession?.(frame);
     }
-    // have/bitfield/complete from a leecher are fine to ignore: this side only seeds.
   });
 }
 
@@ -137,4 +135,74 @@ function checkRequest(request: { index: number; begin: number; length: number },
   if (request.length === 0 || request.length > MAX_BLOCK_BYTES) return `block length ${request.length} out of range`;
   if (request.begin + request.length > end - start) return "block runs past its piece";
   return undefined;
+}
+
+/** Where served blocks come from: the store (a complete blob) or a download in progress. */
+interface BlockSource {
+  metainfo: Metainfo;
+  bitfield(): Uint8Array;
+  /**
+   * The handshake went out: a download sends this peer `have`s from now on and may fetch from it;
+   * returns where the peer's other frames go.
+   */
+  joined(connection: PeerConnection, hello: Handshake): ((frame: Frame) => void) | undefined;
+  read(index: number, begin: number, length: number): Promise<Buffer | undefined>;
+  close(): void;
+}
+
+async function openBlockSource(digest: Digest, options: PeerServerOptions): Promise<BlockSource | undefined> {
+  const { store } = options;
+  const stored = store.get(digest) ? await store.readMetainfo(digest) : undefined;
+  if (stored) {
+    const release = store.pin(digest);
+    let file: FileHandle;
+    try {
+      file = await open(store.blobPath(digest), "r");
+    } catch {
+      release();
+      return undefined;
+    }
+    store.touch(digest);
+    return {
+      metainfo: stored,
+      bitfield: () => Bitfield.full(stored.pieces.length).bytes,
+      joined: () => undefined,
+      read: (index, begin, length) => readFileBlock(file, stored, index, begin, length),
+      close: () => {
+        release();
+        void file.close();
+      },
+    };
+  }
+  const session = options.swarms.get(digest);
+  if (!session) return undefined;
+  let file: FileHandle | undefined;
+  let release: (() => void) | undefined;
+  return {
+    metainfo: session.metainfo,
+    bitfield: () => new Uint8Array(session.have.bytes),
+    joined: (connection, hello) => session.adoptInbound(connection, hello),
+    async read(index, begin, length) {
+      const block = await session.readBlock(index, begin, length).catch(() => undefined);
+      if (block || !store.get(digest)) return block;
+      // The download finished and its blob moved into the store: serve from there.
+      if (!file) {
+        release = store.pin(digest);
+        file = await open(store.blobPath(digest), "r");
+      }
+      return readFileBlock(file, session.metainfo, index, begin, length);
+    },
+    close: () => {
+      release?.();
+      void file?.close();
+    },
+  };
+}
+
+async function readFileBlock(file: FileHandle, metainfo: Metainfo, index: number, begin: number, length: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(length);
+  const { start } = pieceBounds(index, metainfo.size, metainfo.pieceLength);
+  const { bytesRead } = await file.read(data, 0, length, start + begin);
+  if (bytesRead !== length) throw new Error("short read from the store");
+  return data;
 }

@@ -26,11 +26,21 @@ export interface SwarmSessionOptions {
   piecesPerPeer?: number;
   webSeedConcurrency?: number;
   requestTimeoutMs?: number;
+  /** Fail when no piece verified for this long (no peer and no web seed could help). */
+  stallTimeoutMs?: number;
+  now?: () => number;
 }
 
 interface RemotePeer {
   key: string;
+  /** Hex peer id from its handshake (bans follow the peer, not its address). */
+  peerId: string;
+  /** It connected to us: its connection belongs to the peer server and outlives our download. */
+  inbound: boolean;
   connection: PeerConnection;
+  /** Blocks it asked us for, served one at a time. */
+  serving: Promise<void>;
+  queued: number;
   bitfield: Bitfield;
   pieces: Set<number>;
   strikes: number;
@@ -64,6 +74,9 @@ export class SwarmSession implements BlobFiller {
   private readonly assemblies = new Map<number, Map<string, Assembly>>();
   private readonly webInFlight = new Set<number>();
   private webSeedStart = 0;
+  /** The web seed waits for the first announce and the handshakes it started (peers first). */
+  private webSeedHoldUntil = Number.POSITIVE_INFINITY;
+  private announced = false;
   private contiguous = 0;
   private sink: FillSink | undefined;
   private finished = false;
@@ -71,8 +84,11 @@ export class SwarmSession implements BlobFiller {
   private rejectDone!: (error: Error) => void;
   private announceTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+  private lastProgressAt = 0;
 
   constructor(private readonly options: SwarmSessionOptions) {
+    this.now = options.now ?? Date.now;
     this.size = options.metainfo.size;
     this.pieceTotal = options.metainfo.pieces.length;
     this.have = new Bitfield(this.pieceTotal);
@@ -96,11 +112,20 @@ export class SwarmSession implements BlobFiller {
       this.finish();
       return done;
     }
-    this.tickTimer = setInterval(() => this.schedule(), 500);
+    this.lastProgressAt = this.now();
+    this.tickTimer = setInterval(() => this.tick(), 500);
     this.tickTimer.unref();
     void this.announce();
     this.schedule();
     return done;
+  }
+
+  private tick(): void {
+    const stallMs = this.options.stallTimeoutMs ?? 120_000;
+    if (!this.finished && this.now() - this.lastProgressAt > stallMs) {
+      return this.stop(new Error(`no verified piece for ${Math.round(stallMs / 1000)} s from ${this.peers.size} peers or the web seed`));
+    }
+    this.schedule();
   }
 
   /** Registers an inbound connection (served by the peer server) for `have` broadcasts. */
@@ -109,8 +134,12 @@ export class SwarmSession implements BlobFiller {
     connection.once("close", () => this.listeners.delete(connection));
   }
 
+  /**
+   * A verified block for a peer, or undefined when this session does not have it. Works until the
+   * blob is committed to the store (then the peer server reads the store).
+   */
   async readBlock(index: number, begin: number, length: number): Promise<Buffer | undefined> {
-    if (!this.have.has(index) || !this.sink || this.finished) return undefined;
+    if (!this.have.has(index) || !this.sink) return undefined;
     const { start } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
     return this.sink.readAt(start + begin, length);
   }
@@ -127,10 +156,12 @@ export class SwarmSession implements BlobFiller {
       interval = response.interval;
       this.webSeedStart = response.webSeedStartPiece % Math.max(1, this.pieceTotal);
       for (const peer of response.peers) this.connect(peer);
+      if (!this.announced) this.webSeedHoldUntil = this.now() + WEB_SEED_HOLD_MS;
     } catch (error) {
       // Tracker unreachable: go on with the peers we know and the web seed.
       this.options.log.warn({ digest: this.digest, err: (error as Error).message }, "announce failed");
     }
+    this.announced = true;
     if (!this.finished) {
       this.announceTimer = setTimeout(() => void this.announce(), interval * 1000);
       this.announceTimer.unref();
@@ -141,7 +172,7 @@ export class SwarmSession implements BlobFiller {
   private connect(peer: HandoutPeer): void {
     const key = `${peer.ip}:${peer.port}`;
     const maxPeers = this.options.maxPeers ?? 16;
-    if (this.options.isSelf(peer) || this.banned.has(key) || this.peers.has(key) || this.connecting.has(key)) return;
+    if (this.options.isSelf(peer) || this.banned.has(key) || this.banned.has(peer.peerId) || this.peers.has(key) || this.connecting.has(key)) return;
     if (this.peers.size + this.connecting.size >= maxPeers) return;
     if ((this.retryAfter.get(key) ?? 0) > Date.now()) return;
     this.connecting.add(key);
@@ -172,12 +203,10 @@ export class SwarmSession implements BlobFiller {
         } catch (error) {
           return connection.refuse(WIRE_ERROR.PROTOCOL, (error as Error).message);
         }
-        const remote: RemotePeer = { key, connection, bitfield, pieces: new Set(), strikes: 0 };
-        this.peers.set(key, remote);
-        this.options.metrics.peerConnections.inc();
-        connection.once("close", () => this.dropPeer(remote));
+        const peerId = Buffer.from(frame.peerId).toString("hex");
+        if (this.banned.has(peerId)) return connection.refuse(WIRE_ERROR.BANNED, "banned from this swarm");
+        const remote = this.addPeer(key, peerId, false, connection, bitfield);
         connection.onFrames((f) => this.onFrame(remote, f));
-        this.schedule();
       })
       .catch(() => {
         this.connecting.delete(key);
@@ -186,8 +215,38 @@ export class SwarmSession implements BlobFiller {
       });
   }
 
+  private addPeer(key: string, peerId: string, inbound: boolean, connection: PeerConnection, bitfield: Bitfield): RemotePeer {
+    const remote: RemotePeer = { key, peerId, inbound, connection, bitfield, pieces: new Set(), strikes: 0, serving: Promise.resolve(), queued: 0 };
+    this.peers.set(key, remote);
+    this.options.metrics.peerConnections.inc();
+    connection.once("close", () => this.dropPeer(remote));
+    this.schedule();
+    return remote;
+  }
+
+  /**
+   * A peer that connected to us (the peer server answered its handshake): we fetch from it too,
+   * over the same connection. Returns where the peer server sends the frames it does not handle.
+   * Undefined when the peer is banned or the session has no room.
+   */
+  adoptInbound(connection: PeerConnection, hello: Handshake): ((frame: Frame) => void) | undefined {
+    this.addListener(connection);
+    const peerId = Buffer.from(hello.peerId).toString("hex");
+    if (this.finished || this.banned.has(peerId)) return undefined;
+    let bitfield: Bitfield;
+    try {
+      bitfield = new Bitfield(this.pieceTotal, hello.bitfield);
+    } catch {
+      return undefined;
+    }
+    const remote = this.addPeer(`in:${connection.remote}`, peerId, true, connection, bitfield);
+    return (frame) => this.onFrame(remote, frame);
+  }
+
   private onFrame(peer: RemotePeer, frame: Frame): void {
     switch (frame.type) {
+      case "request":
+        return this.serveBlock(peer, frame.index, frame.begin, frame.length);
       case "have":
         if (frame.index >= this.pieceTotal) return peer.connection.refuse(WIRE_ERROR.PROTOCOL, "have out of range");
         peer.bitfield.set(frame.index);
@@ -215,6 +274,26 @@ export class SwarmSession implements BlobFiller {
     }
   }
 
+  /**
+   * A peer we fetch from asks us for a block (connections carry requests both ways): served from
+   * our verified pieces, one at a time per peer, or rejected when we do not have it.
+   */
+  private serveBlock(peer: RemotePeer, index: number, begin: number, length: number): void {
+    if (index >= this.pieceTotal || length === 0 || length > MAX_BLOCK_BYTES) return peer.connection.refuse(WIRE_ERROR.PROTOCOL, "bad request");
+    const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
+    if (begin + length > end - start) return peer.connection.refuse(WIRE_ERROR.PROTOCOL, "block runs past its piece");
+    if (peer.queued >= MAX_QUEUED_REQUESTS) return peer.connection.refuse(WIRE_ERROR.OVERLOADED, "too many queued requests");
+    peer.queued++;
+    peer.serving = peer.serving.then(async () => {
+      peer.queued--;
+      if (peer.connection.isClosed) return;
+      const data = await this.readBlock(index, begin, length).catch(() => undefined);
+      if (!data) return peer.connection.send({ type: "reject", index, begin, length });
+      await peer.connection.send({ type: "piece", index, begin, data });
+      this.options.metrics.bytesUploaded.inc(length);
+    }).catch(() => undefined);
+  }
+
   /** Picks work for every peer with room, then for the web seed. */
   private schedule(): void {
     if (this.finished || !this.sink) return;
@@ -240,7 +319,9 @@ export class SwarmSession implements BlobFiller {
         this.requestPiece(peer, i);
       }
     }
-    // The web seed: pieces no connected peer has, from this agent's own starting point.
+    // The web seed: pieces no connected peer has, from this agent's own starting point, once the
+    // peers the tracker handed out had their chance to say what they have.
+    if (!this.announced || (this.connecting.size > 0 && this.now() < this.webSeedHoldUntil)) return;
     const concurrency = this.options.webSeedConcurrency ?? 2;
     for (let k = 0; k < this.pieceTotal && this.webInFlight.size < concurrency; k++) {
       const i = (this.webSeedStart + k) % this.pieceTotal;
@@ -310,6 +391,7 @@ export class SwarmSession implements BlobFiller {
       if (from) {
         this.options.log.warn({ digest: this.digest, index, peer: from.key }, "bad piece: peer dropped and banned");
         this.banned.add(from.key);
+        this.banned.add(from.peerId);
         from.connection.refuse(WIRE_ERROR.BANNED, `piece ${index} failed verification`);
       } else {
         this.options.log.error({ digest: this.digest, index }, "web seed sent a piece that does not match its metainfo");
@@ -320,6 +402,7 @@ export class SwarmSession implements BlobFiller {
     const { start } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
     await this.sink!.writeAt(start, bytes);
     this.have.set(index);
+    this.lastProgressAt = this.now();
     this.options.metrics.bytesDownloaded.inc({ source: from ? "peer" : "origin" }, bytes.length);
     // Endgame: whoever else was fetching this piece can stop.
     for (const [key, assembly] of this.assemblies.get(index) ?? []) {
@@ -354,24 +437,37 @@ export class SwarmSession implements BlobFiller {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.stop();
+    this.stopFetching();
+    // Peers we serve keep their connections: tell them we are now a seeder.
+    for (const listener of this.listeners) listener.send({ type: "complete" }).catch(() => undefined);
     this.sink?.advance(this.size);
     this.resolveDone();
   }
 
-  /** Stops all network activity (completion, failure or shutdown). */
-  stop(error?: Error): void {
+  private stopFetching(): void {
     clearTimeout(this.announceTimer);
     clearInterval(this.tickTimer);
     for (const assemblies of this.assemblies.values()) for (const a of assemblies.values()) clearTimeout(a.timer);
-    for (const peer of this.peers.values()) peer.connection.close();
+    this.assemblies.clear();
+    // Inbound connections are the peer server's: they go on being served from the store.
+    for (const peer of this.peers.values()) if (!peer.inbound) peer.connection.close();
+  }
+
+  /** Stops all network activity: failure or shutdown (the download fails with `error`). */
+  stop(error: Error): void {
+    this.stopFetching();
     for (const listener of this.listeners) listener.close();
-    if (error && !this.finished) {
+    if (!this.finished) {
       this.finished = true;
-      this.rejectDone(error);
+      this.rejectDone?.(error);
     }
   }
 }
+
+/** Blocks a peer may have asked us for and not yet received. */
+const MAX_QUEUED_REQUESTS = 256;
+/** How long the web seed waits for handed-out peers to finish their handshakes. */
+const WEB_SEED_HOLD_MS = 2_000;
 
 function shuffle<T>(items: T[]): T[] {
   const out = [...items];

@@ -8,21 +8,22 @@ import { parseManifestReference } from "../../shared/oci/reference.js";
 import { contentRange, parseRangeHeader } from "../../shared/oci/range.js";
 import { MEDIA_TYPE, bareMediaType } from "../../shared/oci/media-types.js";
 import type { DiskStore } from "../store/disk-store.js";
-import type { DownloadManager } from "../store/download.js";
+import type { BlobFetcher } from "../p2p/blob-fetcher.js";
 import { EdgeUnavailableError, type EdgeClient } from "../edge/edge-client.js";
 import type { AgentMetrics } from "../metrics.js";
 import { API_VERSION_HEADER } from "./respond.js";
 
 export interface PullOptions {
   store: DiskStore;
-  downloads: DownloadManager;
+  /** Gets blobs that are not in the store (through their swarm, or from the edge). */
+  fetcher: BlobFetcher;
   edge: EdgeClient;
   metrics: AgentMetrics;
   log: Logger;
   tagTtlMs: number;
   now?: () => number;
-  /** Called when a blob fetched for `name` has entered the store (to seed it). */
-  onBlobStored?: (name: string, digest: Digest) => void;
+  /** Called when a blob already in the store is served for `name` (to keep seeding it). */
+  onBlobServed?: (name: string, digest: Digest) => void;
 }
 
 interface CachedTag {
@@ -120,7 +121,7 @@ export class PullService {
 
   async blob(req: IncomingMessage, res: ServerResponse, name: string, digestText: string): Promise<void> {
     const digest = parseDigest(digestText);
-    const { store, downloads, edge, metrics } = this.options;
+    const { store, fetcher, edge, metrics } = this.options;
     let entry = store.get(digest);
     if (!entry && req.method === "HEAD") {
       const size = await edge.headBlob(name, digest).catch((error: unknown) => {
@@ -137,22 +138,9 @@ export class PullService {
       if (entry) {
         size = entry.size;
         store.touch(digest);
-        this.options.onBlobStored?.(name, digest);
+        this.options.onBlobServed?.(name, digest);
       } else {
-        download = downloads.fetch(
-          digest,
-          async () => {
-            metrics.edgeFetches.inc({ kind: "blob" });
-            return edge.openBlob(name, digest);
-          },
-          {
-            onBytes: (n) => metrics.bytesDownloaded.inc({ source: "origin" }, n),
-            onDone: () => {
-              metrics.blobs.inc();
-              this.options.onBlobStored?.(name, digest);
-            },
-          },
-        );
+        download = fetcher.fetch(name, digest);
         size = await download.ready.catch((error: unknown) => {
           throw asOciError(error);
         });

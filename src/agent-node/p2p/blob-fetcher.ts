@@ -1,0 +1,155 @@
+import type { Logger } from "pino";
+import type { Digest } from "../../shared/oci/digest.js";
+import type { Metainfo } from "../../shared/p2p/metainfo.js";
+import type { AnnounceRequest } from "../../shared/api/announce.js";
+import type { DiskStore } from "../store/disk-store.js";
+import type { BlobFiller, BlobSource, Download, DownloadManager } from "../store/download.js";
+import type { EdgeClient } from "../edge/edge-client.js";
+import type { AgentMetrics } from "../metrics.js";
+import type { SwarmRegistry } from "./swarm-registry.js";
+import { SwarmSession } from "./swarm-session.js";
+
+export interface P2pSettings {
+  /** Off: every blob comes from the edge in one stream (the "direct" mode of the benchmark). */
+  enabled: boolean;
+  maxPeersPerSwarm: number;
+  piecesPerPeer: number;
+  webSeedConcurrency: number;
+  requestTimeoutMs: number;
+  /** A download that gets no verified piece for this long fails (clients get an error, not a hang). */
+  stallTimeoutMs: number;
+}
+
+export interface BlobFetcherOptions {
+  store: DiskStore;
+  downloads: DownloadManager;
+  edge: EdgeClient;
+  swarms: SwarmRegistry;
+  metrics: AgentMetrics;
+  log: Logger;
+  peerId: Buffer;
+  /** The announce this agent sends for a swarm (its address, zone, cluster). */
+  announceRequest: (digest: Digest, pieceCount: number, complete: boolean, have: number) => AnnounceRequest;
+  p2p: P2pSettings;
+  /** A blob fetched for repository `name` is in the store, verified. */
+  onStored: (name: string, digest: Digest) => void;
+}
+
+/**
+ * Gets a blob that is not in the store: through its swarm (pieces from peers, the edge as web
+ * seed for what no peer has) when the edge has its metainfo, else as one stream from the edge.
+ * Concurrent requests share one download (DownloadManager).
+ */
+export class BlobFetcher {
+  private readonly peerIdHex: string;
+
+  constructor(private readonly options: BlobFetcherOptions) {
+    this.peerIdHex = options.peerId.toString("hex");
+  }
+
+  fetch(name: string, digest: Digest): Download {
+    const { downloads, metrics } = this.options;
+    let session: SwarmSession | undefined;
+    const download = downloads.fetch(
+      digest,
+      async () => {
+        const source = await this.open(name, digest);
+        if (source instanceof SwarmSession) session = source;
+        return source;
+      },
+      {
+        onBytes: (n) => metrics.bytesDownloaded.inc({ source: "origin" }, n),
+        onDone: () => {
+          metrics.blobs.inc();
+          void this.afterStored(name, digest, session?.metainfo);
+        },
+      },
+    );
+    const forget = () => {
+      if (session) this.options.swarms.remove(session);
+    };
+    download.finished.then(forget, (error: Error) => {
+      session?.stop(error);
+      forget();
+    });
+    return download;
+  }
+
+  private async afterStored(name: string, digest: Digest, metainfo: Metainfo | undefined): Promise<void> {
+    // Keep the metainfo beside the blob, so seeding it needs nothing more from the edge.
+    if (metainfo) await this.options.store.writeMetainfo(metainfo).catch(() => undefined);
+    this.options.onStored(name, digest);
+  }
+
+  private async open(name: string, digest: Digest): Promise<BlobSource | BlobFiller> {
+    const { edge, metrics, log, p2p } = this.options;
+    if (p2p.enabled) {
+      const metainfo = await this.metainfo(name, digest);
+      if (metainfo && metainfo.size > 0) return this.startSession(name, metainfo);
+    }
+    metrics.edgeFetches.inc({ kind: "blob" });
+    log.debug({ digest }, "fetching the blob from the edge in one stream");
+    return edge.openBlob(name, digest);
+  }
+
+  private async metainfo(name: string, digest: Digest): Promise<Metainfo | undefined> {
+    const stored = await this.options.store.readMetainfo(digest);
+    if (stored) return stored;
+    try {
+      this.options.metrics.edgeFetches.inc({ kind: "metainfo" });
+      return await this.options.edge.getMetainfo(name, digest);
+    } catch (error) {
+      // No metainfo (or the edge refused it): the plain stream still verifies the whole blob.
+      this.options.log.info({ digest, err: (error as Error).message }, "no metainfo: fetching without peers");
+      return undefined;
+    }
+  }
+
+  private startSession(name: string, metainfo: Metainfo): SwarmSession {
+    const { edge, metrics, log, p2p, peerId, announceRequest } = this.options;
+    const digest = metainfo.digest as Digest;
+    const session = new SwarmSession({
+      digest,
+      metainfo,
+      peerId,
+      metrics,
+      log: log.child({ digest }),
+      announce: (complete, have) => edge.announce(announceRequest(digest, metainfo.pieces.length, complete, have)),
+      webSeed: async (start, end) => {
+        metrics.edgeFetches.inc({ kind: "piece" });
+        return readAll(edge, name, digest, start, end);
+      },
+      isSelf: (peer) => peer.peerId === this.peerIdHex,
+      maxPeers: p2p.maxPeersPerSwarm,
+      piecesPerPeer: p2p.piecesPerPeer,
+      webSeedConcurrency: p2p.webSeedConcurrency,
+      requestTimeoutMs: p2p.requestTimeoutMs,
+      stallTimeoutMs: p2p.stallTimeoutMs,
+    });
+    this.options.swarms.add(session);
+    return session;
+  }
+}
+
+/** Bytes [start, end] of a blob from the edge (a web-seed read), checked for length. */
+async function readAll(edge: EdgeClient, name: string, digest: Digest, start: number, end: number): Promise<Buffer> {
+  const { size, body } = await edge.openBlob(name, digest, { start, end });
+  const expected = end - start + 1;
+  if (size !== expected) {
+    body.destroy();
+    throw new Error(`web seed answered ${size} bytes for a ${expected}-byte range`);
+  }
+  const out = Buffer.allocUnsafe(expected);
+  let at = 0;
+  for await (const chunk of body) {
+    const bytes = chunk as Buffer;
+    if (at + bytes.length > expected) {
+      body.destroy();
+      throw new Error("web seed sent more than the range");
+    }
+    bytes.copy(out, at);
+    at += bytes.length;
+  }
+  if (at !== expected) throw new Error(`web seed sent ${at} of ${expected} bytes`);
+  return out;
+}

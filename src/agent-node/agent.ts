@@ -17,6 +17,7 @@ import { createRegistryServer } from "./registry/server.js";
 import { createAdminServer } from "./admin/server.js";
 import { BlobFetcher } from "./p2p/blob-fetcher.js";
 import { SwarmRegistry } from "./p2p/swarm-registry.js";
+import { bucketFor, type Bandwidth } from "./p2p/token-bucket.js";
 
 /** The host agent: registry port, admin port, store; `start()` and `stop()` once each. */
 export class Agent {
@@ -46,7 +47,8 @@ export class Agent {
 
   async start(): Promise<{ registryPort: number; adminPort: number; peerPort: number }> {
     await this.store.open();
-    this.peerServer = createPeerServer({ store: this.store, swarms: this.swarms, metrics: this.metrics, log: this.log.child({ part: "peer" }), peerId: this.peerId });
+    const bandwidth: Bandwidth = { ingress: bucketFor(this.config.p2p.ingressRate), egress: bucketFor(this.config.p2p.egressRate) };
+    this.peerServer = createPeerServer({ store: this.store, swarms: this.swarms, metrics: this.metrics, bandwidth, log: this.log.child({ part: "peer" }), peerId: this.peerId });
     const peerPort = await listen(this.peerServer, this.config.peerPort, this.config.peerListenHost);
     this.announcer = new Announcer({
       edge: this.edge,
@@ -77,6 +79,7 @@ export class Agent {
         webSeedConcurrency: p2p.webSeedConcurrency,
         requestTimeoutMs: p2p.requestTimeoutSeconds * 1000,
         stallTimeoutMs: p2p.stallTimeoutSeconds * 1000,
+        bandwidth,
       },
       onStored: (name, digest) => this.startSeeding(name, digest),
     });

@@ -34,6 +34,9 @@ const P2P_DEFAULTS = {
   stallTimeoutSeconds: 120,
 };
 
+/** A rate such as "6.25MiB" (per second) or a number of bytes per second; 0 or absent: no limit. */
+const Rate = Size;
+
 const P2pConfigSchema = z
   .object({
     /** Fetch blobs through their swarms (off: every blob streams from the edge). */
@@ -50,6 +53,10 @@ const P2pConfigSchema = z
     requestTimeoutSeconds: z.number().positive().default(P2P_DEFAULTS.requestTimeoutSeconds),
     /** A download with no verified piece for this long fails. */
     stallTimeoutSeconds: z.number().positive().default(P2P_DEFAULTS.stallTimeoutSeconds),
+    /** Bytes per second this agent takes in from peers and the web seed (e.g. "100MiB"). */
+    ingressRate: Rate.optional(),
+    /** Bytes per second this agent sends to peers. */
+    egressRate: Rate.optional(),
   })
   .strict();
 

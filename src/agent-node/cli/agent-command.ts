@@ -19,6 +19,8 @@ interface AgentFlags {
   listenHost?: string;
   logLevel?: string;
   p2p?: boolean;
+  ingressRate?: string;
+  egressRate?: string;
 }
 
 const port = (value: string) => {
@@ -45,6 +47,8 @@ export function agentCommand(): Command {
     .option("--listen-host <host>", "address the registry and admin ports bind to")
     .option("--log-level <level>", "trace, debug, info, warn, error")
     .option("--no-p2p", "fetch every blob from the edge in one stream (no peers)")
+    .option("--ingress-rate <size>", "bytes per second taken in from peers and the edge, e.g. 100MiB")
+    .option("--egress-rate <size>", "bytes per second sent to peers, e.g. 100MiB")
     .action(async (flags: AgentFlags) => {
       await runAgent(flags);
     });
@@ -64,7 +68,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     store: { dir: flags.storeDir ? path.resolve(flags.storeDir) : undefined, capacity: flags.storeCapacity },
     log: { level: flags.logLevel },
     // commander sets p2p to true unless --no-p2p: only the flag's "off" overrides the file.
-    p2p: flags.p2p === false ? { enabled: false } : undefined,
+    p2p: { enabled: flags.p2p === false ? false : undefined, ingressRate: flags.ingressRate, egressRate: flags.egressRate },
   });
   const config = parseAgentConfig(merged, flags.config ? `configuration (${flags.config} and flags)` : "flags");
   const secrets = flags.secrets ? parseAgentSecrets(await readYamlFile(flags.secrets), flags.secrets) : {};

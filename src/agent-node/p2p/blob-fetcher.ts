@@ -8,6 +8,7 @@ import type { EdgeClient } from "../edge/edge-client.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
 import { SwarmSession } from "./swarm-session.js";
+import type { Bandwidth, TokenBucket } from "./token-bucket.js";
 
 export interface P2pSettings {
   /** Off: every blob comes from the edge in one stream (the "direct" mode of the benchmark). */
@@ -18,6 +19,8 @@ export interface P2pSettings {
   requestTimeoutMs: number;
   /** A download that gets no verified piece for this long fails (clients get an error, not a hang). */
   stallTimeoutMs: number;
+  /** Ingress and egress limits for peer traffic; web-seed reads count as ingress. */
+  bandwidth: Bandwidth;
 }
 
 export interface BlobFetcherOptions {
@@ -89,7 +92,9 @@ export class BlobFetcher {
     }
     metrics.edgeFetches.inc({ kind: "blob" });
     log.debug({ digest }, "fetching the blob from the edge in one stream");
-    return edge.openBlob(name, digest);
+    const { size, body } = await edge.openBlob(name, digest);
+    const ingress = p2p.bandwidth.ingress;
+    return { size, body: ingress ? paced(body, ingress) : body };
   }
 
   private async metainfo(name: string, digest: Digest): Promise<Metainfo | undefined> {
@@ -117,7 +122,7 @@ export class BlobFetcher {
       announce: (complete, have) => edge.announce(announceRequest(digest, metainfo.pieces.length, complete, have)),
       webSeed: async (start, end) => {
         metrics.edgeFetches.inc({ kind: "piece" });
-        return readAll(edge, name, digest, start, end);
+        return readAll(edge, name, digest, start, end, p2p.bandwidth);
       },
       isSelf: (peer) => peer.peerId === this.peerIdHex,
       maxPeers: p2p.maxPeersPerSwarm,
@@ -125,14 +130,23 @@ export class BlobFetcher {
       webSeedConcurrency: p2p.webSeedConcurrency,
       requestTimeoutMs: p2p.requestTimeoutMs,
       stallTimeoutMs: p2p.stallTimeoutMs,
+      bandwidth: p2p.bandwidth,
     });
     this.options.swarms.add(session);
     return session;
   }
 }
 
+/** A byte stream that waits for the ingress limit as it is read (backpressure does the rest). */
+async function* paced(body: AsyncIterable<Uint8Array>, bucket: TokenBucket): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    await bucket.take(chunk.byteLength);
+    yield chunk;
+  }
+}
+
 /** Bytes [start, end] of a blob from the edge (a web-seed read), checked for length. */
-async function readAll(edge: EdgeClient, name: string, digest: Digest, start: number, end: number): Promise<Buffer> {
+async function readAll(edge: EdgeClient, name: string, digest: Digest, start: number, end: number, bandwidth: Bandwidth): Promise<Buffer> {
   const { size, body } = await edge.openBlob(name, digest, { start, end });
   const expected = end - start + 1;
   if (size !== expected) {
@@ -149,6 +163,7 @@ async function readAll(edge: EdgeClient, name: string, digest: Digest, start: nu
     }
     bytes.copy(out, at);
     at += bytes.length;
+    await bandwidth.ingress?.take(bytes.length);
   }
   if (at !== expected) throw new Error(`web seed sent ${at} of ${expected} bytes`);
   return out;

@@ -3,12 +3,15 @@ import type { Socket } from "node:net";
 import { FrameDecoder } from "../../shared/p2p/wire/decode.js";
 import { encodeFrame } from "../../shared/p2p/wire/encode.js";
 import { WIRE_ERROR, WireError, type Frame } from "../../shared/p2p/wire/frames.js";
+import type { Bandwidth } from "./token-bucket.js";
 
 export interface PeerConnectionOptions {
   /** Close a connection that sends nothing for this long (keep-alives count). */
   idleTimeoutMs: number;
   /** Send a keep-alive when we have sent nothing for this long. */
   keepAliveMs: number;
+  /** The agent's ingress/egress limits, shared by all its connections. */
+  bandwidth?: Bandwidth;
 }
 
 /**
@@ -49,6 +52,14 @@ export class PeerConnection extends EventEmitter {
     if (this.closed) return;
     this.bytesReceived += chunk.length;
     this.resetIdle();
+    // Ingress limit: stop reading until the bytes are paid for (TCP then slows the sender).
+    const wait = this.options.bandwidth?.ingress?.reserve(chunk.length) ?? 0;
+    if (wait > 0) {
+      this.socket.pause();
+      setTimeout(() => {
+        if (!this.closed) this.socket.resume();
+      }, wait).unref();
+    }
     let frames: Frame[];
     try {
       frames = this.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
@@ -74,6 +85,10 @@ export class PeerConnection extends EventEmitter {
   async send(frame: Frame): Promise<void> {
     if (this.closed) throw new WireError("connection closed");
     const bytes = encodeFrame(frame);
+    if (frame.type === "piece" && this.options.bandwidth?.egress) {
+      await this.options.bandwidth.egress.take(bytes.length);
+      if (this.closed) throw new WireError("connection closed");
+    }
     this.bytesSent += bytes.length;
     this.resetKeepAlive();
     if (!this.socket.write(bytes)) {

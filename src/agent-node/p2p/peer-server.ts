@@ -9,6 +9,7 @@ import type { DiskStore } from "../store/disk-store.js";
 import type { AgentMetrics } from "../metrics.js";
 import { PeerConnection, firstFrame } from "./peer-connection.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
+import type { Bandwidth } from "./token-bucket.js";
 
 export interface PeerServerOptions {
   store: DiskStore;
@@ -17,6 +18,7 @@ export interface PeerServerOptions {
   metrics: AgentMetrics;
   log: Logger;
   peerId: Uint8Array;
+  bandwidth?: Bandwidth;
   maxConnections?: number;
   maxConnectionsPerAddress?: number;
   handshakeTimeoutMs?: number;
@@ -38,7 +40,7 @@ export function createPeerServer(options: PeerServerOptions): net.Server {
   let open_ = 0;
   const server = net.createServer((socket) => {
     const address = socket.remoteAddress ?? "?";
-    const connection = new PeerConnection(socket, { idleTimeoutMs: options.idleTimeoutMs ?? 60_000, keepAliveMs: 20_000 });
+    const connection = new PeerConnection(socket, { idleTimeoutMs: options.idleTimeoutMs ?? 60_000, keepAliveMs: 20_000, bandwidth: options.bandwidth });
     if (open_ >= maxConnections) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many connections");
     if ((byAddress.get(address) ?? 0) >= perAddress) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many connections from this address");
     open_++;

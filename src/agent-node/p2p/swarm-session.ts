@@ -8,6 +8,7 @@ import type { AnnounceRequest, AnnounceResponse, HandoutPeer } from "../../share
 import type { BlobFiller, FillSink } from "../store/download.js";
 import type { AgentMetrics } from "../metrics.js";
 import { PeerConnection, firstFrame } from "./peer-connection.js";
+import type { Bandwidth } from "./token-bucket.js";
 
 export interface SwarmSessionOptions {
   digest: Digest;
@@ -28,6 +29,7 @@ export interface SwarmSessionOptions {
   requestTimeoutMs?: number;
   /** Fail when no piece verified for this long (no peer and no web seed could help). */
   stallTimeoutMs?: number;
+  bandwidth?: Bandwidth;
   now?: () => number;
 }
 
@@ -68,7 +70,9 @@ export class SwarmSession implements BlobFiller {
   private readonly peers = new Map<string, RemotePeer>();
   private readonly connecting = new Set<string>();
   private readonly banned = new Set<string>();
+  /** Peers that failed: when to try again, and how many times in a row they failed. */
   private readonly retryAfter = new Map<string, number>();
+  private readonly failures = new Map<string, number>();
   /** Inbound connections that want our `have`s. */
   private readonly listeners = new Set<PeerConnection>();
   private readonly assemblies = new Map<number, Map<string, Assembly>>();
@@ -174,12 +178,12 @@ export class SwarmSession implements BlobFiller {
     const maxPeers = this.options.maxPeers ?? 16;
     if (this.options.isSelf(peer) || this.banned.has(key) || this.banned.has(peer.peerId) || this.peers.has(key) || this.connecting.has(key)) return;
     if (this.peers.size + this.connecting.size >= maxPeers) return;
-    if ((this.retryAfter.get(key) ?? 0) > Date.now()) return;
+    if ((this.retryAfter.get(key) ?? 0) > this.now()) return;
     this.connecting.add(key);
     const socket = net.connect({ host: peer.ip, port: peer.port });
     socket.setTimeout(5_000, () => socket.destroy(new Error("connect timeout")));
     socket.once("connect", () => socket.setTimeout(0));
-    const connection = new PeerConnection(socket, { idleTimeoutMs: 60_000, keepAliveMs: 20_000 });
+    const connection = new PeerConnection(socket, { idleTimeoutMs: 60_000, keepAliveMs: 20_000, bandwidth: this.options.bandwidth });
     const hello: Handshake = {
       type: "handshake",
       version: PROTOCOL_VERSION,
@@ -206,11 +210,12 @@ export class SwarmSession implements BlobFiller {
         const peerId = Buffer.from(frame.peerId).toString("hex");
         if (this.banned.has(peerId)) return connection.refuse(WIRE_ERROR.BANNED, "banned from this swarm");
         const remote = this.addPeer(key, peerId, false, connection, bitfield);
+        this.failures.delete(key);
         connection.onFrames((f) => this.onFrame(remote, f));
       })
       .catch(() => {
         this.connecting.delete(key);
-        this.retryAfter.set(key, Date.now() + 5_000);
+        this.backOff(key);
         connection.close();
       });
   }
@@ -430,8 +435,15 @@ export class SwarmSession implements BlobFiller {
   private dropPeer(peer: RemotePeer): void {
     for (const index of peer.pieces) this.release(index, peer.key);
     this.peers.delete(peer.key);
-    this.retryAfter.set(peer.key, Date.now() + 3_000);
+    this.backOff(peer.key);
     this.schedule();
+  }
+
+  /** Exponential backoff for a peer that failed or left: 1 s, 2 s, 4 s … up to a minute. */
+  private backOff(key: string): void {
+    const failures = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, failures);
+    this.retryAfter.set(key, this.now() + Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures - 1)));
   }
 
   private finish(): void {
@@ -466,6 +478,7 @@ export class SwarmSession implements BlobFiller {
 
 /** Blocks a peer may have asked us for and not yet received. */
 const MAX_QUEUED_REQUESTS = 256;
+const MAX_BACKOFF_MS = 60_000;
 /** How long the web seed waits for handed-out peers to finish their handshakes. */
 const WEB_SEED_HOLD_MS = 2_000;
 

@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { TokenBucket, bucketFor } from "../../src/agent-node/p2p/token-bucket.js";
+
+describe("TokenBucket", () => {
+  it("lets the burst through at once, then paces at the rate", () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, 500, () => now);
+    expect(bucket.reserve(500)).toBe(0);
+    expect(bucket.reserve(100)).toBeCloseTo(100); // 100 bytes of debt at 1000 B/s
+    now = 100;
+    expect(bucket.reserve(0)).toBe(0);
+    expect(bucket.reserve(1000)).toBeCloseTo(1000);
+  });
+
+  it("never holds more than the burst, however long it idles", () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, 500, () => now);
+    now = 60_000;
+    expect(bucket.reserve(500)).toBe(0);
+    expect(bucket.reserve(500)).toBeCloseTo(500);
+  });
+
+  it("shares the rate between concurrent takers: total time is total bytes / rate", () => {
+    let now = 0;
+    const bucket = new TokenBucket(1_000_000, 100_000, () => now);
+    const waits = Array.from({ length: 10 }, () => bucket.reserve(100_000));
+    // 1 MB at 1 MB/s with 100 kB of burst: the last taker waits 0.9 s.
+    expect(Math.max(...waits)).toBeCloseTo(900);
+  });
+
+  it("passes a block bigger than the burst after its time", () => {
+    const bucket = new TokenBucket(1000, 10, () => 0);
+    expect(bucket.reserve(2010)).toBeCloseTo(2000);
+  });
+
+  it("bucketFor: none without a rate; half a second of burst, at least a block", () => {
+    expect(bucketFor(undefined)).toBeUndefined();
+    expect(bucketFor(0)).toBeUndefined();
+    expect(bucketFor(10 * 1024 * 1024)!.burstBytes).toBe(5 * 1024 * 1024);
+    expect(bucketFor(100)!.burstBytes).toBe(1024 * 1024);
+  });
+
+  it("refuses a zero rate", () => {
+    expect(() => new TokenBucket(0, 1)).toThrow(RangeError);
+  });
+});

@@ -75,6 +75,7 @@ export class Agent {
       p2p: {
         enabled: p2p.enabled,
         maxPeersPerSwarm: p2p.maxPeersPerSwarm,
+        maxPeerConnections: p2p.maxPeerConnections,
         piecesPerPeer: p2p.piecesPerPeer,
         webSeedConcurrency: p2p.webSeedConcurrency,
         requestTimeoutMs: p2p.requestTimeoutSeconds * 1000,

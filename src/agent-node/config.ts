@@ -28,6 +28,7 @@ const P2P_DEFAULTS = {
   enabled: true,
   seedWindowSeconds: 600,
   maxPeersPerSwarm: 16,
+  maxPeerConnections: 128,
   piecesPerPeer: 2,
   webSeedConcurrency: 2,
   requestTimeoutSeconds: 30,
@@ -45,6 +46,8 @@ const P2pConfigSchema = z
     seedWindowSeconds: z.number().positive().default(P2P_DEFAULTS.seedWindowSeconds),
     /** Outbound peer connections per swarm. */
     maxPeersPerSwarm: z.number().int().min(1).max(256).default(P2P_DEFAULTS.maxPeersPerSwarm),
+    /** Outbound peer connections across all swarms (the peer port takes up to 128 inbound). */
+    maxPeerConnections: z.number().int().min(1).max(4096).default(P2P_DEFAULTS.maxPeerConnections),
     /** Pieces requested from one peer at a time. */
     piecesPerPeer: z.number().int().min(1).max(64).default(P2P_DEFAULTS.piecesPerPeer),
     /** Pieces read from the edge (web seed) at a time, for pieces no peer has. */

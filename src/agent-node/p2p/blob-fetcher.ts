@@ -7,13 +7,15 @@ import type { BlobFiller, BlobSource, Download, DownloadManager } from "../store
 import type { EdgeClient } from "../edge/edge-client.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
-import { SwarmSession } from "./swarm-session.js";
+import { ConnectionBudget, SwarmSession } from "./swarm-session.js";
 import type { Bandwidth, TokenBucket } from "./token-bucket.js";
 
 export interface P2pSettings {
   /** Off: every blob comes from the edge in one stream (the "direct" mode of the benchmark). */
   enabled: boolean;
   maxPeersPerSwarm: number;
+  /** Outbound peer connections across all swarms. */
+  maxPeerConnections: number;
   piecesPerPeer: number;
   webSeedConcurrency: number;
   requestTimeoutMs: number;
@@ -45,9 +47,11 @@ export interface BlobFetcherOptions {
  */
 export class BlobFetcher {
   private readonly peerIdHex: string;
+  private readonly connections: ConnectionBudget;
 
   constructor(private readonly options: BlobFetcherOptions) {
     this.peerIdHex = options.peerId.toString("hex");
+    this.connections = new ConnectionBudget(options.p2p.maxPeerConnections);
   }
 
   fetch(name: string, digest: Digest): Download {
@@ -131,6 +135,7 @@ export class BlobFetcher {
       requestTimeoutMs: p2p.requestTimeoutMs,
       stallTimeoutMs: p2p.stallTimeoutMs,
       bandwidth: p2p.bandwidth,
+      connectionBudget: this.connections,
     });
     this.options.swarms.add(session);
     return session;

@@ -30,7 +30,30 @@ export interface SwarmSessionOptions {
   /** Fail when no piece verified for this long (no peer and no web seed could help). */
   stallTimeoutMs?: number;
   bandwidth?: Bandwidth;
+  /** Outbound peer connections across all of the agent's swarms. */
+  connectionBudget?: ConnectionBudget;
   now?: () => number;
+}
+
+/** A cap on open outbound peer connections, shared by an agent's swarm sessions. */
+export class ConnectionBudget {
+  private open = 0;
+
+  constructor(readonly max: number) {}
+
+  tryAcquire(): boolean {
+    if (this.open >= this.max) return false;
+    this.open++;
+    return true;
+  }
+
+  release(): void {
+    this.open = Math.max(0, this.open - 1);
+  }
+
+  get inUse(): number {
+    return this.open;
+  }
 }
 
 interface RemotePeer {
@@ -179,8 +202,11 @@ export class SwarmSession implements BlobFiller {
     if (this.options.isSelf(peer) || this.banned.has(key) || this.banned.has(peer.peerId) || this.peers.has(key) || this.connecting.has(key)) return;
     if (this.peers.size + this.connecting.size >= maxPeers) return;
     if ((this.retryAfter.get(key) ?? 0) > this.now()) return;
+    const budget = this.options.connectionBudget;
+    if (budget && !budget.tryAcquire()) return;
     this.connecting.add(key);
     const socket = net.connect({ host: peer.ip, port: peer.port });
+    if (budget) socket.once("close", () => budget.release());
     socket.setTimeout(5_000, () => socket.destroy(new Error("connect timeout")));
     socket.once("connect", () => socket.setTimeout(0));
     const connection = new PeerConnection(socket, { idleTimeoutMs: 60_000, keepAliveMs: 20_000, bandwidth: this.options.bandwidth });

@@ -12,6 +12,7 @@ import type { BlobFetcher } from "../p2p/blob-fetcher.js";
 import { EdgeUnavailableError, type EdgeClient } from "../edge/edge-client.js";
 import type { AgentMetrics } from "../metrics.js";
 import { API_VERSION_HEADER } from "./respond.js";
+import { sendFileRange } from "./send-file.js";
 
 export interface PullOptions {
   store: DiskStore;
@@ -156,10 +157,11 @@ export class PullService {
       if (ranged.kind === "satisfiable") headers["Content-Range"] = contentRange(range, size);
       res.writeHead(ranged.kind === "satisfiable" ? 206 : 200, headers);
       if (req.method === "HEAD" || size === 0) return void res.end();
-      const body =
-        entry && !download
-          ? createReadStream(store.blobPath(digest), { start: range.start, end: range.end, highWaterMark: 1 << 20 })
-          : download!.createReader(range.start, range.end);
+      if (entry && !download) {
+        metrics.bytesServed.inc(await sendFileRange(store.blobPath(digest), range.start, range.end, res));
+        return;
+      }
+      const body = download!.createReader(range.start, range.end);
       body.on("data", (chunk: Buffer) => metrics.bytesServed.inc(chunk.length));
       await pipeline(body, res);
     } finally {

@@ -7,6 +7,7 @@ import { parseSize } from "../src/agent-node/config.js";
 import { BenchProcess, TSX, freePorts } from "./lib/processes.js";
 import { pushChunked } from "./lib/push.js";
 import { PROJECT_ROOT } from "../src/devcluster/build-worker.js";
+import { bundleAgent } from "../src/devcluster/build-agent.js";
 
 export interface ServeOptions {
   size: number;
@@ -40,11 +41,14 @@ export async function benchServe(options: ServeOptions): Promise<void> {
       CLOUDFLARE_CF_FETCH_ENABLED: "false",
     });
     procs.push(edge);
-    // The agent as it runs on a host: one process (`shoal agent`), so its RSS is its own.
+    // The agent as it runs on a host: the bundle (`npm run build:agent`) in one node process, so
+    // its RSS is its own and no TypeScript loader is counted.
+    const bundle = await bundleAgent(); // dist/shoal.mjs, beside node_modules
+
     const agent = await BenchProcess.start(
       process.execPath,
       [
-        path.join(PROJECT_ROOT, "bin/shoal.mjs"),
+        bundle,
         "agent",
         `--edge=${edgeUrl}`,
         `--store-dir=${path.join(home, "agent")}`,

@@ -1,14 +1,21 @@
 import { parseArgs } from "node:util";
 import { benchServe, parseServeArgs } from "./serve.js";
+import { benchP2p, parseP2pArgs } from "./p2p.js";
 
 /**
  * `npm run bench -- <name> [options]`. Benchmarks print their figures side by side with a
  * baseline measured in the same run, and write them as JSON under --out (default ./bench-out).
  */
 const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--rounds 3] [--out bench-out]
+       npm run bench -- p2p [--agents 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s]
+                            [--wan-bandwidth 12.5MiB/s] [--out bench-out] [--sweep]
+                            [--modes p2p,direct,registry]
 
   serve   a blob served from a warm agent store to concurrent readers, against
-          Debian's docker-registry (distribution 2.8) serving the same blob`;
+          Debian's docker-registry (distribution 2.8) serving the same blob
+  p2p     N agents pull one image at once behind a shared uplink: P2P against
+          direct pulls from the edge and skopeo pulls from distribution, with the
+          physical bound; --sweep runs N = 4, 8, 16, 32 at a smaller size`;
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -16,6 +23,11 @@ const { positionals, values } = parseArgs({
     size: { type: "string" },
     readers: { type: "string" },
     rounds: { type: "string" },
+    agents: { type: "string" },
+    "agent-bandwidth": { type: "string" },
+    "wan-bandwidth": { type: "string" },
+    sweep: { type: "boolean" },
+    modes: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
@@ -29,6 +41,9 @@ if (values.help || !name) {
 switch (name) {
   case "serve":
     await benchServe(parseServeArgs(values));
+    break;
+  case "p2p":
+    await benchP2p(parseP2pArgs(values));
     break;
   default:
     console.error(`unknown benchmark ${JSON.stringify(name)}\n${USAGE}`);

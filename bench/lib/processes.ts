@@ -3,12 +3,15 @@ import path from "node:path";
 import { treeRss } from "../../test/helpers/rss.js";
 import { PROJECT_ROOT } from "../../src/devcluster/build-worker.js";
 
+/** How much of a process's most recent output is kept (for errors and debug logs). */
+const OUTPUT_KEEP_CHARS = 4 << 20;
+
 /** A server process for a benchmark: started, waited for, stopped; its output kept for errors. */
 export class BenchProcess {
   output = "";
   private constructor(readonly child: ChildProcess) {
     const append = (d: Buffer) => {
-      this.output = (this.output + d.toString()).slice(-20_000);
+      this.output = (this.output + d.toString()).slice(-OUTPUT_KEEP_CHARS);
     };
     child.stdout?.on("data", append);
     child.stderr?.on("data", append);

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { request } from "undici";
 
 /**
@@ -33,3 +34,34 @@ export const pushChunked = {
     };
   },
 };
+
+/** Pushes an image with one layer (`layer`, pushed in chunks of at most 64 MiB) to a registry. */
+export async function pushOneLayerImage(base: string, name: string, tag: string, layer: Buffer): Promise<{ layerDigest: string; manifestDigest: string }> {
+  const sha = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+  const pushBlob = async (bytes: Buffer) => {
+    const upload = await pushChunked.start(base, name);
+    for (let at = 0; at < bytes.length; at += PUSH_CHUNK_BYTES) await upload.append(bytes.subarray(at, Math.min(bytes.length, at + PUSH_CHUNK_BYTES)));
+    const digest = sha(bytes);
+    await upload.finish(digest);
+    return digest;
+  };
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }));
+  const configDigest = await pushBlob(config);
+  const layerDigest = await pushBlob(layer);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.length },
+    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: layerDigest, size: layer.length }],
+  });
+  const res = await request(`${base}/v2/${name}/manifests/${tag}`, {
+    method: "PUT",
+    body: manifest,
+    headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 201) throw new Error(`manifest PUT ${base}: ${res.statusCode} ${text.slice(0, 300)}`);
+  return { layerDigest, manifestDigest: sha(manifest) };
+}
+
+const PUSH_CHUNK_BYTES = 64 * 1024 * 1024;

@@ -30,7 +30,7 @@ const P2P_DEFAULTS = {
   maxPeersPerSwarm: 16,
   maxPeerConnections: 128,
   piecesPerPeer: 2,
-  webSeedConcurrency: 2,
+  webSeedConcurrency: 1,
   requestTimeoutSeconds: 30,
   stallTimeoutSeconds: 120,
 };

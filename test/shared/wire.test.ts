@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { encodeFrame } from "../../src/shared/p2p/wire/encode.js";
+import { encodeFrame, encodePieceParts } from "../../src/shared/p2p/wire/encode.js";
 import { FrameDecoder } from "../../src/shared/p2p/wire/decode.js";
 import { MAX_BLOCK_BYTES, MAX_FRAME_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WireError, type Frame } from "../../src/shared/p2p/wire/frames.js";
 import { Bitfield } from "../../src/shared/p2p/bitfield.js";
@@ -91,6 +91,26 @@ describe("peer wire codec", () => {
         expect(error).toBeInstanceOf(WireError);
       }
     }
+  });
+});
+
+describe("piece frames sent in two parts", () => {
+  it("header + block equal the whole frame, and a 1 MiB block decodes from 64 KiB reads", () => {
+    const frame = { type: "piece" as const, index: 7, begin: 3 * MAX_BLOCK_BYTES, data: new Uint8Array(randomBytes(MAX_BLOCK_BYTES)) };
+    const [header, block] = encodePieceParts(frame);
+    const whole = encodeFrame(frame);
+    expect(Buffer.concat([header, block]).equals(Buffer.from(whole))).toBe(true);
+    expect(block).toBe(frame.data); // not copied
+    const decoder = new FrameDecoder();
+    const frames: Frame[] = [];
+    for (let at = 0; at < whole.length; at += 65536) frames.push(...decoder.push(whole.subarray(at, at + 65536)));
+    expect(frames).toHaveLength(1);
+    expect(Buffer.from((frames[0] as typeof frame).data).equals(Buffer.from(frame.data))).toBe(true);
+    expect(decoder.pending).toBe(0);
+  });
+
+  it("refuses a block over the cap", () => {
+    expect(() => encodePieceParts({ type: "piece", index: 0, begin: 0, data: new Uint8Array(MAX_FRAME_BYTES) })).toThrow(WireError);
   });
 });
 

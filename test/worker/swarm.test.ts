@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Swarm } from "../../src/worker/tracker/swarm.js";
+import { Swarm, ringPosition } from "../../src/worker/tracker/swarm.js";
 import type { AnnounceRequest } from "../../src/shared/api/announce.js";
 
 const DIGEST = "sha256:" + "a".repeat(64);
@@ -72,5 +72,25 @@ describe("Swarm", () => {
     expect(Math.max(...starts)).toBeLessThan(64);
     // A re-announce keeps its start.
     expect(s.announce(peer(5, { pieceCount: 64 })).webSeedStartPiece).toBe(starts[4]);
+  });
+
+  it.each([
+    [4, 4],
+    [16, 16],
+    [16, 64],
+    [8, 13],
+  ])("%i peers on %i pieces: starts split the ring into near-equal arcs", (peers, pieces) => {
+    clock = 0;
+    const s = swarm();
+    const starts = Array.from({ length: peers }, (_, i) => s.announce(peer(i + 1, { pieceCount: pieces })).webSeedStartPiece).sort((a, b) => a - b);
+    expect(new Set(starts).size).toBe(peers);
+    const arcs = starts.map((start, i) => (i + 1 < starts.length ? starts[i + 1]! : starts[0]! + pieces) - start);
+    expect(Math.max(...arcs)).toBeLessThanOrEqual(Math.ceil((2 * pieces) / peers));
+  });
+});
+
+describe("ringPosition", () => {
+  it("is the van der Corput sequence", () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map(ringPosition)).toEqual([0, 0.5, 0.25, 0.75, 0.125, 0.625, 0.375, 0.875]);
   });
 });

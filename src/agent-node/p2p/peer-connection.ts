@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { FrameDecoder } from "../../shared/p2p/wire/decode.js";
-import { encodeFrame } from "../../shared/p2p/wire/encode.js";
+import { encodeFrame, encodePieceParts } from "../../shared/p2p/wire/encode.js";
 import { WIRE_ERROR, WireError, type Frame } from "../../shared/p2p/wire/frames.js";
 import type { Bandwidth } from "./token-bucket.js";
 
@@ -84,14 +84,18 @@ export class PeerConnection extends EventEmitter {
   /** Sends a frame; resolves when the socket can take more (honours 'drain'). */
   async send(frame: Frame): Promise<void> {
     if (this.closed) throw new WireError("connection closed");
-    const bytes = encodeFrame(frame);
+    // A piece goes out as header + block, without copying the block into a frame.
+    const parts = frame.type === "piece" ? encodePieceParts(frame) : [encodeFrame(frame)];
+    const length = parts.reduce((n, p) => n + p.length, 0);
     if (frame.type === "piece" && this.options.bandwidth?.egress) {
-      await this.options.bandwidth.egress.take(bytes.length);
+      await this.options.bandwidth.egress.take(length);
       if (this.closed) throw new WireError("connection closed");
     }
-    this.bytesSent += bytes.length;
+    this.bytesSent += length;
     this.resetKeepAlive();
-    if (!this.socket.write(bytes)) {
+    let flowing = true;
+    for (const part of parts) flowing = this.socket.write(part);
+    if (!flowing) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => {
           this.socket.off("close", onClose);

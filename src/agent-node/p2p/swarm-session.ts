@@ -26,6 +26,8 @@ export interface SwarmSessionOptions {
   /** Pieces requested from one peer at a time (each as blocks of up to 1 MiB). */
   piecesPerPeer?: number;
   webSeedConcurrency?: number;
+  /** Pieces fetched at once from all peers and the web seed together (endgame aside). */
+  maxPiecesInFlight?: number;
   requestTimeoutMs?: number;
   /** Fail when no piece verified for this long (no peer and no web seed could help). */
   stallTimeoutMs?: number;
@@ -77,6 +79,7 @@ interface Assembly {
   blocks: number;
   from: string;
   timer: NodeJS.Timeout;
+  startedAt: number;
 }
 
 /**
@@ -101,6 +104,10 @@ export class SwarmSession implements BlobFiller {
   private readonly assemblies = new Map<number, Map<string, Assembly>>();
   private readonly webInFlight = new Set<number>();
   private webSeedStart = 0;
+  /** How many peers the tracker handed out last time (the swarm size, bounded by the handout). */
+  private handoutSize = 0;
+  /** Moving average of how long a piece takes to arrive, for the web seed's patience. */
+  private pieceMs = 0;
   /** The web seed waits for the first announce and the handshakes it started (peers first). */
   private webSeedHoldUntil = Number.POSITIVE_INFINITY;
   private announced = false;
@@ -182,6 +189,7 @@ export class SwarmSession implements BlobFiller {
       const response = await this.options.announce(false, this.have.count());
       interval = response.interval;
       this.webSeedStart = response.webSeedStartPiece % Math.max(1, this.pieceTotal);
+      this.handoutSize = response.peers.filter((p) => !this.options.isSelf(p)).length;
       for (const peer of response.peers) this.connect(peer);
       if (!this.announced) this.webSeedHoldUntil = this.now() + WEB_SEED_HOLD_MS;
     } catch (error) {
@@ -342,23 +350,60 @@ export class SwarmSession implements BlobFiller {
       .map((i) => ({ i, n: availability(i), tie: Math.random() }))
       .filter((x) => x.n > 0)
       .sort((a, b) => a.n - b.n || a.tie - b.tie);
+    // Few pieces at a time: each completes (and can be passed on) sooner than if every peer's
+    // piece were fetched at once, sharing the link; and memory stays a few pieces per swarm.
+    const maxInFlight = this.options.maxPiecesInFlight ?? 4;
     for (const peer of shuffle(peers)) {
       for (const { i } of ranked) {
         if (peer.pieces.size >= perPeer) break;
+        if (!endgame && this.assemblies.size + this.webInFlight.size >= maxInFlight) break;
         if (!peer.bitfield.has(i) || peer.pieces.has(i) || this.have.has(i)) continue;
         if (!endgame && busy(i)) continue;
         this.requestPiece(peer, i);
       }
     }
-    // The web seed: pieces no connected peer has, from this agent's own starting point, once the
-    // peers the tracker handed out had their chance to say what they have.
+    this.scheduleWebSeed(busy, availability);
+  }
+
+  /**
+   * The web seed, for pieces no connected peer has. Each agent owns a slice of the piece ring,
+   * starting where the tracker told it (a different place for each peer) and as long as the piece
+   * count over the swarm size, and fetches only its slice from the edge at first, so that a
+   * cluster pulling at once asks the edge for about one copy in all. A piece past the slice (its
+   * owner left, or is not connected to us, or nobody started there) is fetched once this agent
+   * has had nothing to do for a while, the longer the farther the piece is from its slice: the
+   * agent nearest before an orphan piece takes it, and the others then get it from that agent.
+   * The first fetch waits for the first announce and the handshakes it started.
+   */
+  private scheduleWebSeed(busy: (i: number) => boolean, availability: (i: number) => number): void {
     if (!this.announced || (this.connecting.size > 0 && this.now() < this.webSeedHoldUntil)) return;
-    const concurrency = this.options.webSeedConcurrency ?? 2;
+    const concurrency = this.options.webSeedConcurrency ?? 1;
+    const swarmSize = Math.max(this.handoutSize, this.peers.size) + 1;
+    const slice = Math.ceil(this.pieceTotal / swarmSize);
+    const waitingForPeers = [...this.peers.values()].some((p) => p.pieces.size > 0);
+    const idleMs = waitingForPeers || this.webInFlight.size > 0 ? 0 : this.now() - this.lastProgressAt;
     for (let k = 0; k < this.pieceTotal && this.webInFlight.size < concurrency; k++) {
       const i = (this.webSeedStart + k) % this.pieceTotal;
       if (this.have.has(i) || busy(i) || availability(i) > 0) continue;
+      if (k >= slice && idleMs < this.patienceMs() * (1 + (k - slice) / slice)) break;
       this.fetchFromWebSeed(i);
     }
+  }
+
+  /** Every open connection of this swarm: inbound ones (served by the peer server) and ours. */
+  private connections(): Set<PeerConnection> {
+    const all = new Set(this.listeners);
+    for (const peer of this.peers.values()) if (!peer.connection.isClosed) all.add(peer.connection);
+    return all;
+  }
+
+  private notePieceTime(ms: number): void {
+    this.pieceMs = this.pieceMs === 0 ? ms : 0.8 * this.pieceMs + 0.2 * ms;
+  }
+
+  /** How long to wait for peers before fetching outside our slice: a few piece times. */
+  private patienceMs(): number {
+    return Math.max(WEB_SEED_PATIENCE_MIN_MS, 2 * this.pieceMs);
   }
 
   private requestPiece(peer: RemotePeer, index: number): void {
@@ -374,7 +419,7 @@ export class SwarmSession implements BlobFiller {
     }, this.options.requestTimeoutMs ?? 30_000);
     timer.unref();
     const byPeer = this.assemblies.get(index) ?? new Map<string, Assembly>();
-    byPeer.set(peer.key, { buffer: Buffer.allocUnsafe(length), received: 0, blocks, from: peer.key, timer });
+    byPeer.set(peer.key, { buffer: Buffer.allocUnsafe(length), received: 0, blocks, from: peer.key, timer, startedAt: this.now() });
     this.assemblies.set(index, byPeer);
     peer.pieces.add(index);
     for (let b = 0; b < blocks; b++) {
@@ -394,15 +439,21 @@ export class SwarmSession implements BlobFiller {
     assembly.received++;
     if (assembly.received < assembly.blocks) return;
     clearTimeout(assembly.timer);
+    this.notePieceTime(this.now() - assembly.startedAt);
     void this.completePiece(index, assembly.buffer, peer);
   }
 
   private fetchFromWebSeed(index: number): void {
     const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
     this.webInFlight.add(index);
+    const startedAt = this.now();
+    this.options.log.debug({ index, inFlight: this.webInFlight.size }, "web seed: fetching piece");
     this.options
       .webSeed(start, end - 1)
-      .then((bytes) => this.completePiece(index, bytes, undefined))
+      .then((bytes) => {
+        this.notePieceTime(this.now() - startedAt);
+        return this.completePiece(index, bytes, undefined);
+      })
       .catch((error: Error) => this.options.log.warn({ digest: this.digest, index, err: error.message }, "web seed read failed"))
       .finally(() => {
         this.webInFlight.delete(index);
@@ -434,6 +485,7 @@ export class SwarmSession implements BlobFiller {
     await this.sink!.writeAt(start, bytes);
     this.have.set(index);
     this.lastProgressAt = this.now();
+    this.options.log.debug({ index, from: from?.key ?? "web seed", have: this.have.count() }, "piece verified");
     this.options.metrics.bytesDownloaded.inc({ source: from ? "peer" : "origin" }, bytes.length);
     // Endgame: whoever else was fetching this piece can stop.
     for (const [key, assembly] of this.assemblies.get(index) ?? []) {
@@ -443,7 +495,8 @@ export class SwarmSession implements BlobFiller {
       other?.connection.send({ type: "cancel", index, begin: 0, length: Math.min(MAX_BLOCK_BYTES, bytes.length) }).catch(() => undefined);
     }
     this.assemblies.delete(index);
-    for (const listener of this.listeners) listener.send({ type: "have", index }).catch(() => undefined);
+    // Every connection carries requests both ways: tell all of them, the ones we opened too.
+    for (const connection of this.connections()) connection.send({ type: "have", index }).catch(() => undefined);
     while (this.contiguous < this.pieceTotal && this.have.has(this.contiguous)) this.contiguous++;
     this.sink!.advance(Math.min(this.size, this.contiguous * this.options.metainfo.pieceLength));
     if (this.have.complete()) return this.finish();
@@ -477,7 +530,7 @@ export class SwarmSession implements BlobFiller {
     this.finished = true;
     this.stopFetching();
     // Peers we serve keep their connections: tell them we are now a seeder.
-    for (const listener of this.listeners) listener.send({ type: "complete" }).catch(() => undefined);
+    for (const connection of this.listeners) connection.send({ type: "complete" }).catch(() => undefined);
     this.sink?.advance(this.size);
     this.resolveDone();
   }
@@ -505,6 +558,8 @@ export class SwarmSession implements BlobFiller {
 /** Blocks a peer may have asked us for and not yet received. */
 const MAX_QUEUED_REQUESTS = 256;
 const MAX_BACKOFF_MS = 60_000;
+/** Least time with nothing from peers before an agent fetches pieces outside its web-seed slice. */
+const WEB_SEED_PATIENCE_MIN_MS = 1_000;
 /** How long the web seed waits for handed-out peers to finish their handshakes. */
 const WEB_SEED_HOLD_MS = 2_000;
 

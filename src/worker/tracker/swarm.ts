@@ -17,8 +17,18 @@ interface PeerEntry extends HandoutPeer {
   slot: number;
 }
 
-/** 1/φ: consecutive slots land far apart on the piece ring, for any swarm size. */
-const GOLDEN = 0.6180339887498949;
+/**
+ * Where the k-th peer of a swarm starts on the piece ring, as a fraction: the base-2 van der Corput
+ * sequence (0, 1/2, 1/4, 3/4, 1/8, …). Any first n peers split the ring into nearly equal arcs, so
+ * each owns a different slice of the web-seed fetches; for n ≤ pieces that are a power of two,
+ * every start is a different piece (the golden ratio gave two of four peers the same start).
+ */
+export function ringPosition(k: number): number {
+  let position = 0;
+  let weight = 0.5;
+  for (let n = k; n > 0; n >>>= 1, weight /= 2) if (n & 1) position += weight;
+  return position;
+}
 
 /**
  * The swarm of one blob: who has it (seeders), who is fetching it, and what each newcomer is
@@ -56,7 +66,7 @@ export class Swarm {
       slot: existing?.slot ?? this.nextSlot++,
     };
     this.peers.set(request.peerId, entry);
-    const webSeedStartPiece = request.pieceCount > 0 ? Math.floor(((entry.slot * GOLDEN) % 1) * request.pieceCount) : 0;
+    const webSeedStartPiece = request.pieceCount > 0 ? Math.floor(ringPosition(entry.slot) * request.pieceCount) : 0;
     return { interval: this.options.intervalSeconds, peers: this.handout(entry), webSeedStartPiece };
   }
 

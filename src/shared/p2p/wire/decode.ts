@@ -8,34 +8,88 @@ const TYPE_NAMES = Object.fromEntries(Object.entries(FRAME_TYPE).map(([name, cod
  * of the payload is buffered. The first frame may be a handshake (larger cap); later ones may not.
  */
 export class FrameDecoder {
-  private buffer: Uint8Array = new Uint8Array(0);
+  /** Received chunks not yet consumed, oldest first; the first one from `offset`. */
+  private readonly chunks: Uint8Array[] = [];
+  private offset = 0;
+  private queued = 0;
   private sawFrame = false;
 
+  /**
+   * Chunks are queued, not concatenated: a frame's bytes are copied once, when the whole frame is
+   * there (a 1 MiB piece arriving in 64 KiB reads used to be copied again at every read).
+   */
   push(chunk: Uint8Array): Frame[] {
-    this.buffer = this.buffer.length === 0 ? chunk : concat(this.buffer, chunk);
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.queued += chunk.length;
+    }
     const frames: Frame[] = [];
     for (;;) {
-      if (this.buffer.length < 4) break;
-      const view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
-      const length = view.getUint32(0);
+      if (this.queued < 4) break;
+      const header = this.peek(4);
+      const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
       const cap = this.sawFrame ? MAX_FRAME_BYTES : Math.max(MAX_FRAME_BYTES, MAX_HANDSHAKE_BYTES);
       if (length > cap) throw new WireError(`frame of ${length} bytes is over the ${cap}-byte cap`);
-      if (this.buffer.length < 4 + length) break;
-      const body = this.buffer.subarray(4, 4 + length);
-      this.buffer = this.buffer.subarray(4 + length);
-      const frame = length === 0 ? ({ type: "keepAlive" } as const) : decodeBody(body);
+      if (this.queued < 4 + length) break;
+      this.take(4);
+      const frame = length === 0 ? ({ type: "keepAlive" } as const) : decodeBody(this.take(length));
       if (frame.type === "handshake" && this.sawFrame) throw new WireError("a second handshake");
       this.sawFrame = true;
       frames.push(frame);
     }
-    // Keep a compact copy so a big chunk's buffer is not retained for a small tail.
-    if (this.buffer.length > 0 && this.buffer.byteOffset > 0) this.buffer = this.buffer.slice();
     return frames;
   }
 
   /** Bytes received but not yet a whole frame. */
   get pending(): number {
-    return this.buffer.length;
+    return this.queued;
+  }
+
+  /** The next n queued bytes, without consuming them. */
+  private peek(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.length - this.offset >= n) return first.subarray(this.offset, this.offset + n);
+    return this.gather(n, false);
+  }
+
+  /** Consumes the next n queued bytes: a view when they lie in one chunk, else one copy. */
+  private take(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.length - this.offset >= n) {
+      const out = first.subarray(this.offset, this.offset + n);
+      this.offset += n;
+      this.queued -= n;
+      if (this.offset === first.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+      return out;
+    }
+    return this.gather(n, true);
+  }
+
+  private gather(n: number, consume: boolean): Uint8Array {
+    const out = new Uint8Array(n);
+    let filled = 0;
+    let index = 0;
+    let offset = this.offset;
+    while (filled < n) {
+      const chunk = this.chunks[index]!;
+      const count = Math.min(n - filled, chunk.length - offset);
+      out.set(chunk.subarray(offset, offset + count), filled);
+      filled += count;
+      offset += count;
+      if (offset === chunk.length) {
+        index++;
+        offset = 0;
+      }
+    }
+    if (consume) {
+      this.chunks.splice(0, index);
+      this.offset = offset;
+      this.queued -= n;
+    }
+    return out;
   }
 }
 
@@ -67,7 +121,8 @@ export function decodeBody(body: Uint8Array): Frame {
       frame = { type, index: r.u32(), begin: r.u32(), length: r.u32() };
       break;
     case "piece":
-      frame = { type, index: r.u32(), begin: r.u32(), data: r.rest() };
+      // A view, not a copy: the frame's bytes are this frame's alone (see FrameDecoder.take).
+      frame = { type, index: r.u32(), begin: r.u32(), data: r.window(r.remaining) };
       break;
     case "error":
       frame = { type, code: r.u16(), message: r.text(r.remaining) };
@@ -124,6 +179,13 @@ class Reader {
     return out;
   }
 
+  window(n: number): Uint8Array {
+    this.need(n);
+    const out = this.data.subarray(this.at, this.at + n);
+    this.at += n;
+    return out;
+  }
+
   rest(): Uint8Array {
     return this.bytes(this.remaining);
   }
@@ -136,11 +198,4 @@ class Reader {
       throw new WireError("invalid UTF-8 in frame");
     }
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }

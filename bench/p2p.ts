@@ -1,0 +1,286 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { request } from "undici";
+import { parseSize } from "../src/agent-node/config.js";
+import { PROJECT_ROOT } from "../src/devcluster/build-worker.js";
+import { bundleAgent } from "../src/devcluster/build-agent.js";
+import { BenchProcess, TSX, freePorts } from "./lib/processes.js";
+import { LimitedLink } from "./lib/link.js";
+import { pushOneLayerImage } from "./lib/push.js";
+import { ProcessSampler } from "./lib/sampler.js";
+import { cdfPlot, sweepPlot } from "./lib/plots.js";
+
+export interface P2pBenchOptions {
+  agents: number;
+  size: number;
+  agentBandwidth: number;
+  wanBandwidth: number;
+  out: string;
+  sweep: boolean;
+  /** Which modes to run (all three by default; the JSON has null for the others). */
+  modes: Mode[];
+}
+
+export type Mode = "p2p" | "direct" | "registry";
+
+export interface ModeResult {
+  p50_s: number;
+  p90_s: number;
+  p99_s: number;
+  max_s: number;
+  /** Bytes that crossed the uplink (edge or registry → the hosts), both directions. */
+  wan_bytes: number;
+  agent_cpu_s: number;
+  agent_peak_rss_bytes: number;
+  times_s: number[];
+}
+
+export interface P2pReport {
+  agents: number;
+  blob_bytes: number;
+  agent_bandwidth: number;
+  wan_bandwidth: number;
+  bound_s: number;
+  p2p: ModeResult | null;
+  direct: ModeResult | null;
+  registry: ModeResult | null;
+}
+
+const NAME = "bench/p2p";
+const TAG = "v1";
+
+/**
+ * `npm run bench -- p2p`: N agents pull one image with an S-byte layer at once, each limited to B
+ * in and B out, all agent↔edge traffic through one W uplink. Modes, in one run on one machine:
+ * p2p (agents feed each other), direct (P2P off: every agent pulls from the edge), and registry
+ * (N skopeo pulls from Debian's docker-registry through the same uplink, each limited to B).
+ */
+export async function benchP2p(options: P2pBenchOptions): Promise<void> {
+  await mkdir(options.out, { recursive: true });
+  if (options.sweep) return sweep(options);
+  const report = await runOnce(options, true);
+  const file = path.join(options.out, "p2p.json");
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(options.out, "p2p.svg"), await cdfPlot(report));
+  printReport(report);
+  console.log(`written to ${file} and ${path.join(options.out, "p2p.svg")}`);
+}
+
+async function sweep(options: P2pBenchOptions): Promise<void> {
+  const reports: P2pReport[] = [];
+  for (const agents of [4, 8, 16, 32]) {
+    const report = await runOnce({ ...options, agents }, false);
+    printReport(report);
+    reports.push(report);
+  }
+  await writeFile(path.join(options.out, "p2p-sweep.json"), `${JSON.stringify(reports, null, 2)}\n`);
+  await writeFile(path.join(options.out, "p2p-sweep.svg"), await sweepPlot(reports));
+  console.log(`written to ${path.join(options.out, "p2p-sweep.json")} and p2p-sweep.svg`);
+}
+
+async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise<P2pReport> {
+  const home = await mkdtemp(path.join(os.tmpdir(), "shoal-bench-p2p-"));
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const bound = Math.max(options.size / options.wanBandwidth, options.size / options.agentBandwidth);
+  try {
+    const [edgePort] = (await freePorts(1)) as [number];
+    progress(`${options.agents} agents, ${mib(options.size)}, ${mib(options.agentBandwidth)}/s per agent, ${mib(options.wanBandwidth)}/s uplink: bound ${bound.toFixed(2)} s`);
+    const edge = await BenchProcess.start(TSX, [path.join(PROJECT_ROOT, "src/devcluster/edge-main.ts")], `http://127.0.0.1:${edgePort}/v2/`, {
+      SHOAL_HOME: home,
+      SHOAL_EDGE_PORT: String(edgePort),
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    });
+    cleanups.push(() => edge.stop());
+    const layer = randomBytes(options.size);
+    await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, NAME, TAG, layer);
+    const uplink = await new LimitedLink({ host: "127.0.0.1", port: edgePort }, options.wanBandwidth).start();
+    cleanups.push(() => uplink.stop());
+    const bundle = await bundleAgent();
+
+    const p2p = options.modes.includes("p2p") ? await agentMode("p2p", options, home, bundle, uplink, []) : null;
+    const direct = options.modes.includes("direct") ? await agentMode("direct", options, home, bundle, uplink, ["--no-p2p"]) : null;
+    const registry = withRegistry && options.modes.includes("registry") ? await registryMode(options, home, layer) : null;
+    return {
+      agents: options.agents,
+      blob_bytes: options.size,
+      agent_bandwidth: options.agentBandwidth,
+      wan_bandwidth: options.wanBandwidth,
+      bound_s: bound,
+      p2p,
+      direct,
+      registry,
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+/** Fresh agents (empty stores) behind the uplink pull the image at once; times per agent. */
+async function agentMode(mode: string, options: P2pBenchOptions, home: string, bundle: string, uplink: LimitedLink, flags: string[]): Promise<ModeResult> {
+  const ports = await freePorts(3 * options.agents);
+  const rate = String(Math.floor(options.agentBandwidth));
+  const agents = await Promise.all(
+    Array.from({ length: options.agents }, (_, i) => {
+      const [registry, peer, admin] = ports.slice(3 * i, 3 * i + 3) as [number, number, number];
+      // SHOAL_BENCH_CPU_PROF=DIR: a V8 CPU profile of each agent, written when it stops.
+      const profile = process.env.SHOAL_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SHOAL_BENCH_CPU_PROF}`] : [];
+      return BenchProcess.start(
+        process.execPath,
+        [
+          ...profile,
+          bundle,
+          "agent",
+          `--edge=${uplink.url}`,
+          `--store-dir=${path.join(home, mode, `agent-${i}`)}`,
+          `--agent-registry-port=${registry}`,
+          `--peer-port=${peer}`,
+          `--agent-server-port=${admin}`,
+          `--ingress-rate=${rate}`,
+          `--egress-rate=${rate}`,
+          `--log-level=${process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "warn"}`,
+          ...flags,
+        ],
+        `http://127.0.0.1:${admin}/health`,
+      ).then((proc) => ({ proc, registry }));
+    }),
+  );
+  try {
+    progress(`${mode}: ${options.agents} agents pulling at once`);
+    uplink.resetCounters();
+    const sampler = new ProcessSampler(() => agents.map((a) => a.proc.child.pid!));
+    const started = performance.now();
+    let done = 0;
+    const times = await Promise.all(
+      agents.map(async ({ registry }) => {
+        await pullImage(`http://127.0.0.1:${registry}`);
+        done++;
+        if (done % Math.max(1, Math.floor(options.agents / 4)) === 0) progress(`${mode}: ${done}/${options.agents} done`);
+        return (performance.now() - started) / 1000;
+      }),
+    );
+    const usage = sampler.stop();
+    return summarize(times, uplink.bytesDown + uplink.bytesUp, usage.cpuSeconds, usage.peakRssBytes);
+  } finally {
+    await Promise.all(agents.map((a) => a.proc.stop()));
+    // SHOAL_BENCH_AGENT_LOG_LEVEL=debug: keep each agent's log beside the results.
+    if (process.env.SHOAL_BENCH_AGENT_LOG_LEVEL) {
+      await Promise.all(agents.map((a, i) => writeFile(path.join(options.out, `${mode}-agent-${i}.log`), a.proc.output)));
+    }
+  }
+}
+
+/** What a docker pull does through an agent: the manifest by tag, then each blob it names. */
+async function pullImage(base: string): Promise<void> {
+  const manifestRes = await request(`${base}/v2/${NAME}/manifests/${TAG}`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+  if (manifestRes.statusCode !== 200) throw new Error(`manifest: ${manifestRes.statusCode} ${await manifestRes.body.text()}`);
+  const manifest = (await manifestRes.body.json()) as { config: { digest: string; size: number }; layers: { digest: string; size: number }[] };
+  for (const blob of [manifest.config, ...manifest.layers]) {
+    const res = await request(`${base}/v2/${NAME}/blobs/${blob.digest}`, { bodyTimeout: 0, headersTimeout: 0 });
+    if (res.statusCode !== 200) throw new Error(`blob ${blob.digest}: ${res.statusCode} ${await res.body.text()}`);
+    let n = 0;
+    for await (const chunk of res.body) n += (chunk as Buffer).length;
+    if (n !== blob.size) throw new Error(`blob ${blob.digest}: ${n} of ${blob.size} bytes`);
+  }
+}
+
+/** N skopeo pulls from distribution, each through its own B link, all through one W uplink. */
+async function registryMode(options: P2pBenchOptions, home: string, layer: Buffer): Promise<ModeResult | null> {
+  const [port] = (await freePorts(1)) as [number];
+  const config = path.join(home, "distribution.yml");
+  await writeFile(
+    config,
+    ["version: 0.1", "log: { level: error }", `storage: { filesystem: { rootdirectory: ${path.join(home, "distribution")} } }`, `http: { addr: "127.0.0.1:${port}" }`, ""].join("\n"),
+  );
+  let registry: BenchProcess;
+  try {
+    registry = await BenchProcess.start("docker-registry", ["serve", config], `http://127.0.0.1:${port}/v2/`);
+  } catch (error) {
+    progress(`registry: skipped (${(error as Error).message.split("\n")[0]})`);
+    return null;
+  }
+  const links: LimitedLink[] = [];
+  try {
+    await pushOneLayerImage(`http://127.0.0.1:${port}`, NAME, TAG, layer);
+    const uplink = await new LimitedLink({ host: "127.0.0.1", port }, options.wanBandwidth).start();
+    links.push(uplink);
+    for (let i = 0; i < options.agents; i++) links.push(await new LimitedLink({ host: "127.0.0.1", port: uplink.port }, options.agentBandwidth).start());
+    await mkdir(path.join(home, "registry-pulls"), { recursive: true });
+    progress(`registry: ${options.agents} skopeo pulls at once`);
+    const pids: number[] = [];
+    const sampler = new ProcessSampler(() => pids, true);
+    const started = performance.now();
+    const times = await Promise.all(
+      links.slice(1).map(async (link, i) => {
+        await skopeoPull(`127.0.0.1:${link.port}`, path.join(home, "registry-pulls", String(i)), pids);
+        return (performance.now() - started) / 1000;
+      }),
+    );
+    const usage = sampler.stop();
+    return summarize(times, uplink.bytesDown + uplink.bytesUp, usage.cpuSeconds, usage.peakRssBytes);
+  } finally {
+    for (const link of links) await link.stop();
+    await registry.stop();
+  }
+}
+
+function skopeoPull(host: string, dir: string, pids: number[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("skopeo", ["copy", "--src-tls-verify=false", `docker://${host}/${NAME}:${TAG}`, `dir:${dir}`], { stdio: ["ignore", "ignore", "pipe"] });
+    if (child.pid) pids.push(child.pid);
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`skopeo exited ${code}: ${stderr.slice(-500)}`))));
+  });
+}
+
+function summarize(times: number[], wanBytes: number, cpuSeconds: number, peakRss: number): ModeResult {
+  const sorted = [...times].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  return { p50_s: at(0.5), p90_s: at(0.9), p99_s: at(0.99), max_s: sorted[sorted.length - 1]!, wan_bytes: wanBytes, agent_cpu_s: cpuSeconds, agent_peak_rss_bytes: peakRss, times_s: sorted };
+}
+
+function printReport(r: P2pReport): void {
+  const row = (name: string, m: ModeResult | null) =>
+    m
+      ? `${name.padEnd(9)} p50 ${m.p50_s.toFixed(2).padStart(7)} s (${(m.p50_s / r.bound_s).toFixed(2)}× bound)  p99 ${m.p99_s.toFixed(2).padStart(7)} s (${(m.p99_s / r.bound_s).toFixed(2)}×)  ` +
+        `WAN ${(m.wan_bytes / r.blob_bytes).toFixed(2)}× blob  CPU ${m.agent_cpu_s.toFixed(1)} s  peak RSS ${mib(m.agent_peak_rss_bytes)}`
+      : `${name.padEnd(9)} (not run)`;
+  console.log(`\np2p benchmark: ${r.agents} agents, ${mib(r.blob_bytes)} blob, bound ${r.bound_s.toFixed(2)} s`);
+  console.log(row("p2p", r.p2p));
+  console.log(row("direct", r.direct));
+  console.log(row("registry", r.registry));
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(bytes % 2 ** 20 === 0 ? 0 : 2)} MiB`;
+}
+
+function progress(message: string): void {
+  process.stderr.write(`[p2p] ${message}\n`);
+}
+
+export function parseP2pArgs(values: Record<string, string | boolean | undefined>): P2pBenchOptions {
+  const sweeping = values.sweep === true;
+  return {
+    agents: Number(values.agents ?? 16),
+    size: parseSize(String(values.size ?? (sweeping ? "16MiB" : "64MiB"))),
+    agentBandwidth: parseSize(String(values["agent-bandwidth"] ?? "6.25MiB").replace(/\/s$/, "")),
+    wanBandwidth: parseSize(String(values["wan-bandwidth"] ?? "12.5MiB").replace(/\/s$/, "")),
+    out: path.resolve(String(values.out ?? "bench-out")),
+    sweep: sweeping,
+    modes: parseModes(values.modes),
+  };
+}
+
+function parseModes(value: string | boolean | undefined): Mode[] {
+  if (value === undefined || value === true || value === false) return ["p2p", "direct", "registry"];
+  const modes = value.split(",").map((m) => m.trim());
+  for (const mode of modes) if (!["p2p", "direct", "registry"].includes(mode)) throw new Error(`unknown mode ${JSON.stringify(mode)}: use p2p, direct, registry`);
+  return modes as Mode[];
+}

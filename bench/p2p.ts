@@ -3,12 +3,12 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { request } from "undici";
 import { parseSize } from "../src/agent-node/config.js";
 import { PROJECT_ROOT } from "../src/devcluster/build-worker.js";
 import { bundleAgent } from "../src/devcluster/build-agent.js";
 import { BenchProcess, TSX, freePorts } from "./lib/processes.js";
 import { LimitedLink } from "./lib/link.js";
+import { LinkProcess } from "./lib/link-process.js";
 import { pushOneLayerImage } from "./lib/push.js";
 import { ProcessSampler } from "./lib/sampler.js";
 import { cdfPlot, sweepPlot } from "./lib/plots.js";
@@ -96,13 +96,16 @@ async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise
     });
     cleanups.push(() => edge.stop());
     const layer = randomBytes(options.size);
-    await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, NAME, TAG, layer);
-    const uplink = await new LimitedLink({ host: "127.0.0.1", port: edgePort }, options.wanBandwidth).start();
+    const image = await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, NAME, TAG, layer);
+    // The uplink and the clients run in processes of their own (a link process; curl), so the
+    // benchmark's own event loop paces nothing and reads nothing.
+    const uplink = await LinkProcess.start(edgePort, options.wanBandwidth);
     cleanups.push(() => uplink.stop());
     const bundle = await bundleAgent();
 
-    const p2p = options.modes.includes("p2p") ? await agentMode("p2p", options, home, bundle, uplink, []) : null;
-    const direct = options.modes.includes("direct") ? await agentMode("direct", options, home, bundle, uplink, ["--no-p2p"]) : null;
+    const blobs = [image.configDigest, image.layerDigest];
+    const p2p = options.modes.includes("p2p") ? await agentMode("p2p", options, home, bundle, uplink, blobs, []) : null;
+    const direct = options.modes.includes("direct") ? await agentMode("direct", options, home, bundle, uplink, blobs, ["--no-p2p"]) : null;
     const registry = withRegistry && options.modes.includes("registry") ? await registryMode(options, home, layer) : null;
     return {
       agents: options.agents,
@@ -121,7 +124,7 @@ async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise
 }
 
 /** Fresh agents (empty stores) behind the uplink pull the image at once; times per agent. */
-async function agentMode(mode: string, options: P2pBenchOptions, home: string, bundle: string, uplink: LimitedLink, flags: string[]): Promise<ModeResult> {
+async function agentMode(mode: string, options: P2pBenchOptions, home: string, bundle: string, uplink: LinkProcess, blobs: string[], flags: string[]): Promise<ModeResult> {
   const ports = await freePorts(3 * options.agents);
   const rate = String(Math.floor(options.agentBandwidth));
   const agents = await Promise.all(
@@ -151,20 +154,20 @@ async function agentMode(mode: string, options: P2pBenchOptions, home: string, b
   );
   try {
     progress(`${mode}: ${options.agents} agents pulling at once`);
-    uplink.resetCounters();
+    await uplink.bytes(true);
     const sampler = new ProcessSampler(() => agents.map((a) => a.proc.child.pid!));
     const started = performance.now();
     let done = 0;
     const times = await Promise.all(
       agents.map(async ({ registry }) => {
-        await pullImage(`http://127.0.0.1:${registry}`);
+        await curlPull(`http://127.0.0.1:${registry}`, blobs);
         done++;
         if (done % Math.max(1, Math.floor(options.agents / 4)) === 0) progress(`${mode}: ${done}/${options.agents} done`);
         return (performance.now() - started) / 1000;
       }),
     );
     const usage = sampler.stop();
-    return summarize(times, uplink.bytesDown + uplink.bytesUp, usage.cpuSeconds, usage.peakRssBytes);
+    return summarize(times, await uplink.bytes(), usage.cpuSeconds, usage.peakRssBytes);
   } finally {
     await Promise.all(agents.map((a) => a.proc.stop()));
     // SHOAL_BENCH_AGENT_LOG_LEVEL=debug: keep each agent's log beside the results.
@@ -174,18 +177,26 @@ async function agentMode(mode: string, options: P2pBenchOptions, home: string, b
   }
 }
 
-/** What a docker pull does through an agent: the manifest by tag, then each blob it names. */
-async function pullImage(base: string): Promise<void> {
-  const manifestRes = await request(`${base}/v2/${NAME}/manifests/${TAG}`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
-  if (manifestRes.statusCode !== 200) throw new Error(`manifest: ${manifestRes.statusCode} ${await manifestRes.body.text()}`);
-  const manifest = (await manifestRes.body.json()) as { config: { digest: string; size: number }; layers: { digest: string; size: number }[] };
-  for (const blob of [manifest.config, ...manifest.layers]) {
-    const res = await request(`${base}/v2/${NAME}/blobs/${blob.digest}`, { bodyTimeout: 0, headersTimeout: 0 });
-    if (res.statusCode !== 200) throw new Error(`blob ${blob.digest}: ${res.statusCode} ${await res.body.text()}`);
-    let n = 0;
-    for await (const chunk of res.body) n += (chunk as Buffer).length;
-    if (n !== blob.size) throw new Error(`blob ${blob.digest}: ${n} of ${blob.size} bytes`);
-  }
+/**
+ * What a docker pull does through an agent, by curl (a client that costs the benchmark's event
+ * loop nothing): the manifest by tag, then its blobs in order; every response must be a 200.
+ */
+function curlPull(base: string, blobs: string[]): Promise<void> {
+  const urls = [`${base}/v2/${NAME}/manifests/${TAG}`, ...blobs.map((d) => `${base}/v2/${NAME}/blobs/${d}`)];
+  const args = ["-sS", "--fail", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "-w", "%{http_code} %{size_download}\\n"];
+  for (const url of urls) args.push("-o", "/dev/null", url);
+  return new Promise((resolve, reject) => {
+    const child = spawn("curl", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      const ok = code === 0 && out.trim().split("\n").length === urls.length && out.trim().split("\n").every((l) => l.startsWith("200 "));
+      if (ok) resolve();
+      else reject(new Error(`curl pull from ${base} failed (${code}): ${out.slice(-500)}`));
+    });
+  });
 }
 
 /** N skopeo pulls from distribution, each through its own B link, all through one W uplink. */

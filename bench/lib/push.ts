@@ -36,7 +36,7 @@ export const pushChunked = {
 };
 
 /** Pushes an image with one layer (`layer`, pushed in chunks of at most 64 MiB) to a registry. */
-export async function pushOneLayerImage(base: string, name: string, tag: string, layer: Buffer): Promise<{ layerDigest: string; manifestDigest: string }> {
+export async function pushOneLayerImage(base: string, name: string, tag: string, layer: Buffer): Promise<{ configDigest: string; layerDigest: string; manifestDigest: string }> {
   const sha = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
   const pushBlob = async (bytes: Buffer) => {
     const upload = await pushChunked.start(base, name);
@@ -61,7 +61,7 @@ export async function pushOneLayerImage(base: string, name: string, tag: string,
   });
   const text = await res.body.text();
   if (res.statusCode !== 201) throw new Error(`manifest PUT ${base}: ${res.statusCode} ${text.slice(0, 300)}`);
-  return { layerDigest, manifestDigest: sha(manifest) };
+  return { configDigest, layerDigest, manifestDigest: sha(manifest) };
 }
 
 const PUSH_CHUNK_BYTES = 64 * 1024 * 1024;

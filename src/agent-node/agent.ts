@@ -17,7 +17,7 @@ import { createRegistryServer } from "./registry/server.js";
 import { createAdminServer } from "./admin/server.js";
 import { BlobFetcher } from "./p2p/blob-fetcher.js";
 import { SwarmRegistry } from "./p2p/swarm-registry.js";
-import { bucketFor, type Bandwidth } from "./p2p/token-bucket.js";
+import { backlogFor, bucketFor, type Bandwidth } from "./p2p/token-bucket.js";
 
 /** The host agent: registry port, admin port, store; `start()` and `stop()` once each. */
 export class Agent {
@@ -30,6 +30,8 @@ export class Agent {
   readonly peerId = randomBytes(20);
   private announcer: Announcer | undefined;
   private peerServer: net.Server | undefined;
+  /** Inbound peer connections, ended at stop (a peer's idle connection would hold the server open). */
+  private readonly peerSockets = new Set<net.Socket>();
   private registryServer: http.Server | undefined;
   private adminServer: http.Server | undefined;
   private running = false;
@@ -47,8 +49,16 @@ export class Agent {
 
   async start(): Promise<{ registryPort: number; adminPort: number; peerPort: number }> {
     await this.store.open();
-    const bandwidth: Bandwidth = { ingress: bucketFor(this.config.p2p.ingressRate), egress: bucketFor(this.config.p2p.egressRate) };
+    const bandwidth: Bandwidth = {
+      ingress: bucketFor(this.config.p2p.ingressRate),
+      egress: bucketFor(this.config.p2p.egressRate),
+      uploads: backlogFor(this.config.p2p.egressRate),
+    };
     this.peerServer = createPeerServer({ store: this.store, swarms: this.swarms, metrics: this.metrics, bandwidth, log: this.log.child({ part: "peer" }), peerId: this.peerId });
+    this.peerServer.on("connection", (socket: net.Socket) => {
+      this.peerSockets.add(socket);
+      socket.once("close", () => this.peerSockets.delete(socket));
+    });
     const peerPort = await listen(this.peerServer, this.config.peerPort, this.config.peerListenHost);
     this.announcer = new Announcer({
       edge: this.edge,
@@ -146,6 +156,7 @@ export class Agent {
     this.running = false;
     this.announcer?.stop();
     this.swarms.stopAll();
+    for (const socket of this.peerSockets) socket.destroy();
     await Promise.all([close(this.registryServer), close(this.adminServer), closeNet(this.peerServer)]);
     await this.edge.close();
     this.log.info("agent stopped");

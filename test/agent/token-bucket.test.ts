@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { TokenBucket, bucketFor } from "../../src/agent-node/p2p/token-bucket.js";
+import { TokenBucket, UploadBacklog, backlogFor, bucketFor } from "../../src/agent-node/p2p/token-bucket.js";
 
 describe("TokenBucket", () => {
   it("lets the burst through at once, then paces at the rate", () => {
@@ -42,5 +42,25 @@ describe("TokenBucket", () => {
 
   it("refuses a zero rate", () => {
     expect(() => new TokenBucket(0, 1)).toThrow(RangeError);
+  });
+});
+
+describe("UploadBacklog", () => {
+  it("books blocks up to its size, always at least one, and forced ones past it", () => {
+    const backlog = new UploadBacklog(2 * 1024 * 1024);
+    expect(backlog.tryReserve(1024 * 1024)).toBe(true);
+    expect(backlog.tryReserve(1024 * 1024)).toBe(true);
+    expect(backlog.tryReserve(1024 * 1024)).toBe(false);
+    expect(backlog.tryReserve(1024 * 1024, true)).toBe(true); // the rest of an accepted piece
+    backlog.release(3 * 1024 * 1024);
+    expect(backlog.bytes).toBe(0);
+    const tiny = new UploadBacklog(10);
+    expect(tiny.tryReserve(1000)).toBe(true); // an empty backlog takes any one block
+  });
+
+  it("backlogFor: two seconds of the egress rate, at least 8 MiB; 64 MiB without a limit", () => {
+    expect(backlogFor(100 * 1024 * 1024).maxBytes).toBe(200 * 1024 * 1024);
+    expect(backlogFor(1024 * 1024).maxBytes).toBe(8 * 1024 * 1024);
+    expect(backlogFor(undefined).maxBytes).toBe(64 * 1024 * 1024);
   });
 });

@@ -95,21 +95,29 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
   const queue: Extract<Frame, { type: "request" }>[] = [];
   let serving = false;
   const maxQueued = options.maxQueuedRequests ?? 256;
+  /** Pieces whose first block we took on: their other blocks are never rejected as "busy". */
+  const acceptedPieces = new Set<number>();
   const pump = async () => {
     if (serving) return;
     serving = true;
     try {
       for (let request = queue.shift(); request && !connection.isClosed; request = queue.shift()) {
-        const data = await source.read(request.index, request.begin, request.length);
-        if (!data) {
-          await connection.send({ type: "reject", index: request.index, begin: request.begin, length: request.length });
-          continue;
+        try {
+          const data = await source.read(request.index, request.begin, request.length);
+          if (!data) {
+            await connection.send({ type: "reject", index: request.index, begin: request.begin, length: request.length });
+            continue;
+          }
+          await connection.send({ type: "piece", index: request.index, begin: request.begin, data });
+          options.metrics.bytesUploaded.inc(request.length);
+        } finally {
+          options.bandwidth?.uploads?.release(request.length);
         }
-        await connection.send({ type: "piece", index: request.index, begin: request.begin, data });
-        options.metrics.bytesUploaded.inc(request.length);
       }
     } finally {
       serving = false;
+      // Requests left behind by a closed connection give their share of the backlog back.
+      if (connection.isClosed) for (const left of queue.splice(0)) options.bandwidth?.uploads?.release(left.length);
     }
   };
   connection.onFrames((frame: Frame) => {
@@ -117,11 +125,18 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
       const problem = checkRequest(frame, metainfo);
       if (problem) return connection.refuse(WIRE_ERROR.PROTOCOL, problem);
       if (queue.length >= maxQueued) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many queued requests");
+      if (frame.begin === 0) acceptedPieces.delete(frame.index);
+      if (options.bandwidth?.uploads && !options.bandwidth.uploads.tryReserve(frame.length, acceptedPieces.has(frame.index))) {
+        // Our uplink is booked: say so now, so the peer asks someone else.
+        connection.send({ type: "reject", index: frame.index, begin: frame.begin, length: frame.length }).catch(() => undefined);
+        return;
+      }
+      acceptedPieces.add(frame.index);
       queue.push(frame);
       pump().catch((error: Error) => connection.close(error));
     } else if (frame.type === "cancel") {
       const at = queue.findIndex((q) => q.index === frame.index && q.begin === frame.begin);
-      if (at >= 0) queue.splice(at, 1);
+      if (at >= 0) options.bandwidth?.uploads?.release(queue.splice(at, 1)[0]!.length);
     } else if (frame.type === "handshake") {
       connection.refuse(WIRE_ERROR.PROTOCOL, "a second handshake");
     } else {

@@ -65,6 +65,10 @@ interface RemotePeer {
   /** It connected to us: its connection belongs to the peer server and outlives our download. */
   inbound: boolean;
   connection: PeerConnection;
+  /** Pieces it asked us for whose first block we took on (the rest are never rejected as busy). */
+  acceptedPieces: Set<number>;
+  /** It rejected a request (busy): no new requests to it before then. */
+  rejectedUntil: number;
   /** Blocks it asked us for, served one at a time. */
   serving: Promise<void>;
   queued: number;
@@ -255,7 +259,7 @@ export class SwarmSession implements BlobFiller {
   }
 
   private addPeer(key: string, peerId: string, inbound: boolean, connection: PeerConnection, bitfield: Bitfield): RemotePeer {
-    const remote: RemotePeer = { key, peerId, inbound, connection, bitfield, pieces: new Set(), strikes: 0, serving: Promise.resolve(), queued: 0 };
+    const remote: RemotePeer = { key, peerId, inbound, connection, bitfield, pieces: new Set(), strikes: 0, serving: Promise.resolve(), queued: 0, rejectedUntil: 0, acceptedPieces: new Set() };
     this.peers.set(key, remote);
     this.options.metrics.peerConnections.inc();
     connection.once("close", () => this.dropPeer(remote));
@@ -304,7 +308,9 @@ export class SwarmSession implements BlobFiller {
       case "piece":
         return this.onBlock(peer, frame.index, frame.begin, frame.data);
       case "reject":
+        // Busy or missing: ask others for a moment before this peer again.
         this.release(frame.index, peer.key);
+        peer.rejectedUntil = this.now() + REJECT_BACKOFF_MS;
         return this.schedule();
       case "error":
         return peer.connection.close(new Error(`peer error ${frame.code}: ${frame.message}`));
@@ -322,15 +328,25 @@ export class SwarmSession implements BlobFiller {
     const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
     if (begin + length > end - start) return peer.connection.refuse(WIRE_ERROR.PROTOCOL, "block runs past its piece");
     if (peer.queued >= MAX_QUEUED_REQUESTS) return peer.connection.refuse(WIRE_ERROR.OVERLOADED, "too many queued requests");
+    const uploads = this.options.bandwidth?.uploads;
+    if (begin === 0) peer.acceptedPieces.delete(index);
+    if (uploads && !uploads.tryReserve(length, peer.acceptedPieces.has(index))) {
+      peer.connection.send({ type: "reject", index, begin, length }).catch(() => undefined);
+      return;
+    }
+    peer.acceptedPieces.add(index);
     peer.queued++;
-    peer.serving = peer.serving.then(async () => {
-      peer.queued--;
-      if (peer.connection.isClosed) return;
-      const data = await this.readBlock(index, begin, length).catch(() => undefined);
-      if (!data) return peer.connection.send({ type: "reject", index, begin, length });
-      await peer.connection.send({ type: "piece", index, begin, data });
-      this.options.metrics.bytesUploaded.inc(length);
-    }).catch(() => undefined);
+    peer.serving = peer.serving
+      .then(async () => {
+        peer.queued--;
+        if (peer.connection.isClosed) return;
+        const data = await this.readBlock(index, begin, length).catch(() => undefined);
+        if (!data) return peer.connection.send({ type: "reject", index, begin, length });
+        await peer.connection.send({ type: "piece", index, begin, data });
+        this.options.metrics.bytesUploaded.inc(length);
+      })
+      .catch(() => undefined)
+      .finally(() => uploads?.release(length));
   }
 
   /** Picks work for every peer with room, then for the web seed. */
@@ -354,6 +370,7 @@ export class SwarmSession implements BlobFiller {
     // piece were fetched at once, sharing the link; and memory stays a few pieces per swarm.
     const maxInFlight = this.options.maxPiecesInFlight ?? 4;
     for (const peer of shuffle(peers)) {
+      if (peer.rejectedUntil > this.now()) continue;
       for (const { i } of ranked) {
         if (peer.pieces.size >= perPeer) break;
         if (!endgame && this.assemblies.size + this.webInFlight.size >= maxInFlight) break;
@@ -557,6 +574,8 @@ export class SwarmSession implements BlobFiller {
 
 /** Blocks a peer may have asked us for and not yet received. */
 const MAX_QUEUED_REQUESTS = 256;
+/** How long a peer that rejected a request (busy) is left alone. */
+const REJECT_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 60_000;
 /** Least time with nothing from peers before an agent fetches pieces outside its web-seed slice. */
 const WEB_SEED_PATIENCE_MIN_MS = 1_000;

@@ -33,10 +33,46 @@ export class TokenBucket {
   }
 }
 
+/**
+ * How many bytes of requested blocks an agent lets wait for its uplink, across all peers. Past
+ * it, requests are rejected at once (the requester asks another peer) instead of queueing behind
+ * everyone else's: a popular seeder with 15 requesters would otherwise hold each for many seconds.
+ */
+export class UploadBacklog {
+  private queued = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  /**
+   * Books `bytes` if there is room (or `force`: the rest of a piece whose first block was
+   * accepted, so a requester never gets half a piece).
+   */
+  tryReserve(bytes: number, force = false): boolean {
+    if (!force && this.queued > 0 && this.queued + bytes > this.maxBytes) return false;
+    this.queued += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.queued = Math.max(0, this.queued - bytes);
+  }
+
+  get bytes(): number {
+    return this.queued;
+  }
+}
+
 /** The agent's limits for peer traffic (and web-seed reads, which are ingress too). */
 export interface Bandwidth {
   ingress?: TokenBucket;
   egress?: TokenBucket;
+  /** Requested blocks waiting to be sent, across all peers. */
+  uploads?: UploadBacklog;
+}
+
+/** An upload backlog of about two seconds of the egress rate (at least 8 MiB); 64 MiB unlimited. */
+export function backlogFor(egressBytesPerSecond: number | undefined): UploadBacklog {
+  return new UploadBacklog(egressBytesPerSecond ? Math.max(8 * 1024 * 1024, 2 * egressBytesPerSecond) : 64 * 1024 * 1024);
 }
 
 /** A bucket for `rate` bytes/s with half a second of burst (at least one 1 MiB block), or none. */

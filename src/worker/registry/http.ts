@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { OciError } from "../../shared/oci/errors.js";
+import { concatBytes } from "../../shared/bytes.js";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from "../build-index/paging.js";
 
 /** Reads a request body into memory, refusing more than `maxBytes` (413) before buffering it. */
@@ -20,13 +21,7 @@ export async function readBodyCapped(request: Request, maxBytes: number, tooLarg
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, size);
 }
 
 const PageQuerySchema = z.object({

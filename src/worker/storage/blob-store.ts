@@ -1,4 +1,5 @@
 import { digestAlgorithm, digestHex, type Digest } from "../../shared/oci/digest.js";
+import { concatBytes } from "../../shared/bytes.js";
 import type { ByteRange } from "../../shared/oci/range.js";
 
 /**
@@ -153,20 +154,9 @@ async function readBatch(reader: ReadableStreamDefaultReader<Uint8Array>, max: n
   let length = 0;
   while (length < max) {
     const { done, value } = await reader.read();
-    if (done) return { bytes: join(parts, length), done: true };
+    if (done) return { bytes: concatBytes(parts, length), done: true };
     parts.push(value);
     length += value.length;
   }
-  return { bytes: join(parts, length), done: false };
-}
-
-function join(parts: Uint8Array[], length: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return { bytes: concatBytes(parts, length), done: false };
 }

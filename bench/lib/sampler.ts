@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { rssOf } from "../../test/helpers/rss.js";
 
 /** Linux's clock ticks per second for /proc/<pid>/stat times (USER_HZ, 100 on every common kernel). */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -31,8 +32,7 @@ export class ProcessSampler {
         const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
         if (!this.startTicks.has(pid)) this.startTicks.set(pid, this.fromZero ? 0 : ticks);
         this.cpuTicks.set(pid, ticks);
-        const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
-        this.peakRss = Math.max(this.peakRss, rss);
+        this.peakRss = Math.max(this.peakRss, rssOf(pid));
       } catch {
         // exited: keep its last reading
       }

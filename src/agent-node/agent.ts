@@ -2,6 +2,7 @@ import type http from "node:http";
 import type net from "node:net";
 import { randomBytes } from "node:crypto";
 import type { Digest } from "../shared/oci/digest.js";
+import type { Metainfo } from "../shared/p2p/metainfo.js";
 import { createPeerServer } from "./p2p/peer-server.js";
 import { Announcer } from "./p2p/announcer.js";
 import type { AddressInfo } from "node:net";
@@ -92,7 +93,7 @@ export class Agent {
         stallTimeoutMs: p2p.stallTimeoutSeconds * 1000,
         bandwidth,
       },
-      onStored: (name, digest) => this.startSeeding(name, digest),
+      onStored: (name, digest, metainfo) => this.startSeeding(name, digest, metainfo),
     });
     const pull = new PullService({
       store: this.store,
@@ -120,10 +121,15 @@ export class Agent {
     return { registryPort, adminPort, peerPort };
   }
 
-  /** A blob entered the store: keep its metainfo beside it and seed it to the swarm. */
-  private startSeeding(name: string, digest: Digest): void {
+  /**
+   * A blob is in the store (just fetched, or served again): seed it to its swarm, with its
+   * metainfo kept beside it. A blob already seeded is only marked as recently used (no I/O: this
+   * runs on every request served from the store).
+   */
+  private startSeeding(name: string, digest: Digest, known?: Metainfo): void {
+    if (this.announcer?.touch(digest)) return;
     void (async () => {
-      let metainfo = await this.store.readMetainfo(digest);
+      let metainfo = known ?? (await this.store.readMetainfo(digest));
       if (!metainfo) {
         metainfo = await this.edge.getMetainfo(name, digest);
         await this.store.writeMetainfo(metainfo);

@@ -1,18 +1,16 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { afterEach } from "vitest";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "./devcluster.js";
+import { ServiceProcess } from "./service-process.js";
 
 const TSX = path.resolve("node_modules/.bin/tsx");
 
 /** Processes started by the current test file, whose logs are printed when a test fails. */
 const live = new Set<Proc>();
 const LOG_TAIL_CHARS = 6_000;
-/** How much of a process's output is kept in memory (its most recent part). */
-const OUTPUT_KEEP_CHARS = 1 << 20;
 
 afterEach((context) => {
   if (context.task.result?.state !== "fail") return;
@@ -23,8 +21,8 @@ afterEach((context) => {
 
 /** A component started as its own process (edge or agent), stoppable and restartable. */
 export class Proc {
-  private child: ChildProcess | undefined;
-  output = "";
+  private service: ServiceProcess | undefined;
+  private starts = 0;
 
   constructor(
     readonly args: string[],
@@ -34,39 +32,28 @@ export class Proc {
     live.add(this);
   }
 
+  /** The recent output of the process as last started. */
+  get output(): string {
+    return this.service?.output ?? "";
+  }
+
   async start(): Promise<this> {
-    this.child = spawn(TSX, this.args, { env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
     // SHOAL_TEST_LOG_DIR keeps each process's whole output in a file, for debugging a run.
     const logDir = process.env.SHOAL_TEST_LOG_DIR;
-    const logFile = logDir ? createWriteStream(path.join(logDir, `${path.basename(this.args[0]!, ".ts")}-${this.child.pid}.log`)) : undefined;
-    const append = (d: Buffer) => {
-      logFile?.write(d);
-      this.output += d.toString();
-      if (this.output.length > 2 * OUTPUT_KEEP_CHARS) this.output = this.output.slice(-OUTPUT_KEEP_CHARS);
-    };
-    this.child.stdout!.on("data", append);
-    this.child.stderr!.on("data", append);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (this.child.exitCode !== null) throw new Error(`process exited: ${this.output.slice(-2000)}`);
-      try {
-        if ((await fetch(this.readyUrl)).ok) return this;
-      } catch {
-        // not yet
-      }
-      if (Date.now() > deadline) throw new Error(`process did not start: ${this.output.slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 150));
-    }
+    const name = `${path.basename(this.args[0]!, ".ts")}-${process.pid}-${++this.starts}-${Date.now()}.log`;
+    const logFile = logDir ? createWriteStream(path.join(logDir, name)) : undefined;
+    this.service = await ServiceProcess.start({
+      command: TSX,
+      args: this.args,
+      env: this.env,
+      readyUrl: this.readyUrl,
+      onOutput: logFile ? (chunk) => logFile.write(chunk) : undefined,
+    });
+    return this;
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once("exit", r));
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await this.service?.stop(signal);
   }
 }
 

@@ -45,13 +45,16 @@ export class Announcer {
     clearInterval(this.timer);
   }
 
+  /** Marks a seeded blob as recently used; false when it is not being seeded. */
+  touch(digest: Digest): boolean {
+    const entry = this.seeding.get(digest);
+    if (entry) entry.activeAt = this.now();
+    return entry !== undefined;
+  }
+
   /** Starts (or refreshes) seeding a complete blob, announcing it at once. */
   async seed(digest: Digest, pieceCount: number): Promise<AnnounceResponse | undefined> {
-    const entry = this.seeding.get(digest);
-    if (entry) {
-      entry.activeAt = this.now();
-      return undefined;
-    }
+    if (this.touch(digest)) return undefined;
     this.seeding.set(digest, { pieceCount, activeAt: this.now(), nextAt: 0 });
     return this.announceOne(digest);
   }

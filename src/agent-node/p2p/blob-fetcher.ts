@@ -36,8 +36,8 @@ export interface BlobFetcherOptions {
   /** The announce this agent sends for a swarm (its address, zone, cluster). */
   announceRequest: (digest: Digest, pieceCount: number, complete: boolean, have: number) => AnnounceRequest;
   p2p: P2pSettings;
-  /** A blob fetched for repository `name` is in the store, verified. */
-  onStored: (name: string, digest: Digest) => void;
+  /** A blob fetched for repository `name` is in the store, verified (with its metainfo, if P2P). */
+  onStored: (name: string, digest: Digest, metainfo: Metainfo | undefined) => void;
 }
 
 /**
@@ -85,7 +85,7 @@ export class BlobFetcher {
   private async afterStored(name: string, digest: Digest, metainfo: Metainfo | undefined): Promise<void> {
     // Keep the metainfo beside the blob, so seeding it needs nothing more from the edge.
     if (metainfo) await this.options.store.writeMetainfo(metainfo).catch(() => undefined);
-    this.options.onStored(name, digest);
+    this.options.onStored(name, digest, metainfo);
   }
 
   private async open(name: string, digest: Digest): Promise<BlobSource | BlobFiller> {

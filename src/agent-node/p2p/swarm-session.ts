@@ -4,7 +4,7 @@ import type { Digest } from "../../shared/oci/digest.js";
 import { Bitfield } from "../../shared/p2p/bitfield.js";
 import { pieceBounds, pieceHash, type Metainfo } from "../../shared/p2p/metainfo.js";
 import { MAX_BLOCK_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
-import type { AnnounceRequest, AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
+import type { AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
 import type { BlobFiller, FillSink } from "../store/download.js";
 import type { AgentMetrics } from "../metrics.js";
 import { PeerConnection, firstFrame } from "./peer-connection.js";
@@ -591,4 +591,3 @@ function shuffle<T>(items: T[]): T[] {
   return out;
 }
 
-export type { AnnounceRequest };

@@ -9,6 +9,7 @@ import { manifestRoutes } from "./registry/manifests.js";
 import { listingRoutes } from "./registry/listings.js";
 import { metainfoRoutes } from "./origin/metainfo.js";
 import { trackerRoutes } from "./tracker/routes.js";
+import { authMiddleware } from "./auth.js";
 
 /** Bodies up to this size are read and dropped before an error response (see `drain`). */
 const DRAIN_MAX_BYTES = 2 * 1024 * 1024 * 1024;
@@ -37,6 +38,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
     await next();
     c.header("Docker-Distribution-API-Version", "registry/2.0");
   });
+  app.use("*", authMiddleware());
 
   app.get("/v2/", (c) => c.json({}));
   app.get("/v2", (c) => c.json({}));

@@ -1,4 +1,5 @@
 import { Agent as UndiciAgent, request, type Dispatcher } from "undici";
+import { authorizationHeader } from "../../shared/auth/credentials.js";
 import { OciError, isOciErrorBody } from "../../shared/oci/errors.js";
 import type { Digest } from "../../shared/oci/digest.js";
 import { MetainfoSchema, type Metainfo } from "../../shared/p2p/metainfo.js";
@@ -33,21 +34,29 @@ export class EdgeClient {
   constructor(options: EdgeClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.dispatcher = new UndiciAgent({ connections: 64, keepAliveTimeout: 30_000, bodyTimeout: 0, headersTimeout: 30_000 });
-    if (options.token) {
-      this.authorization = options.token.includes(":") ? `Basic ${Buffer.from(options.token).toString("base64")}` : `Bearer ${options.token}`;
-    }
+    if (options.token) this.authorization = authorizationHeader(options.token);
   }
 
   headers(extra: Record<string, string> = {}): Record<string, string> {
     return this.authorization ? { ...extra, authorization: this.authorization } : extra;
   }
 
-  async request(path: string, options: Omit<Dispatcher.RequestOptions, "origin" | "path"> & { method: Dispatcher.HttpMethod }): Promise<Dispatcher.ResponseData> {
+  /**
+   * One request to the edge. `onBehalfOfClient`: a client's request passed through (a push), which
+   * carries the client's own credentials only, never the agent's: the agent's token lets it read and
+   * announce, and must not let anyone who reaches the agent push.
+   */
+  async request(
+    path: string,
+    options: Omit<Dispatcher.RequestOptions, "origin" | "path"> & { method: Dispatcher.HttpMethod; onBehalfOfClient?: boolean },
+  ): Promise<Dispatcher.ResponseData> {
+    const { onBehalfOfClient, ...rest } = options;
+    const own = onBehalfOfClient ? {} : this.headers();
     try {
       return await request(`${this.baseUrl}${path}`, {
-        ...options,
+        ...rest,
         dispatcher: this.dispatcher,
-        headers: { ...this.headers(), ...((options.headers as Record<string, string>) ?? {}) },
+        headers: { ...own, ...((options.headers as Record<string, string>) ?? {}) },
       });
     } catch (error) {
       throw new EdgeUnavailableError(`edge ${this.baseUrl} unreachable: ${(error as Error).message}`);

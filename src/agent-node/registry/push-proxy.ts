@@ -29,6 +29,29 @@ export class PushProxy {
     await relay(edgeRes, res);
   }
 
+  /**
+   * `GET /v2/`, the login check: answered by the edge with the client's credentials, so docker and
+   * podman see the edge's challenge and log in to push through the agent. With the edge down the
+   * agent still serves what it has, so it answers for itself.
+   */
+  async base(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let edgeRes: Dispatcher.ResponseData;
+    try {
+      edgeRes = await this.edge.request("/v2/", { method: "GET", headers: forwardedHeaders(req, false), onBehalfOfClient: true });
+    } catch (error) {
+      if (!(error instanceof EdgeUnavailableError)) throw error;
+      this.log.warn({ err: error.message }, "edge unreachable: answering /v2/ for it");
+      res.writeHead(200, { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" });
+      return void res.end("{}");
+    }
+    if (edgeRes.statusCode >= 500) {
+      await edgeRes.body.dump();
+      res.writeHead(200, { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" });
+      return void res.end("{}");
+    }
+    await relay(edgeRes, res);
+  }
+
   async startUpload(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     const url = new URL(req.url ?? "/", "http://agent");
     const digest = url.searchParams.get("digest");
@@ -107,7 +130,10 @@ export class PushProxy {
 
   private async send(method: Dispatcher.HttpMethod, path: string, headers: Record<string, string>, body: Readable | null): Promise<Dispatcher.ResponseData> {
     try {
-      const res = await this.edge.request(path, { method, headers, body });
+      // Reads passed through (listings) may use the agent's credentials; writes carry the client's.
+      const onBehalfOfClient = method !== "GET" && method !== "HEAD";
+      const { authorization, ...rest } = headers;
+      const res = await this.edge.request(path, { method, headers: onBehalfOfClient && authorization ? { ...rest, authorization } : rest, body, onBehalfOfClient });
       const advertised = res.headers["oci-chunk-max-length"];
       if (advertised !== undefined) this.chunkMaxBytes = Number(advertised);
       return res;

@@ -6,7 +6,7 @@ import type { AgentMetrics } from "../metrics.js";
 import type { PullService } from "./pull.js";
 import type { PushProxy } from "./push-proxy.js";
 import { matchRoute, type Route } from "./routes.js";
-import { API_VERSION_HEADER, sendError, sendJson } from "./respond.js";
+import { API_VERSION_HEADER, sendError } from "./respond.js";
 
 export interface RegistryServerOptions {
   pull: PullService;
@@ -47,7 +47,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Regist
   switch (route.kind) {
     case "base":
       if (!read) break;
-      return sendJson(res, 200, {});
+      return options.push.base(req, res);
     case "manifest":
       if (read) return options.pull.manifest(req, res, route.name, route.reference);
       if (method === "PUT" || method === "DELETE") return options.push.forward(req, res, method === "PUT");

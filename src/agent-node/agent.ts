@@ -19,6 +19,8 @@ import { createAdminServer } from "./admin/server.js";
 import { BlobFetcher } from "./p2p/blob-fetcher.js";
 import { SwarmRegistry } from "./p2p/swarm-registry.js";
 import { backlogFor, bucketFor, type Bandwidth } from "./p2p/token-bucket.js";
+import { plainTransport, tlsTransport } from "./p2p/transport.js";
+import { clusterKey } from "../shared/p2p/auth.js";
 
 /** The host agent: registry port, admin port, store; `start()` and `stop()` once each. */
 export class Agent {
@@ -38,11 +40,14 @@ export class Agent {
   private running = false;
   private readonly startedAt = Date.now();
 
+  private readonly clusterKey: Uint8Array | undefined;
+
   constructor(
     readonly config: AgentConfig,
     secrets: AgentSecrets,
     private readonly log: Logger,
   ) {
+    this.clusterKey = secrets.clusterSecret ? clusterKey(secrets.clusterSecret) : undefined;
     this.store = new DiskStore({ dir: config.store.dir, capacityBytes: config.store.capacity, log: log.child({ part: "store" }) });
     this.downloads = new DownloadManager(this.store, log.child({ part: "download" }));
     this.edge = new EdgeClient({ baseUrl: config.edge, ...(secrets.edgeToken ? { token: secrets.edgeToken } : {}) });
@@ -55,7 +60,10 @@ export class Agent {
       egress: bucketFor(this.config.p2p.egressRate),
       uploads: backlogFor(this.config.p2p.egressRate),
     };
-    this.peerServer = createPeerServer({ store: this.store, swarms: this.swarms, metrics: this.metrics, bandwidth, log: this.log.child({ part: "peer" }), peerId: this.peerId });
+    const transport = this.config.p2p.tls ? await tlsTransport(this.config.p2p.tls) : plainTransport;
+    if (!this.clusterKey) this.log.warn("no clusterSecret in --secrets: peers are not authenticated (any host that reaches the peer port can fetch pieces)");
+    const peerSecurity = { clusterKey: this.clusterKey, transport };
+    this.peerServer = createPeerServer({ store: this.store, swarms: this.swarms, metrics: this.metrics, bandwidth, log: this.log.child({ part: "peer" }), peerId: this.peerId, ...peerSecurity });
     this.peerServer.on("connection", (socket: net.Socket) => {
       this.peerSockets.add(socket);
       socket.once("close", () => this.peerSockets.delete(socket));
@@ -92,6 +100,7 @@ export class Agent {
         requestTimeoutMs: p2p.requestTimeoutSeconds * 1000,
         stallTimeoutMs: p2p.stallTimeoutSeconds * 1000,
         bandwidth,
+        ...peerSecurity,
       },
       onStored: (name, digest, metainfo) => this.startSeeding(name, digest, metainfo),
     });
@@ -117,7 +126,10 @@ export class Agent {
     const registryPort = await listen(this.registryServer, this.config.agentRegistryPort, this.config.listenHost);
     const adminPort = await listen(this.adminServer, this.config.agentServerPort, this.config.listenHost);
     this.running = true;
-    this.log.info({ registryPort, adminPort, peerPort, peerId: this.peerId.toString("hex"), edge: this.config.edge, zone: this.config.zone, cluster: this.config.cluster }, "agent started");
+    this.log.info(
+      { registryPort, adminPort, peerPort, peerId: this.peerId.toString("hex"), edge: this.config.edge, zone: this.config.zone, cluster: this.config.cluster, peerAuth: Boolean(this.clusterKey), peerTls: transport.secure },
+      "agent started",
+    );
     return { registryPort, adminPort, peerPort };
   }
 

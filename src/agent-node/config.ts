@@ -60,6 +60,17 @@ const P2pConfigSchema = z
     ingressRate: Rate.optional(),
     /** Bytes per second this agent sends to peers. */
     egressRate: Rate.optional(),
+    /** Mutual TLS on the peer port: PEM files; every agent's certificate signed by `ca`. */
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        ca: z.string().min(1),
+        /** A peer's certificate must also name the address it was dialled at (IP SAN). */
+        verifyPeerAddress: z.boolean().default(true),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -104,6 +115,12 @@ export const AgentSecretsSchema = z
   .object({
     /** Credentials for the edge: `user:token` (HTTP Basic) or a bare bearer token. */
     edgeToken: z.string().min(1).optional(),
+    /**
+     * The cluster secret: agents prove to each other that they know it before any piece moves
+     * (HMAC over fresh nonces). Every agent of a cluster has the same one; absent: peers are not
+     * authenticated.
+     */
+    clusterSecret: z.string().min(32, { message: "clusterSecret must be at least 32 characters (e.g. openssl rand -hex 32)" }).optional(),
   })
   .strict();
 export type AgentSecrets = z.infer<typeof AgentSecretsSchema>;

@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { stringify as toYaml } from "yaml";
+import { parseTokenList } from "../shared/auth/credentials.js";
 import { PROJECT_ROOT } from "./build-worker.js";
 
 /**
@@ -21,6 +25,29 @@ function agentPorts(variable: string, fallback: [number, number, number]): [numb
   return ports as [number, number, number];
 }
 
+/**
+ * The agents' secrets file: the cluster secret (made once, kept under $SHOAL_HOME, so peers always
+ * authenticate each other) and, when the edge has SHOAL_PUSH_TOKENS, the first of them as the
+ * agents' edge credentials (announces and, with SHOAL_PULL_AUTH, reads need one).
+ */
+function agentSecretsFile(): string {
+  const dir = path.join(home, "secrets");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const secretFile = path.join(dir, "cluster-secret");
+  let clusterSecret: string;
+  try {
+    clusterSecret = readFileSync(secretFile, "utf8").trim();
+  } catch {
+    clusterSecret = randomBytes(32).toString("hex");
+    writeFileSync(secretFile, `${clusterSecret}\n`, { mode: 0o600 });
+  }
+  const first = parseTokenList(process.env.SHOAL_PUSH_TOKENS ?? "")[0];
+  const file = path.join(dir, "agent-secrets.yaml");
+  writeFileSync(file, toYaml({ clusterSecret, ...(first ? { edgeToken: `${first.user}:${first.token}` } : {}) }), { mode: 0o600 });
+  return file;
+}
+const secretsFile = agentSecretsFile();
+
 interface Component {
   name: string;
   args: string[];
@@ -40,6 +67,7 @@ function agent(name: string, [registry, peer, admin]: [number, number, number]):
       `--agent-server-port=${admin}`,
       "--zone=local",
       "--cluster=devcluster",
+      `--secrets=${secretsFile}`,
       ...(process.env.SHOAL_AGENT_STORE_CAPACITY ? [`--store-capacity=${process.env.SHOAL_AGENT_STORE_CAPACITY}`] : []),
     ],
   };

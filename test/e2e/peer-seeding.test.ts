@@ -60,9 +60,10 @@ describe("seeding on the peer port", () => {
     client.handshake(digest, 3);
     for (let begin = 0; begin < 4 * 1024 * 1024; begin += 1024 * 1024) client.send({ type: "request", index: 1, begin, length: 1024 * 1024 });
     const frames = await client.until((f) => f.filter((x) => x.type === "piece").length === 4);
-    const hello = frames[0]!;
-    expect(hello.type).toBe("handshake");
-    if (hello.type === "handshake") expect(Buffer.from(hello.bitfield).toString("hex")).toBe("e0");
+    expect(frames[0]!.type).toBe("handshake");
+    const bitfield = frames[1]!;
+    expect(bitfield.type).toBe("bitfield");
+    if (bitfield.type === "bitfield") expect(Buffer.from(bitfield.bitfield).toString("hex")).toBe("e0");
     const data = Buffer.concat(frames.filter((f): f is Extract<Frame, { type: "piece" }> => f.type === "piece").map((p) => p.data));
     expect(createHash("sha256").update(data).digest("hex")).toBe(metainfo.pieces[1]);
     client.close();

@@ -77,10 +77,12 @@ export class FakePeer {
               digest: this.metainfo.digest,
               peerId: new Uint8Array(this.peerId),
               pieceCount,
-              bitfield: Bitfield.full(pieceCount).bytes,
+              bitfield: new Uint8Array(Math.ceil(pieceCount / 8)),
               auth: new Uint8Array(0),
             }),
           );
+          // No cluster secret: an agent that has one refuses us here (UNAUTHORIZED).
+          socket.write(encodeFrame({ type: "bitfield", bitfield: Bitfield.full(pieceCount).bytes }));
           if (this.mode === "garbage") {
             // A frame of an unknown type, then a length far over the cap.
             socket.write(Buffer.from([0, 0, 0, 5, 77, 1, 2, 3, 4]));

@@ -2,7 +2,8 @@ import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { FrameDecoder } from "../../src/shared/p2p/wire/decode.js";
 import { encodeFrame } from "../../src/shared/p2p/wire/encode.js";
-import { PROTOCOL_ID, PROTOCOL_VERSION, type Frame } from "../../src/shared/p2p/wire/frames.js";
+import { PROTOCOL_ID, PROTOCOL_VERSION, type Frame, type Handshake } from "../../src/shared/p2p/wire/frames.js";
+import { clusterKey, newNonce, proof, splitResponderAuth, verifyProof } from "../../src/shared/p2p/auth.js";
 
 /** A raw peer for tests: sends frames or bytes, collects frames, notices the close. */
 export class WireClient {
@@ -34,17 +35,39 @@ export class WireClient {
     });
   }
 
-  handshake(digest: string, pieceCount: number): void {
+  readonly peerId = new Uint8Array(randomBytes(20));
+  private nonce: Uint8Array = new Uint8Array(0);
+
+  /** Sends a handshake; with `withNonce`, one that asks for cluster authentication. */
+  handshake(digest: string, pieceCount: number, withNonce = false): void {
+    this.nonce = withNonce ? newNonce() : new Uint8Array(0);
     this.send({
       type: "handshake",
       version: PROTOCOL_VERSION,
       protocol: PROTOCOL_ID,
       digest,
-      peerId: new Uint8Array(randomBytes(20)),
+      peerId: this.peerId,
       pieceCount,
       bitfield: new Uint8Array(Math.ceil(pieceCount / 8)),
-      auth: new Uint8Array(0),
+      auth: this.nonce,
     });
+  }
+
+  /**
+   * The initiator's side of cluster authentication with `secret` (right or wrong): handshake with a
+   * nonce, wait for the responder's, answer with our proof. Returns whether the responder's proof
+   * verified with our secret.
+   */
+  async authenticate(digest: string, pieceCount: number, secret: string): Promise<boolean> {
+    this.handshake(digest, pieceCount, true);
+    const frames = await this.until((f) => f.some((x) => x.type === "handshake" || x.type === "error"));
+    const reply = frames.find((f): f is Handshake => f.type === "handshake");
+    if (!reply) return false;
+    const key = clusterKey(secret);
+    const answer = splitResponderAuth(reply.auth);
+    const transcript = { digest, initiatorNonce: this.nonce, responderNonce: answer?.nonce ?? new Uint8Array(32), initiatorId: this.peerId, responderId: reply.peerId };
+    this.send({ type: "auth", proof: proof(key, "initiator", transcript) });
+    return answer !== undefined && verifyProof(key, "responder", transcript, answer.proof);
   }
 
   send(frame: Frame): void {

@@ -34,7 +34,7 @@ export function agentCommand(): Command {
   return new Command("agent")
     .description("run the host agent: a registry on localhost backed by the edge and its peers")
     .option("--config <file>", "YAML configuration file")
-    .option("--secrets <file>", "YAML file with secrets (edgeToken)")
+    .option("--secrets <file>", "YAML file with secrets (edgeToken, clusterSecret)")
     .option("--edge <url>", "the edge's base URL, e.g. http://127.0.0.1:15000")
     .option("--peer-ip <ip>", "address peers reach this agent at")
     .option("--peer-port <port>", "peer-to-peer port", port)

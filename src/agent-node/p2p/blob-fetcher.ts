@@ -9,6 +9,7 @@ import type { AgentMetrics } from "../metrics.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
 import { ConnectionBudget, SwarmSession } from "./swarm-session.js";
 import type { Bandwidth, TokenBucket } from "./token-bucket.js";
+import type { PeerTransport } from "./transport.js";
 
 export interface P2pSettings {
   /** Off: every blob comes from the edge in one stream (the "direct" mode of the benchmark). */
@@ -23,6 +24,9 @@ export interface P2pSettings {
   stallTimeoutMs: number;
   /** Ingress and egress limits for peer traffic; web-seed reads count as ingress. */
   bandwidth: Bandwidth;
+  /** The cluster secret's key (peer authentication) and how peer connections are carried. */
+  clusterKey?: Uint8Array;
+  transport?: PeerTransport;
 }
 
 export interface BlobFetcherOptions {
@@ -135,6 +139,8 @@ export class BlobFetcher {
       requestTimeoutMs: p2p.requestTimeoutMs,
       stallTimeoutMs: p2p.stallTimeoutMs,
       bandwidth: p2p.bandwidth,
+      clusterKey: p2p.clusterKey,
+      transport: p2p.transport,
       connectionBudget: this.connections,
     });
     this.options.swarms.add(session);

@@ -151,8 +151,8 @@ export class PeerConnection extends EventEmitter {
   }
 }
 
-/** Resolves with the first frame, or rejects after `ms` (a handshake must come quickly). */
-export function firstFrame(connection: PeerConnection, ms: number): Promise<Frame> {
+/** Resolves with the next frame (later ones wait in the inbox), or rejects after `ms` (an opening must come quickly). */
+export function nextFrame(connection: PeerConnection, ms: number): Promise<Frame> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();

@@ -4,10 +4,12 @@ import type { Logger } from "pino";
 import { parseDigest, type Digest } from "../../shared/oci/digest.js";
 import { Bitfield } from "../../shared/p2p/bitfield.js";
 import { pieceBounds, type Metainfo } from "../../shared/p2p/metainfo.js";
-import { MAX_BLOCK_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
+import { MAX_BLOCK_BYTES, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
 import type { DiskStore } from "../store/disk-store.js";
 import type { AgentMetrics } from "../metrics.js";
-import { PeerConnection, firstFrame } from "./peer-connection.js";
+import { PeerConnection } from "./peer-connection.js";
+import { acceptHandshake } from "./handshake.js";
+import { plainTransport, type PeerTransport } from "./transport.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
 import type { Bandwidth } from "./token-bucket.js";
 
@@ -18,6 +20,10 @@ export interface PeerServerOptions {
   metrics: AgentMetrics;
   log: Logger;
   peerId: Uint8Array;
+  /** The cluster secret's key: peers must prove they know it (see handshake.ts). */
+  clusterKey?: Uint8Array;
+  /** TCP or mutual TLS (default TCP). */
+  transport?: PeerTransport;
   bandwidth?: Bandwidth;
   maxConnections?: number;
   maxConnectionsPerAddress?: number;
@@ -28,8 +34,9 @@ export interface PeerServerOptions {
 }
 
 /**
- * The agent's peer port, serving side: a peer names a blob in its handshake; if this agent has it
- * (verified, with metainfo) or is downloading it, it answers with its bitfield and serves block
+ * The agent's peer port, serving side: a peer names a blob in its handshake and (with a cluster
+ * secret) proves it belongs; if this agent has the blob (verified, with metainfo) or is
+ * downloading it, it answers with its bitfield and serves block
  * requests from the store or from the download's verified pieces (sending `have` as more verify).
  * Anything else gets an error frame with the reason and the connection is closed.
  */
@@ -38,7 +45,7 @@ export function createPeerServer(options: PeerServerOptions): net.Server {
   const perAddress = options.maxConnectionsPerAddress ?? 16;
   const byAddress = new Map<string, number>();
   let open_ = 0;
-  const server = net.createServer((socket) => {
+  const server = (options.transport ?? plainTransport).createServer((socket) => {
     const address = socket.remoteAddress ?? "?";
     const connection = new PeerConnection(socket, { idleTimeoutMs: options.idleTimeoutMs ?? 60_000, keepAliveMs: 20_000, bandwidth: options.bandwidth });
     if (open_ >= maxConnections) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many connections");
@@ -60,34 +67,22 @@ export function createPeerServer(options: PeerServerOptions): net.Server {
 }
 
 async function serve(connection: PeerConnection, options: PeerServerOptions): Promise<void> {
-  const hello = await firstFrame(connection, options.handshakeTimeoutMs ?? 5_000);
-  if (hello.type !== "handshake") return connection.refuse(WIRE_ERROR.PROTOCOL, "expected a handshake");
-  if (hello.protocol !== PROTOCOL_ID || hello.version !== PROTOCOL_VERSION) {
-    return connection.refuse(WIRE_ERROR.PROTOCOL, `unsupported protocol ${hello.protocol} v${hello.version}`);
-  }
-  let digest: Digest;
-  try {
-    digest = parseDigest(hello.digest);
-  } catch {
-    return connection.refuse(WIRE_ERROR.PROTOCOL, "invalid digest");
-  }
-  const source = await openBlockSource(digest, options);
+  let digest: Digest | undefined;
+  const hello = await acceptHandshake(connection, { key: options.clusterKey, peerId: options.peerId, timeoutMs: options.handshakeTimeoutMs ?? 5_000 }, (h) => {
+    try {
+      digest = parseDigest(h.digest);
+      return undefined;
+    } catch {
+      return { code: WIRE_ERROR.PROTOCOL, message: "invalid digest" };
+    }
+  });
+  const source = await openBlockSource(digest!, options);
   if (!source) return connection.refuse(WIRE_ERROR.UNKNOWN_BLOB, `no ${digest} here`);
   const { metainfo } = source;
   if (connection.isClosed) return source.close();
   connection.once("close", () => source.close());
   if (hello.pieceCount !== metainfo.pieces.length) return connection.refuse(WIRE_ERROR.PROTOCOL, "piece count does not match the metainfo");
-  const reply: Handshake = {
-    type: "handshake",
-    version: PROTOCOL_VERSION,
-    protocol: PROTOCOL_ID,
-    digest,
-    peerId: options.peerId,
-    pieceCount: metainfo.pieces.length,
-    bitfield: source.bitfield(),
-    auth: new Uint8Array(0),
-  };
-  await connection.send(reply);
+  await connection.send({ type: "bitfield", bitfield: source.bitfield() });
   // A peer that is downloading the same blob as we are: we fetch from it over this connection too.
   const toSession = source.joined(connection, hello);
 

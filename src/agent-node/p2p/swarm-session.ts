@@ -1,19 +1,24 @@
-import net from "node:net";
 import type { Logger } from "pino";
 import type { Digest } from "../../shared/oci/digest.js";
 import { Bitfield } from "../../shared/p2p/bitfield.js";
 import { pieceBounds, pieceHash, type Metainfo } from "../../shared/p2p/metainfo.js";
-import { MAX_BLOCK_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
+import { MAX_BLOCK_BYTES, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
 import type { AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
 import type { BlobFiller, FillSink } from "../store/download.js";
 import type { AgentMetrics } from "../metrics.js";
-import { PeerConnection, firstFrame } from "./peer-connection.js";
+import { PeerConnection } from "./peer-connection.js";
+import { initiateHandshake } from "./handshake.js";
+import { plainTransport, type PeerTransport } from "./transport.js";
 import type { Bandwidth } from "./token-bucket.js";
 
 export interface SwarmSessionOptions {
   digest: Digest;
   metainfo: Metainfo;
   peerId: Buffer;
+  /** The cluster secret's key: peers must prove they know it, and we prove it to them. */
+  clusterKey?: Uint8Array;
+  /** TCP or mutual TLS (default TCP). */
+  transport?: PeerTransport;
   metrics: AgentMetrics;
   log: Logger;
   /** Announces to the swarm's tracker (complete, have) and returns the handout. */
@@ -217,31 +222,19 @@ export class SwarmSession implements BlobFiller {
     const budget = this.options.connectionBudget;
     if (budget && !budget.tryAcquire()) return;
     this.connecting.add(key);
-    const socket = net.connect({ host: peer.ip, port: peer.port });
+    const socket = (this.options.transport ?? plainTransport).connect(peer.ip, peer.port, 5_000);
     if (budget) socket.once("close", () => budget.release());
-    socket.setTimeout(5_000, () => socket.destroy(new Error("connect timeout")));
-    socket.once("connect", () => socket.setTimeout(0));
     const connection = new PeerConnection(socket, { idleTimeoutMs: 60_000, keepAliveMs: 20_000, bandwidth: this.options.bandwidth });
-    const hello: Handshake = {
-      type: "handshake",
-      version: PROTOCOL_VERSION,
-      protocol: PROTOCOL_ID,
-      digest: this.digest,
-      peerId: this.options.peerId,
-      pieceCount: this.pieceTotal,
-      bitfield: this.have.bytes,
-      auth: new Uint8Array(0),
-    };
-    connection.send(hello).catch(() => undefined);
-    firstFrame(connection, 5_000)
-      .then((frame) => {
+    initiateHandshake(
+      connection,
+      { digest: this.digest, pieceCount: this.pieceTotal, bitfield: this.have.bytes },
+      { key: this.options.clusterKey, peerId: this.options.peerId, timeoutMs: 5_000 },
+    )
+      .then(({ remote: frame, bitfield: bits }) => {
         this.connecting.delete(key);
-        if (frame.type !== "handshake" || frame.digest !== this.digest || frame.pieceCount !== this.pieceTotal) {
-          return connection.refuse(WIRE_ERROR.PROTOCOL, "handshake does not match the swarm");
-        }
         let bitfield: Bitfield;
         try {
-          bitfield = new Bitfield(this.pieceTotal, frame.bitfield);
+          bitfield = new Bitfield(this.pieceTotal, bits);
         } catch (error) {
           return connection.refuse(WIRE_ERROR.PROTOCOL, (error as Error).message);
         }

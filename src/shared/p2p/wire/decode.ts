@@ -130,6 +130,10 @@ export function decodeBody(body: Uint8Array): Frame {
     case "complete":
       frame = { type };
       break;
+    case "auth":
+      if (r.remaining > 64) throw new WireError("auth proof too long");
+      frame = { type, proof: r.rest() };
+      break;
     default:
       throw new WireError(`unknown frame type ${body[0]}`);
   }

@@ -13,6 +13,7 @@ import { FRAME_TYPE, MAX_BLOCK_BYTES, MAX_FRAME_BYTES, PEER_ID_BYTES, WireError,
  *   reject     u32 index | u32 begin | u32 length
  *   error      u16 code | utf-8 message
  *   complete   (empty)
+ *   auth       proof (HMAC-SHA256, 32 bytes)
  */
 export function encodeFrame(frame: Frame): Uint8Array {
   if (frame.type === "keepAlive") return new Uint8Array(4);
@@ -72,6 +73,9 @@ function encodePayload(frame: Exclude<Frame, { type: "keepAlive" }>): Uint8Array
     }
     case "complete":
       return new Uint8Array(0);
+    case "auth":
+      if (frame.proof.length > 64) throw new WireError("auth proof too long");
+      return frame.proof;
   }
 }
 

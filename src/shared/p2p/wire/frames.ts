@@ -1,6 +1,7 @@
 /**
  * The peer wire protocol's messages (pure data). After a TCP connect each side sends one
- * `handshake`; then any of the others. Byte layouts are documented in encode.ts.
+ * `handshake` (the initiator first; with a cluster secret the initiator then sends `auth`); then
+ * any of the others. Byte layouts are documented in encode.ts.
  */
 export const PROTOCOL_ID = "shoal/1";
 export const PROTOCOL_VERSION = 1;
@@ -24,6 +25,7 @@ export const FRAME_TYPE = {
   reject: 7,
   error: 8,
   complete: 9,
+  auth: 10,
 } as const;
 
 export interface Handshake {
@@ -36,7 +38,10 @@ export interface Handshake {
   /** Number of pieces and the sender's bitfield for them. */
   pieceCount: number;
   bitfield: Uint8Array;
-  /** Cluster authentication (HMAC over nonces; empty until the security work fills it). */
+  /**
+   * Cluster authentication (see p2p/auth.ts), empty when the cluster has no secret. The initiator
+   * sends its nonce; the responder its nonce followed by its proof.
+   */
   auth: Uint8Array;
 }
 
@@ -56,7 +61,9 @@ export type Frame =
   | ({ type: "cancel" } & BlockRef)
   | ({ type: "reject" } & BlockRef)
   | { type: "error"; code: number; message: string }
-  | { type: "complete" };
+  | { type: "complete" }
+  /** The initiator's proof, its third message, when the cluster has a secret. */
+  | { type: "auth"; proof: Uint8Array };
 
 /** Error codes carried by `error` frames (the peer port's refusals, with a reason). */
 export const WIRE_ERROR = {

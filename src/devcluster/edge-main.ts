@@ -5,7 +5,7 @@ import { startEdgeHost } from "./edge-host.js";
 const home = path.resolve(process.env.SHOAL_HOME ?? ".shoal");
 const port = Number(process.env.SHOAL_EDGE_PORT ?? 15000);
 const vars: Record<string, string> = {};
-for (const name of ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"]) {
+for (const name of ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"]) {
   const value = process.env[name];
   if (value !== undefined) vars[name] = value;
 }

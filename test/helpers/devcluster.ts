@@ -51,7 +51,8 @@ export async function startDevcluster(env: Record<string, string> = {}, home?: s
     if (child.exitCode !== null) throw new Error(`devcluster exited: ${output}`);
     try {
       const up = await Promise.all([fetch(`${edgeUrl}/v2/`), ...agents.map((a) => fetch(`${a.admin}/health`))]);
-      if (up.every((r) => r.ok)) break;
+      // With SHOAL_PUSH_TOKENS the edge answers /v2/ with its login challenge: up all the same.
+      if (up.every((r) => r.ok || r.status === 401)) break;
     } catch {
       // not up yet
     }

@@ -124,8 +124,12 @@ export class PullService {
     const digest = parseDigest(digestText);
     const { store, fetcher, edge, metrics } = this.options;
     let entry = store.get(digest);
-    if (!entry && req.method === "HEAD") {
+    if (req.method === "HEAD") {
+      // A HEAD is how a pushing client asks whether the repository has a blob: the edge's answer,
+      // even when our store holds the bytes (they may have come through another repository;
+      // saying yes would make the client skip an upload the edge then misses). Edge down: the store.
       const size = await edge.headBlob(name, digest).catch((error: unknown) => {
+        if (error instanceof EdgeUnavailableError && entry) return entry.size;
         throw asOciError(error);
       });
       if (size === null) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { mkdtemp, readdir, rm, writeFile, mkdir } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile, mkdir, utimes } from "node:fs/promises";
 import { createHash, randomBytes } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
@@ -53,6 +53,49 @@ describe("DiskStore", () => {
     await writeFile(path.join(dir, "partial", "sha256-junk"), "half a blob");
     const again = await openStore();
     expect(again.get(digest)?.size).toBe(500);
+    expect(await readdir(path.join(dir, "partial"))).toEqual([]);
+  });
+
+  it("keeps a swarm download's partial file and progress across a restart, and drops them when it completes", async () => {
+    let store = await openStore();
+    const bytes = randomBytes(3000);
+    const digest = digestOf(bytes);
+    let writer = await store.createWriter(digest, { resumable: true });
+    expect(writer.recorded).toEqual([]);
+    await writer.writeAt(2000, bytes.subarray(2000));
+    await writer.recordPiece(2);
+    await writer.writeAt(0, bytes.subarray(0, 1000));
+    await writer.recordPiece(0);
+    await writer.abort(); // the download stopped (agent killed or stopping)
+    await writeFile(path.join(dir, "partial", "sha256-junk"), "a plain partial file");
+
+    store = await openStore();
+    expect((await readdir(path.join(dir, "partial"))).sort()).toEqual([`sha256-${digest.slice(7)}.pieces`, `sha256-${digest.slice(7)}.resume`]);
+    writer = await store.createWriter(digest, { resumable: true });
+    expect(writer.recorded).toEqual([2, 0]);
+    expect((await writer.readAt(2000, 1000)).equals(bytes.subarray(2000))).toBe(true);
+    await writer.writeAt(1000, bytes.subarray(1000, 2000));
+    await writer.commit(3000);
+    expect(store.get(digest)?.size).toBe(3000);
+    expect(await readdir(path.join(dir, "partial"))).toEqual([]);
+  });
+
+  it("ignores a torn progress entry and sweeps day-old partial downloads", async () => {
+    const store = await openStore();
+    const digest = digestOf(Buffer.from("x"));
+    const stem = path.join(dir, "partial", `sha256-${digest.slice(7)}`);
+    await writeFile(`${stem}.resume`, "x");
+    await writeFile(`${stem}.pieces`, Buffer.from([0, 0, 0, 0, 0, 0]));
+    const writer = await store.createWriter(digest, { resumable: true });
+    expect(writer.recorded).toEqual([0]);
+    await writer.recordPiece(1);
+    await writer.abort();
+    const reopened = await store.createWriter(digest, { resumable: true });
+    expect(reopened.recorded).toEqual([0, 1]);
+    await reopened.abort();
+    const old = (Date.now() - 25 * 3600 * 1000) / 1000;
+    await utimes(`${stem}.resume`, old, old);
+    await openStore();
     expect(await readdir(path.join(dir, "partial"))).toEqual([]);
   });
 

@@ -151,16 +151,44 @@ export class SwarmSession implements BlobFiller {
       this.resolveDone = resolve;
       this.rejectDone = reject;
     });
-    if (this.pieceTotal === 0) {
+    void this.resume()
+      .catch((error: Error) => this.options.log.warn({ digest: this.digest, err: error.message }, "cannot resume: starting over"))
+      .then(() => this.begin());
+    return done;
+  }
+
+  /**
+   * Takes over the pieces an interrupted download of this blob left on disk, each verified again
+   * against the metainfo (a crash may have recorded a piece whose bytes never reached the disk).
+   */
+  private async resume(): Promise<void> {
+    const recorded = [...new Set(this.sink!.recorded())].filter((i) => Number.isInteger(i) && i >= 0 && i < this.pieceTotal);
+    if (recorded.length === 0) return;
+    let kept = 0;
+    for (const index of recorded) {
+      if (this.finished) return;
+      const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
+      const bytes = await this.sink!.readAt(start, end - start).catch(() => undefined);
+      if (!bytes || (await pieceHash(bytes, this.options.metainfo.pieceLength)) !== this.options.metainfo.pieces[index]) continue;
+      this.have.set(index);
+      kept++;
+    }
+    while (this.contiguous < this.pieceTotal && this.have.has(this.contiguous)) this.contiguous++;
+    this.sink!.advance(Math.min(this.size, this.contiguous * this.options.metainfo.pieceLength));
+    this.options.log.info({ digest: this.digest, recorded: recorded.length, verified: kept, pieces: this.pieceTotal }, "resumed an interrupted download");
+  }
+
+  private begin(): void {
+    if (this.finished) return;
+    if (this.have.complete()) {
       this.finish();
-      return done;
+      return;
     }
     this.lastProgressAt = this.now();
     this.tickTimer = setInterval(() => this.tick(), 500);
     this.tickTimer.unref();
     void this.announce();
     this.schedule();
-    return done;
   }
 
   private tick(): void {
@@ -493,6 +521,7 @@ export class SwarmSession implements BlobFiller {
     if (this.have.has(index) || this.finished) return;
     const { start } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
     await this.sink!.writeAt(start, bytes);
+    await this.sink!.record(index);
     this.have.set(index);
     this.lastProgressAt = this.now();
     this.options.log.debug({ index, from: from?.key ?? "web seed", have: this.have.count() }, "piece verified");

@@ -5,6 +5,9 @@ import type { Logger } from "pino";
 import { digestAlgorithm, digestHex, type Digest } from "../../shared/oci/digest.js";
 import { MetainfoSchema, type Metainfo } from "../../shared/p2p/metainfo.js";
 
+/** How long a stopped swarm download's partial file is kept for resuming. */
+const RESUMABLE_MAX_AGE_MS = 24 * 3600 * 1000;
+
 export interface StoreEntry {
   digest: Digest;
   size: number;
@@ -34,7 +37,8 @@ export class DigestMismatchError extends Error {
  * The agent's content-addressed disk store. A blob is written to a partial file and renamed into
  * `blobs/<alg>/<hex>` only once its digest matches, so a visible blob is always a verified one.
  * Capacity is enforced by least-recently-used eviction that never touches a pinned (being read)
- * blob. Survives restarts: the index is rebuilt from the directory, partial files are dropped.
+ * blob. Survives restarts: the index is rebuilt from the directory; partial files are dropped,
+ * but for swarm downloads', which resume.
  */
 export class DiskStore {
   private readonly entries = new Map<Digest, StoreEntry>();
@@ -52,8 +56,8 @@ export class DiskStore {
 
   async open(): Promise<void> {
     const { dir } = this.options;
-    await rm(path.join(dir, "partial"), { recursive: true, force: true });
     await mkdir(path.join(dir, "partial"), { recursive: true });
+    await this.sweepPartials();
     for (const algorithm of ["sha256", "sha512"]) {
       const folder = path.join(dir, "blobs", algorithm);
       await mkdir(folder, { recursive: true });
@@ -67,6 +71,27 @@ export class DiskStore {
     }
     this.options.log.info({ blobs: this.entries.size, bytes: this.bytes, dir }, "store opened");
     await this.evict();
+  }
+
+  /**
+   * Partial files from before a restart: a swarm download's file and its progress log are kept for
+   * a day so the download resumes (its pieces are verified again before use); anything else, a
+   * sequential download's file or a day-old resumable one, goes.
+   */
+  private async sweepPartials(): Promise<void> {
+    const folder = path.join(this.options.dir, "partial");
+    const names = await readdir(folder);
+    const kept: string[] = [];
+    const resumable = async (base: string) => {
+      if (!names.includes(`${base}.resume`) || !names.includes(`${base}.pieces`)) return false;
+      return Date.now() - (await stat(path.join(folder, `${base}.resume`))).mtimeMs < RESUMABLE_MAX_AGE_MS;
+    };
+    for (const name of names) {
+      const match = /^(.*)\.(resume|pieces)$/.exec(name);
+      if (match && (await resumable(match[1]!))) kept.push(name);
+      else await rm(path.join(folder, name), { force: true });
+    }
+    if (kept.length > 0) this.options.log.info({ partials: kept.length / 2 }, "kept partial downloads to resume");
   }
 
   blobPath(digest: Digest): string {
@@ -107,11 +132,25 @@ export class DiskStore {
     return [...this.entries.values()];
   }
 
-  /** Starts writing a blob; the writer hashes as it goes and only `commit()` makes it visible. */
-  async createWriter(digest: Digest): Promise<BlobWriter> {
-    const file = path.join(this.options.dir, "partial", `${digestAlgorithm(digest)}-${digestHex(digest)}-${randomUUID()}`);
-    const handle = await open(file, "w+");
-    return new BlobWriter(this, digest, file, handle);
+  /**
+   * Starts writing a blob; the writer hashes as it goes and only `commit()` makes it visible.
+   * `resumable` (a download filled piece by piece): the partial file has a fixed name and a log of
+   * the pieces verified so far, both kept when the download stops short, so a later download of the
+   * blob (after a crash or restart too) starts from them.
+   */
+  async createWriter(digest: Digest, options: { resumable?: boolean } = {}): Promise<BlobWriter> {
+    const stem = path.join(this.options.dir, "partial", `${digestAlgorithm(digest)}-${digestHex(digest)}`);
+    if (!options.resumable) {
+      const file = `${stem}-${randomUUID()}`;
+      return new BlobWriter(this, digest, file, await open(file, "w+"));
+    }
+    const file = `${stem}.resume`;
+    const handle = await open(file, "r+").catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+      return open(file, "w+");
+    });
+    const log = await ProgressLog.open(`${stem}.pieces`);
+    return new BlobWriter(this, digest, file, handle, log);
   }
 
   /** Small metadata beside a blob (a manifest's media type). */
@@ -187,6 +226,8 @@ export class DiskStore {
  */
 export class BlobWriter {
   private readonly hash: Hash;
+  /** Pieces verified in an earlier run of this download (resumable writers): to be checked again. */
+  readonly recorded: readonly number[];
   /** Bytes [0, hashed) are in the running hash. */
   private hashed = 0;
   /** Highest byte written + 1. */
@@ -198,8 +239,15 @@ export class BlobWriter {
     readonly digest: Digest,
     readonly file: string,
     private readonly handle: FileHandle,
+    private readonly progress?: ProgressLog,
   ) {
     this.hash = createHash(digestAlgorithm(digest));
+    this.recorded = progress?.recorded ?? [];
+  }
+
+  /** Notes that piece `index` is written and verified (resumable writers; a no-op otherwise). */
+  async recordPiece(index: number): Promise<void> {
+    if (!this.closed) await this.progress?.append(index);
   }
 
   /** Appends at the end (a sequential source). */
@@ -239,18 +287,64 @@ export class BlobWriter {
       this.hashed += bytesRead;
     }
     await this.handle.close();
+    await this.progress?.close();
     const actual = `${digestAlgorithm(this.digest)}:${this.hash.digest("hex")}`;
     if (actual !== this.digest || this.hashed !== size) {
       await unlink(this.file).catch(() => undefined);
+      await this.progress?.remove();
       throw new DigestMismatchError(`content for ${this.digest} hashed to ${actual}`);
     }
     await this.store.adopt(this.digest, this.file, size);
+    await this.progress?.remove();
   }
 
+  /**
+   * The download stopped short. A plain partial file is deleted; a resumable one is kept with its
+   * progress log (every piece in it is verified again when the download resumes).
+   */
   async abort(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.handle.close().catch(() => undefined);
+    if (this.progress) return this.progress.close();
+    await unlink(this.file).catch(() => undefined);
+  }
+}
+
+/**
+ * A resumable download's progress: the indexes of its verified pieces, appended as 4-byte
+ * big-endian entries after each piece is written. A crash can leave a torn last entry (ignored) or
+ * list a piece whose bytes never reached the disk (caught: pieces are verified again on resume).
+ */
+class ProgressLog {
+  private constructor(
+    private readonly file: string,
+    private readonly handle: FileHandle,
+    readonly recorded: number[],
+  ) {}
+
+  static async open(file: string): Promise<ProgressLog> {
+    const bytes = await readFile(file).catch(() => Buffer.alloc(0));
+    const recorded: number[] = [];
+    for (let at = 0; at + 4 <= bytes.length; at += 4) recorded.push(bytes.readUInt32BE(at));
+    // Drop a torn tail so new entries stay aligned.
+    const handle = await open(file, "a");
+    if (bytes.length % 4 !== 0) await handle.truncate(bytes.length - (bytes.length % 4));
+    return new ProgressLog(file, handle, recorded);
+  }
+
+  async append(index: number): Promise<void> {
+    const entry = Buffer.alloc(4);
+    entry.writeUInt32BE(index);
+    await this.handle.write(entry);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+
+  async remove(): Promise<void> {
+    await this.close();
     await unlink(this.file).catch(() => undefined);
   }
 }

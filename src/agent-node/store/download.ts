@@ -17,6 +17,10 @@ export interface FillSink {
   readAt(position: number, length: number): Promise<Buffer>;
   /** Bytes [0, n) are written and verified: readers may have them. */
   advance(contiguousBytes: number): void;
+  /** Pieces an earlier, interrupted run wrote and verified (verify them again before use). */
+  recorded(): readonly number[];
+  /** Piece `index` is written and verified: remembered across a crash or restart. */
+  record(index: number): Promise<void>;
 }
 
 /** A source that fills the blob out of order (the P2P swarm session). */
@@ -84,7 +88,8 @@ export class Download extends EventEmitter {
       rejectReady(error);
       throw error;
     });
-    const writer = await this.store.createWriter(this.digest);
+    // A filler (swarm) download can resume from the pieces an interrupted one left.
+    const writer = await this.store.createWriter(this.digest, { resumable: "fill" in source });
     this.file = writer.file;
     this.size = source.size;
     this.state = "running";
@@ -94,6 +99,8 @@ export class Download extends EventEmitter {
         await source.fill({
           writeAt: (position, bytes) => writer.writeAt(position, bytes),
           readAt: (position, length) => writer.readAt(position, length),
+          recorded: () => writer.recorded,
+          record: (index) => writer.recordPiece(index),
           advance: (n) => {
             if (n > this.written) {
               this.written = n;

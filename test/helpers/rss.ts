@@ -2,6 +2,11 @@ import { readdirSync, readFileSync } from "node:fs";
 
 /** Resident memory of a process and all its descendants (Linux /proc), in bytes. */
 export function treeRss(rootPid: number): number {
+  return processTree(rootPid).reduce((total, pid) => total + rssOf(pid), 0);
+}
+
+/** A process and all its descendants (Linux /proc), the root first. */
+export function processTree(rootPid: number): number[] {
   const parents = new Map<number, number[]>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -15,14 +20,14 @@ export function treeRss(rootPid: number): number {
       // exited meanwhile
     }
   }
-  let total = 0;
+  const tree: number[] = [];
   const stack = [rootPid];
   while (stack.length > 0) {
     const pid = stack.pop()!;
-    total += rssOf(pid);
+    tree.push(pid);
     stack.push(...(parents.get(pid) ?? []));
   }
-  return total;
+  return tree;
 }
 
 export function rssOf(pid: number): number {

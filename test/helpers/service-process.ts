@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { treeRss } from "./rss.js";
+import { processTree, treeRss } from "./rss.js";
 
 export interface ServiceOptions {
   command: string;
@@ -60,8 +60,20 @@ export class ServiceProcess {
     const child = this.child;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once("exit", r));
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    // tsx runs the program as its child and relays SIGTERM/SIGINT to it; SIGKILL cannot be
+    // relayed, so a kill (a crash, in tests) goes to every process of the tree.
+    const kill = (sig: NodeJS.Signals) => {
+      const tree = sig === "SIGKILL" ? processTree(child.pid!).reverse() : [child.pid!];
+      for (const pid of tree) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // gone already
+        }
+      }
+    };
+    kill(signal);
+    const timer = setTimeout(() => kill("SIGKILL"), 10_000);
     await exited;
     clearTimeout(timer);
   }

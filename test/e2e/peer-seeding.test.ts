@@ -87,4 +87,21 @@ describe("seeding on the peer port", () => {
     expect(client.closed).toBe(true);
     expect((await fetch(`${agent.admin}/health`)).status).toBe(200);
   });
+
+  it("caps connections from one address and closes one that never opens with a handshake", async () => {
+    const held = await Promise.all(Array.from({ length: 16 }, () => WireClient.connect(peerPort)));
+    const extra = await WireClient.connect(peerPort);
+    const frames = await extra.until((f) => errorOf(f) !== undefined);
+    expect(errorOf(frames)).toMatchObject({ code: WIRE_ERROR.OVERLOADED, message: "too many connections from this address" });
+    // The held ones said nothing: each is refused once the handshake time (5 s) is up.
+    const silent = held[0]!;
+    const refused = await silent.until((f) => errorOf(f) !== undefined, 10_000);
+    expect(errorOf(refused)?.message).toMatch(/in time/);
+    for (const client of held) await client.until(() => client.closed, 10_000);
+    // And the address may connect again.
+    const again = await WireClient.connect(peerPort);
+    again.handshake(digest, 3);
+    expect((await again.until((f) => f.some((x) => x.type === "bitfield"))).some((x) => x.type === "bitfield")).toBe(true);
+    again.close();
+  });
 });

@@ -156,7 +156,7 @@ export function nextFrame(connection: PeerConnection, ms: number): Promise<Frame
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new WireError("no handshake in time"));
+      reject(new WireError("the peer did not open the connection in time"));
     }, ms);
     const onFrame = (frame: Frame) => {
       connection.onFrames(undefined); // later frames wait for the real handler

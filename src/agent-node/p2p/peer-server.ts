@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { parseDigest, type Digest } from "../../shared/oci/digest.js";
 import { Bitfield } from "../../shared/p2p/bitfield.js";
 import { pieceBounds, type Metainfo } from "../../shared/p2p/metainfo.js";
-import { MAX_BLOCK_BYTES, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
+import { MAX_BLOCK_BYTES, WIRE_ERROR, WireError, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
 import type { DiskStore } from "../store/disk-store.js";
 import type { AgentMetrics } from "../metrics.js";
 import { PeerConnection } from "./peer-connection.js";
@@ -60,7 +60,9 @@ export function createPeerServer(options: PeerServerOptions): net.Server {
     });
     serve(connection, options).catch((error: Error) => {
       options.log.debug({ peer: connection.remote, err: error.message }, "peer connection ended");
-      connection.close(error);
+      // A refusal was sent already where there was one to send; a timeout still gets its reason.
+      if (error instanceof WireError) connection.refuse(WIRE_ERROR.PROTOCOL, error.message);
+      else connection.close(error);
     });
   });
   return server;

@@ -10,7 +10,12 @@ export interface AdminServerOptions {
   healthy: () => boolean;
   /** Refreshes gauges before a scrape. */
   beforeMetrics?: () => void;
+  /** `POST /v1/preheat` with a JSON body: fetch an image into the store ahead of its pulls. */
+  preheat?: (body: unknown) => Promise<{ status: number; body: unknown }>;
 }
+
+/** Largest JSON body the admin server reads. */
+const MAX_BODY_BYTES = 64 * 1024;
 
 /** The agent's admin port: health, Prometheus metrics and a JSON status. */
 export function createAdminServer(options: AdminServerOptions): http.Server {
@@ -21,6 +26,12 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
       res.end(body);
     };
     (async () => {
+      if (path === "/v1/preheat" && req.method === "POST" && options.preheat) {
+        const body = await readJson(req);
+        if (body === undefined) return send(400, "application/json", JSON.stringify({ error: `the body must be JSON of at most ${MAX_BODY_BYTES} bytes` }));
+        const result = await options.preheat(body);
+        return send(result.status, "application/json", JSON.stringify(result.body, null, 2));
+      }
       if (req.method !== "GET" && req.method !== "HEAD") return send(405, "text/plain", "method not allowed\n");
       if (path === "/health") return options.healthy() ? send(200, "text/plain", "OK\n") : send(503, "text/plain", "starting or stopping\n");
       if (path === "/metrics") options.beforeMetrics?.();
@@ -32,4 +43,19 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
       if (!res.headersSent) send(500, "text/plain", "internal error\n");
     });
   });
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of req) {
+    length += (chunk as Buffer).length;
+    if (length > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+  } catch {
+    return undefined;
+  }
 }

@@ -29,7 +29,8 @@ export function authMiddleware(): MiddlewareHandler<AppEnv> {
     }
     const isBase = path === "/v2" || path === "/v2/";
     const isWrite = !READ_METHODS.has(c.req.method);
-    const needed = isBase || isWrite || (pullAuth && (path.startsWith("/v2/") || path.startsWith("/shoal/")));
+    // With pull auth, every read but the bare banner at "/" (the registry API, metainfo, dashboards).
+    const needed = isBase || isWrite || (pullAuth && path !== "/");
     if (needed) throw unauthorized(isBase ? "authentication required" : isWrite ? "pushing needs credentials (docker login)" : "pulling needs credentials");
     return next();
   };

@@ -14,6 +14,7 @@ import { EdgeClient } from "./edge/edge-client.js";
 import { AgentMetrics } from "./metrics.js";
 import { PullService } from "./registry/pull.js";
 import { PushProxy } from "./registry/push-proxy.js";
+import { Preheater } from "./registry/preheat.js";
 import { createRegistryServer } from "./registry/server.js";
 import { createAdminServer } from "./admin/server.js";
 import { BlobFetcher } from "./p2p/blob-fetcher.js";
@@ -114,6 +115,7 @@ export class Agent {
       onBlobServed: (name, digest) => this.startSeeding(name, digest),
     });
     const push = new PushProxy(this.edge, this.log.child({ part: "push" }));
+    const preheater = new Preheater({ pull, fetcher, store: this.store, log: this.log.child({ part: "preheat" }) });
     this.registryServer = createRegistryServer({ pull, push, metrics: this.metrics, log: this.log.child({ part: "registry" }) });
     this.adminServer = createAdminServer({
       metrics: this.metrics,
@@ -121,6 +123,7 @@ export class Agent {
       healthy: () => this.running,
       beforeMetrics: () => this.metrics.storeBytes.set(this.store.usage().bytes),
       status: () => this.status(),
+      preheat: (body) => preheater.preheat(body),
     });
     this.metrics.storeCapacity.set(this.config.store.capacity);
     const registryPort = await listen(this.registryServer, this.config.agentRegistryPort, this.config.listenHost);

@@ -1,15 +1,33 @@
 import { Command, CommanderError } from "commander";
 import { agentCommand, ConfigError } from "./cli/agent-command.js";
+import { CliError } from "./cli/cli-error.js";
+import { devclusterCommand } from "./cli/devcluster-command.js";
+import { k8sCommand } from "./cli/k8s-command.js";
+import { preheatCommand } from "./cli/preheat-command.js";
+import { pullCommand } from "./cli/pull-command.js";
+import { statusCommand } from "./cli/status-command.js";
+import { tokenCommand } from "./cli/token-command.js";
 
 /** `shoal`: the command line of the host agent and its tools. */
 const program = new Command("shoal")
   .description("Shoal: a peer-to-peer container registry (host agent and tools)")
   .showHelpAfterError()
-  .addCommand(agentCommand());
+  .addCommand(agentCommand())
+  .addCommand(pullCommand())
+  .addCommand(preheatCommand())
+  .addCommand(statusCommand())
+  .addCommand(k8sCommand())
+  .addCommand(tokenCommand())
+  .addCommand(devclusterCommand());
+for (const command of program.commands) command.showHelpAfterError();
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  if (error instanceof CliError) {
+    process.stderr.write(`shoal: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
   if (error instanceof ConfigError) {
     process.stderr.write(`shoal: ${error.message}\n`);
     process.exit(2);

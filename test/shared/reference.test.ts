@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isRepositoryName, isTag, parseManifestReference } from "../../src/shared/oci/reference.js";
+import { isRepositoryName, isTag, parseImageReference, parseManifestReference } from "../../src/shared/oci/reference.js";
 
 describe("repository names (distribution-spec regular expression)", () => {
   it.each([
@@ -45,5 +45,23 @@ describe("tags and references", () => {
     expect(parseManifestReference("v1")).toEqual({ kind: "tag", tag: "v1" });
     expect(() => parseManifestReference("sha256:short")).toThrow(/invalid manifest reference/);
     expect(() => parseManifestReference("bad tag")).toThrow(/invalid tag/);
+  });
+});
+
+describe("image references", () => {
+  it("splits a host from the repository name the way docker does", () => {
+    expect(parseImageReference("localhost:16000/demo/app:v1")).toEqual({ host: "localhost:16000", name: "demo/app", reference: { kind: "tag", tag: "v1" } });
+    expect(parseImageReference("registry.example.com/team/app")).toEqual({ host: "registry.example.com", name: "team/app", reference: { kind: "tag", tag: "latest" } });
+    expect(parseImageReference("localhost/app:1.0")).toEqual({ host: "localhost", name: "app", reference: { kind: "tag", tag: "1.0" } });
+    expect(parseImageReference("demo/app")).toEqual({ name: "demo/app", reference: { kind: "tag", tag: "latest" } });
+    const digest = `sha256:${"a".repeat(64)}`;
+    expect(parseImageReference(`demo/app@${digest}`)).toEqual({ name: "demo/app", reference: { kind: "digest", digest } });
+  });
+
+  it("refuses what is no image reference, with the reason", () => {
+    expect(() => parseImageReference("Demo/App:v1")).toThrow(/invalid repository name/);
+    expect(() => parseImageReference("demo/app:bad tag")).toThrow(/invalid tag/);
+    expect(() => parseImageReference("demo/app@sha256:zz")).toThrow(/invalid manifest reference/);
+    expect(() => parseImageReference("")).toThrow(/invalid repository name/);
   });
 });

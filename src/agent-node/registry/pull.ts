@@ -46,9 +46,7 @@ export class PullService {
   }
 
   async manifest(req: IncomingMessage, res: ServerResponse, name: string, referenceText: string): Promise<void> {
-    const reference = parseManifestReference(referenceText);
-    const digest = reference.kind === "digest" ? reference.digest : await this.resolveTag(name, reference.tag, req.headers.accept);
-    if (!this.options.store.get(digest)) await this.fetchManifest(name, digest, req.headers.accept);
+    const digest = await this.locateManifest(name, referenceText, req.headers.accept);
     const entry = this.options.store.get(digest);
     if (!entry) throw new OciError("MANIFEST_UNKNOWN", `manifest ${digest} is not in ${name}`);
     const meta = await this.options.store.readMeta(digest);
@@ -67,6 +65,14 @@ export class PullService {
     } finally {
       release();
     }
+  }
+
+  /** Makes sure a manifest (by tag or digest) is in the store; returns its digest. */
+  async locateManifest(name: string, referenceText: string, accept?: string): Promise<Digest> {
+    const reference = parseManifestReference(referenceText);
+    const digest = reference.kind === "digest" ? reference.digest : await this.resolveTag(name, reference.tag, accept);
+    if (!this.options.store.get(digest)) await this.fetchManifest(name, digest, accept);
+    return digest;
   }
 
   /** Tag → digest at the edge (strongly consistent there), reused for `tagTtlMs`. */

@@ -45,3 +45,47 @@ export function parseManifestReference(value: string): ManifestReference {
   }
   return { kind: "tag", tag: value };
 }
+
+/** An image reference as a user types it: `[host[:port]/]name(:tag|@digest)`. */
+export interface ImageReference {
+  /** The registry host, when the first path component names one (has a dot or a port, or is localhost). */
+  host?: string;
+  name: string;
+  reference: ManifestReference;
+}
+
+/**
+ * Parses `localhost:16000/demo/app:v1`, `demo/app@sha256:…` or `demo/app` (tag `latest`), the way
+ * docker splits a host from a repository name. Throws an OciError (NAME_INVALID, MANIFEST_INVALID)
+ * with the reason.
+ */
+export function parseImageReference(text: string): ImageReference {
+  let rest = text.trim();
+  let host: string | undefined;
+  const slash = rest.indexOf("/");
+  if (slash > 0) {
+    const first = rest.slice(0, slash);
+    if (first.includes(".") || first.includes(":") || first === "localhost") {
+      host = first;
+      rest = rest.slice(slash + 1);
+    }
+  }
+  let name: string;
+  let reference: ManifestReference;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    name = rest.slice(0, at);
+    const digest = rest.slice(at + 1);
+    reference = parseManifestReference(digest);
+    if (reference.kind !== "digest") throw new OciError("MANIFEST_INVALID", `invalid digest ${JSON.stringify(digest.slice(0, 150))}`);
+  } else {
+    const colon = rest.lastIndexOf(":");
+    name = colon > 0 ? rest.slice(0, colon) : rest;
+    reference = parseManifestReference(colon > 0 ? rest.slice(colon + 1) : "latest");
+  }
+  return { ...(host ? { host } : {}), name: parseRepositoryName(name), reference };
+}
+
+export function formatManifestReference(reference: ManifestReference): string {
+  return reference.kind === "tag" ? reference.tag : reference.digest;
+}

@@ -47,8 +47,8 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
     host: "127.0.0.1",
     port: 0,
     handleRuntimeStdio: (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
-      stdout.on("data", (d: Buffer) => log({ level: "info", source: "workerd", msg: d.toString().trimEnd() }));
-      stderr.on("data", (d: Buffer) => log({ level: "warn", source: "workerd", msg: d.toString().trimEnd() }));
+      stdout.on("data", (d: Buffer) => logRuntime(log, "info", d));
+      stderr.on("data", (d: Buffer) => logRuntime(log, "warn", d));
     },
   } as ConstructorParameters<typeof Miniflare>[0]);
   const inner = await miniflare.ready;
@@ -80,9 +80,12 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
       res.writeHead(response.statusCode, outHeaders);
       response.body.pipe(res);
       response.body.on("error", () => res.destroy());
+      // The Worker logs each request itself (with its request id); the front logs only what goes wrong.
       res.on("close", () => {
-        if (!res.writableFinished) response.body.destroy();
-        log({ level: "info", msg: "request", method: req.method, path: req.url, status: response.statusCode, ms: Date.now() - started });
+        if (!res.writableFinished) {
+          response.body.destroy();
+          log({ level: "warn", msg: "response cut off", method: req.method, path: req.url, status: response.statusCode, ms: Date.now() - started });
+        }
       });
     } catch (error) {
       log({ level: "error", msg: "edge runtime unreachable", method: req.method, path: req.url, error: String(error) });
@@ -146,5 +149,20 @@ async function forwardOnFreshConnection(origin: URL | string, options: Dispatche
   } catch (error) {
     closeClient();
     throw error;
+  }
+}
+
+/** The Worker's output: its JSON log lines pass through as they are (tagged), anything else as text. */
+function logRuntime(log: (record: Record<string, unknown>) => void, level: string, chunk: Buffer): void {
+  for (const line of chunk.toString().split("\n")) {
+    if (!line.trim()) continue;
+    let record: unknown;
+    try {
+      record = line.trimStart().startsWith("{") ? JSON.parse(line) : undefined;
+    } catch {
+      record = undefined;
+    }
+    if (record && typeof record === "object" && !Array.isArray(record)) log({ level, ...(record as Record<string, unknown>), source: "workerd" });
+    else log({ level, source: "workerd", msg: line.trimEnd() });
   }
 }

@@ -10,6 +10,7 @@ import { listingRoutes } from "./registry/listings.js";
 import { metainfoRoutes } from "./origin/metainfo.js";
 import { trackerRoutes } from "./tracker/routes.js";
 import { authMiddleware } from "./auth.js";
+import { requestLog } from "./request-log.js";
 
 /** Bodies up to this size are read and dropped before an error response (see `drain`). */
 const DRAIN_MAX_BYTES = 2 * 1024 * 1024 * 1024;
@@ -33,6 +34,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const makeServices = options.services ?? servicesFromEnv;
 
+  app.use("*", requestLog());
   app.use("*", async (c, next) => {
     c.set("services", makeServices(c.env));
     await next();

@@ -78,7 +78,7 @@ describe("shoal preheat and status", () => {
     // Idempotent: a second call has nothing to fetch.
     const again = await fetch(`${two.admin}/v1/preheat`, { method: "POST", body: JSON.stringify({ image: "cli/app:v1" }) });
     expect(again.status).toBe(200);
-    expect((await again.json()).done).toBe(true);
+    expect(((await again.json()) as { done: boolean }).done).toBe(true);
 
     const status = JSON.parse((await shoal(["status", "--admin", two.admin, "--json"])).stdout);
     expect(status.store.blobs).toBeGreaterThanOrEqual(4); // 3 blobs and the manifest
@@ -130,5 +130,31 @@ describe("shoal k8s and shoal token", () => {
     const secret = await shoal(["token", "--cluster-secret"]);
     expect(parseAgentSecrets({ clusterSecret: secret.stdout.trim() }, "x").clusterSecret).toHaveLength(64);
     expect((await shoal(["token", "--user", "a:b"])).code).toBe(2);
+  });
+});
+
+describe("structured logs", () => {
+  it("follow one request by its id from the agent to the edge, as JSON lines", async () => {
+    const requestId = `trace-${Date.now()}`;
+    const res = await fetch(`${cluster.agents[0]!.registry}/v2/cli/app/manifests/v1`, {
+      headers: { "X-Request-Id": requestId, accept: "application/vnd.oci.image.manifest.v1+json" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toBe(requestId);
+    const deadline = Date.now() + 5_000;
+    const lines = () =>
+      cluster
+        .output()
+        .split("\n")
+        .filter((l) => l.includes(requestId))
+        .map((l) => JSON.parse(l.slice(l.indexOf("{"))) as Record<string, unknown>);
+    while (lines().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const found = lines();
+    // The agent's access log line and the edge's line for the tag it resolved there.
+    expect(found).toContainEqual(expect.objectContaining({ msg: "request", requestId, route: "manifest", status: 200, component: "agent" }));
+    expect(found).toContainEqual(expect.objectContaining({ msg: "request", requestId, method: "GET", path: "/v2/cli/app/manifests/v1", status: 200 }));
+    // A fresh id when the client sends none (or a malformed one).
+    const other = await fetch(`${cluster.edgeUrl}/v2/`, { headers: { "X-Request-Id": "bad id with spaces" } });
+    expect(other.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

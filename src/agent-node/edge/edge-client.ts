@@ -1,5 +1,6 @@
 import { Agent as UndiciAgent, request, type Dispatcher } from "undici";
 import { authorizationHeader } from "../../shared/auth/credentials.js";
+import { currentRequestId } from "../request-context.js";
 import { OciError, isOciErrorBody } from "../../shared/oci/errors.js";
 import type { Digest } from "../../shared/oci/digest.js";
 import { MetainfoSchema, type Metainfo } from "../../shared/p2p/metainfo.js";
@@ -51,7 +52,9 @@ export class EdgeClient {
     options: Omit<Dispatcher.RequestOptions, "origin" | "path"> & { method: Dispatcher.HttpMethod; onBehalfOfClient?: boolean },
   ): Promise<Dispatcher.ResponseData> {
     const { onBehalfOfClient, ...rest } = options;
-    const own = onBehalfOfClient ? {} : this.headers();
+    const own: Record<string, string> = onBehalfOfClient ? {} : this.headers();
+    const requestId = currentRequestId();
+    if (requestId) own["x-request-id"] = requestId;
     try {
       return await request(`${this.baseUrl}${path}`, {
         ...rest,

@@ -6,6 +6,7 @@ import type { AgentMetrics } from "../metrics.js";
 import type { PullService } from "./pull.js";
 import type { PushProxy } from "./push-proxy.js";
 import { matchRoute, type Route } from "./routes.js";
+import { withRequestId } from "../request-context.js";
 import { API_VERSION_HEADER, sendError } from "./respond.js";
 
 export interface RegistryServerOptions {
@@ -18,14 +19,17 @@ export interface RegistryServerOptions {
 /** The agent's registry port: what docker, containerd, skopeo and podman talk to on localhost. */
 export function createRegistryServer(options: RegistryServerOptions): http.Server {
   const server = http.createServer((req, res) => {
-    const requestId = (req.headers["x-request-id"] as string | undefined) ?? randomUUID();
+    const given = req.headers["x-request-id"];
+    const requestId = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+    res.setHeader("X-Request-Id", requestId);
     const started = Date.now();
     let routeKind = "unknown";
     res.on("finish", () => {
       options.metrics.requests.inc({ route: routeKind, method: req.method ?? "", status: String(res.statusCode) });
-      options.log.debug({ requestId, method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - started }, "request");
+      const level = res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "warn" : "info";
+      options.log[level]({ requestId, method: req.method, url: req.url?.slice(0, 300), route: routeKind, status: res.statusCode, ms: Date.now() - started }, "request");
     });
-    handle(req, res, options, (kind) => (routeKind = kind)).catch((error: unknown) => {
+    withRequestId(requestId, () => handle(req, res, options, (kind) => (routeKind = kind))).catch((error: unknown) => {
       const clientGone = (error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE" || res.destroyed;
       if (clientGone) options.log.debug({ requestId, url: req.url }, "client went away");
       else if (!(error instanceof OciError)) options.log.error({ requestId, err: error, url: req.url }, "request failed");

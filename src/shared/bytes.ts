@@ -9,3 +9,11 @@ export function concatBytes(parts: readonly Uint8Array[], length = parts.reduce(
   }
   return out;
 }
+
+/**
+ * Bytes as Web Crypto's `BufferSource` wants them typed (backed by an ArrayBuffer, which newer
+ * TypeScript libs insist on): the same array, or a copy in the never-seen SharedArrayBuffer case.
+ */
+export function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+}

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEdgeHost, type EdgeHost } from "../../src/devcluster/edge-host.js";
+import { startDenoEdge } from "./deno-edge.js";
 
 export interface TestEdge extends EdgeHost {
   stateDir: string;
@@ -10,9 +11,14 @@ export interface TestEdge extends EdgeHost {
   destroy(): Promise<void>;
 }
 
-/** The real Worker under miniflare with persisted R2/KV/DO in a fresh directory. */
+/**
+ * The real Worker under miniflare with persisted R2/KV/DO in a fresh directory; with
+ * SHOAL_TEST_EDGE=deno, the same app on the self-hosted Deno edge instead (the worker suites run
+ * against both: test/e2e/deno-edge.test.ts).
+ */
 export async function startTestEdge(vars: Record<string, string> = {}, stateDir?: string): Promise<TestEdge> {
   const dir = stateDir ?? (await mkdtemp(path.join(os.tmpdir(), "shoal-edge-")));
+  if (process.env.SHOAL_TEST_EDGE === "deno") return startDenoTestEdge(vars, dir);
   const host = await startEdgeHost({ stateDir: dir, port: 0, vars });
   const edge: TestEdge = {
     ...host,
@@ -27,4 +33,23 @@ export async function startTestEdge(vars: Record<string, string> = {}, stateDir?
     },
   };
   return edge;
+}
+
+async function startDenoTestEdge(vars: Record<string, string>, dir: string): Promise<TestEdge> {
+  const deno = await startDenoEdge(dir, vars);
+  const close = () => deno.service.stop();
+  const edge = {
+    url: deno.url,
+    stateDir: dir,
+    close,
+    async restart() {
+      await close();
+      return startDenoTestEdge(vars, dir);
+    },
+    async destroy() {
+      await close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return edge as unknown as TestEdge;
 }

@@ -5,8 +5,9 @@ export interface ServiceOptions {
   command: string;
   args: string[];
   env?: Record<string, string>;
-  /** Polled until it answers 2xx: the service is up. */
+  /** Polled until it answers 2xx (or, with `anyAnswer`, any HTTP status): the service is up. */
   readyUrl: string;
+  anyAnswer?: boolean;
   readyTimeoutMs?: number;
   /** How much of the most recent output to keep in memory. */
   keepChars?: number;
@@ -42,7 +43,8 @@ export class ServiceProcess {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`${options.command} exited: ${service.output.slice(-2000)}`);
       try {
-        if ((await fetch(options.readyUrl)).ok) return service;
+        const res = await fetch(options.readyUrl);
+        if (res.ok || options.anyAnswer) return service;
       } catch {
         // not yet
       }

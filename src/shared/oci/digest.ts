@@ -1,3 +1,4 @@
+import { bufferSource } from "../bytes.js";
 import { OciError } from "./errors.js";
 
 /**
@@ -52,7 +53,7 @@ export function toHex(bytes: Uint8Array): string {
 
 /** Digest of bytes held in memory (manifests, small bodies), with Web Crypto. */
 export async function computeDigest(bytes: Uint8Array, algorithm: DigestAlgorithm = "sha256"): Promise<Digest> {
-  const hash = await crypto.subtle.digest(DIGEST_ALGORITHMS[algorithm].webCrypto, bytes);
+  const hash = await crypto.subtle.digest(DIGEST_ALGORITHMS[algorithm].webCrypto, bufferSource(bytes));
   return `${algorithm}:${toHex(new Uint8Array(hash))}`;
 }
 

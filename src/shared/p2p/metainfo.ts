@@ -1,3 +1,4 @@
+import { bufferSource } from "../bytes.js";
 import { z } from "zod";
 import { DIGEST_GRAMMAR } from "../oci/digest.js";
 
@@ -60,7 +61,7 @@ function bytesToHex(bytes: Uint8Array): string {
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  return bytesToHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+  return bytesToHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bufferSource(bytes))));
 }
 
 /** Hex SHA-256 of each 4 MiB block of `bytes` (the last one shorter). */

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { OciError } from "../../shared/oci/errors.js";
 import { DIGEST_ALGORITHMS, digestAlgorithm, toHex, type Digest } from "../../shared/oci/digest.js";
+import { bufferSource } from "../../shared/bytes.js";
 import { uploadRangeHeader } from "../../shared/oci/range.js";
 import { ResumableSha256, type Sha256State } from "../../shared/hash/resumable-sha256.js";
 import { R2BlobStore } from "../storage/blob-store.js";
@@ -279,11 +280,11 @@ export class UploadSession extends DurableObject<Env> {
     const webCrypto = DIGEST_ALGORITHMS[digestAlgorithm(digest)].webCrypto;
     let actual: Digest;
     if (assembled.kind === "bytes") {
-      actual = `${digestAlgorithm(digest)}:${toHex(new Uint8Array(await crypto.subtle.digest(webCrypto, assembled.bytes)))}` as Digest;
+      actual = `${digestAlgorithm(digest)}:${toHex(new Uint8Array(await crypto.subtle.digest(webCrypto, bufferSource(assembled.bytes))))}` as Digest;
     } else {
       const object = await bucket.get(assembled.key);
       if (!object) throw new Error(`upload ${state.id}: assembled object is missing`);
-      const hasher = new crypto.DigestStream(webCrypto);
+      const hasher = new (workersCrypto().DigestStream)(webCrypto);
       await object.body.pipeTo(hasher);
       actual = `${digestAlgorithm(digest)}:${toHex(new Uint8Array(await hasher.digest))}` as Digest;
     }
@@ -423,3 +424,11 @@ class PartBuffer {
   }
 }
 
+
+/**
+ * Workers' `crypto.DigestStream` (native hashing of a stream), typed here rather than through the
+ * global: Deno's own Crypto type lacks it (its self-hosted edge installs the same class).
+ */
+function workersCrypto(): { DigestStream: new (algorithm: string) => WritableStream<Uint8Array> & { digest: Promise<ArrayBuffer> } } {
+  return crypto as unknown as ReturnType<typeof workersCrypto>;
+}

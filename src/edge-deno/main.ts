@@ -1,0 +1,72 @@
+/**
+ * `npm run edge:deno -- --port 15000`: the edge's app (the same code the Worker runs) on Deno,
+ * self-hosted, with file-backed storage under $SHOAL_HOME/edge-deno: blobs, metainfo and upload
+ * parts in a FileBucket (R2's API on files), tag indexes, upload sessions, the catalog and the
+ * trackers as the Worker's own Durable Object classes on SQLite files.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import worker, * as classes from "../worker/index.js";
+import { FileBucket, sweepTemp } from "./file-bucket.js";
+import { ObjectNamespaces } from "./durable-objects.js";
+import { installWorkersGlobals } from "./platform.js";
+
+const VARS = ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"];
+
+const log = (record: Record<string, unknown>) => console.log(JSON.stringify({ time: new Date().toISOString(), component: "edge", runtime: "deno", ...record }));
+
+function options(): { port: number; host: string; home: string } {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { port: { type: "string", default: Deno.env.get("SHOAL_EDGE_PORT") ?? "15000" }, host: { type: "string", default: "127.0.0.1" } },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`edge:deno: --port must be a port number, not ${JSON.stringify(values.port)}`);
+    Deno.exit(2);
+  }
+  return { port, host: values.host!, home: path.resolve(Deno.env.get("SHOAL_HOME") ?? ".shoal") };
+}
+
+/** Durable Object bindings as wrangler.toml declares them (binding name → class name). */
+async function objectBindings(): Promise<Record<string, string>> {
+  const toml = await readFile(new URL("../../wrangler.toml", import.meta.url), "utf8");
+  const bindings: Record<string, string> = {};
+  for (const block of toml.split("[[durable_objects.bindings]]").slice(1)) {
+    const name = /^\s*name\s*=\s*"([^"]+)"/m.exec(block)?.[1];
+    const className = /^\s*class_name\s*=\s*"([^"]+)"/m.exec(block)?.[1];
+    if (name && className) bindings[name] = className;
+  }
+  return bindings;
+}
+
+installWorkersGlobals();
+const { port, host, home } = options();
+const stateDir = path.join(home, "edge-deno");
+await sweepTemp(path.join(stateDir, "blobs"));
+
+const env: Record<string, unknown> = { BLOBS: new FileBucket(path.join(stateDir, "blobs")) };
+for (const name of VARS) {
+  const value = Deno.env.get(name);
+  if (value !== undefined) env[name] = value;
+}
+const objectClasses = Object.fromEntries(Object.entries(classes).filter(([, value]) => typeof value === "function")) as unknown as ConstructorParameters<typeof ObjectNamespaces>[1];
+const objects = new ObjectNamespaces(path.join(stateDir, "objects"), objectClasses, () => env);
+for (const [binding, className] of Object.entries(await objectBindings())) env[binding] = objects.namespace(className);
+const alarms = await objects.restoreAlarms();
+
+const context = { waitUntil: (promise: Promise<unknown>) => void promise.catch(() => undefined), passThroughOnException: () => undefined, props: {} };
+const server = Deno.serve({ port, hostname: host, onListen: (addr) => log({ level: "info", msg: `edge listening on http://${addr.hostname}:${addr.port}`, state: stateDir, alarms }) }, (request) =>
+  worker.fetch(request as never, env as never, context as never),
+);
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => {
+    log({ level: "info", msg: `stopping on ${signal}` });
+    void server.shutdown().finally(() => {
+      objects.close();
+      Deno.exit(0);
+    });
+  });
+}

@@ -9,6 +9,7 @@ import { manifestRoutes } from "./registry/manifests.js";
 import { listingRoutes } from "./registry/listings.js";
 import { metainfoRoutes } from "./origin/metainfo.js";
 import { trackerRoutes } from "./tracker/routes.js";
+import { replicationRoutes } from "./upstream/replication.js";
 import { authMiddleware } from "./auth.js";
 import { requestLog } from "./request-log.js";
 
@@ -50,6 +51,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   app.route("/", manifestRoutes);
   app.route("/", metainfoRoutes);
   app.route("/", trackerRoutes);
+  app.route("/", replicationRoutes);
 
   app.get("/", (c) => c.text("Shoal edge: OCI registry at /v2/\n"));
 

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { parseTokenList } from "../shared/auth/credentials.js";
+import { parseRemotes } from "./upstream/config.js";
+import type { ReplicationQueue } from "./upstream/replication-queue.js";
 import type { RepositoryIndex } from "./build-index/repository-index.js";
 import type { UploadSession } from "./upload/upload-session.js";
 import type { Catalog } from "./build-index/catalog.js";
@@ -18,6 +20,11 @@ export interface Env {
   SHOAL_PUSH_TOKENS?: string;
   /** "true": pulls need credentials too. */
   SHOAL_PULL_AUTH?: string;
+  /** JSON: repository prefix → upstream registry (pull-through; see upstream/config.ts). */
+  SHOAL_UPSTREAMS?: string;
+  /** JSON: repository prefix → registry that pushed tags are copied to. */
+  SHOAL_REPLICATION?: string;
+  REPLICATION: DurableObjectNamespace<ReplicationQueue>;
 }
 
 /** Workers' request-body cap on the Free/Pro plans (100 MB); the default chunk limit. */
@@ -39,7 +46,23 @@ export const EdgeSettingsSchema = z.object({
       }
     }),
   pullAuth: z.enum(["true", "false", ""]).default("").transform((v) => v === "true"),
+  upstreams: remotes("SHOAL_UPSTREAMS"),
+  replication: remotes("SHOAL_REPLICATION"),
 });
+
+function remotes(variable: string) {
+  return z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      try {
+        return parseRemotes(value, variable);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    });
+}
 export type EdgeSettings = z.infer<typeof EdgeSettingsSchema>;
 
 /** Parsed per request (never at import time), so tests and deployments set vars freely. */
@@ -48,6 +71,8 @@ export function edgeSettings(env: Env): EdgeSettings {
     chunkMaxBytes: env.SHOAL_CHUNK_MAX_BYTES || undefined,
     pushTokens: env.SHOAL_PUSH_TOKENS,
     pullAuth: env.SHOAL_PULL_AUTH,
+    upstreams: env.SHOAL_UPSTREAMS,
+    replication: env.SHOAL_REPLICATION,
   });
   if (!result.success) {
     // Never echo the values: pushTokens holds secrets.

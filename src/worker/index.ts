@@ -5,6 +5,7 @@ export { RepositoryIndex } from "./build-index/repository-index.js";
 export { Catalog } from "./build-index/catalog.js";
 export { UploadSession } from "./upload/upload-session.js";
 export { Tracker } from "./tracker/tracker.js";
+export { ReplicationQueue } from "./upstream/replication-queue.js";
 
 const app = createApp();
 

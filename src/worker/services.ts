@@ -5,6 +5,7 @@ import type { RepositoryIndex } from "./build-index/repository-index.js";
 import type { UploadSession } from "./upload/upload-session.js";
 import type { Catalog } from "./build-index/catalog.js";
 import type { Tracker } from "./tracker/tracker.js";
+import type { ReplicationQueue } from "./upstream/replication-queue.js";
 
 /** What route handlers use, built once per request from the bindings (hono `c.get("services")`). */
 export interface Services {
@@ -14,6 +15,8 @@ export interface Services {
   upload(id: string): DurableObjectStub<UploadSession>;
   catalog(): DurableObjectStub<Catalog>;
   tracker(digest: string): DurableObjectStub<Tracker>;
+  /** The queue of tags to copy to replication targets (one object). */
+  replication(): DurableObjectStub<ReplicationQueue>;
   settings: EdgeSettings;
 }
 
@@ -25,6 +28,7 @@ export function servicesFromEnv(env: Env): Services {
     upload: (id) => env.UPLOAD.get(env.UPLOAD.idFromName(id)),
     catalog: () => env.CATALOG.get(env.CATALOG.idFromName("catalog")),
     tracker: (digest) => env.TRACKER.get(env.TRACKER.idFromName(digest)),
+    replication: () => env.REPLICATION.get(env.REPLICATION.idFromName("replication")),
     settings: edgeSettings(env),
   };
 }

@@ -145,6 +145,12 @@ export class RepositoryIndex extends DurableObject<Env> {
     return deleted;
   }
 
+  /** When a tag was last set (pushed, or resolved at an upstream), or null. */
+  async tagUpdatedAt(tag: string): Promise<number | null> {
+    const row = this.sql.exec<{ updated_at: number }>(`SELECT updated_at FROM tags WHERE tag = ?`, tag).toArray()[0];
+    return row ? row.updated_at : null;
+  }
+
   async deleteTag(tag: string): Promise<boolean> {
     return this.sql.exec(`DELETE FROM tags WHERE tag = ?`, tag).rowsWritten > 0;
   }

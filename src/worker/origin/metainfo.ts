@@ -6,6 +6,7 @@ import type { BlobStore } from "../storage/blob-store.js";
 import { MetainfoStore } from "../storage/metainfo-store.js";
 import type { AppEnv } from "../services.js";
 import { NAME, digestParam, repositoryParam } from "../registry/names.js";
+import { ensureBlob } from "../upstream/pull-through.js";
 
 /**
  * Metainfo for a blob. Chunked uploads compute it on the way in; blobs that arrived another way
@@ -49,7 +50,7 @@ metainfoRoutes.get(`/shoal/v1/${NAME}/metainfo/:digest`, async (c) => {
   const name = repositoryParam(c.req.param("name"));
   const digest = digestParam(c.req.param("digest"));
   const services = c.get("services");
-  if ((await services.repository(name).blobSize(digest)) === null) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
+  if ((await ensureBlob(services, name, digest)) === null) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
   const metainfo = await metainfoFor(services.metainfo, services.blobs, digest);
   if (!metainfo) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in storage`);
   return c.json(metainfo, 200, { "Cache-Control": "public, max-age=31536000, immutable" });

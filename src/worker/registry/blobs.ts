@@ -3,6 +3,7 @@ import { OciError } from "../../shared/oci/errors.js";
 import { contentRange, parseRangeHeader } from "../../shared/oci/range.js";
 import type { AppEnv } from "../services.js";
 import { NAME, digestParam, repositoryParam } from "./names.js";
+import { ensureBlob } from "../upstream/pull-through.js";
 
 /** distribution-spec "Pulling blobs", "Deleting blobs". */
 export const blobRoutes = new Hono<AppEnv>();
@@ -11,7 +12,8 @@ blobRoutes.on(["GET", "HEAD"], `/v2/${NAME}/blobs/:digest`, async (c) => {
   const name = repositoryParam(c.req.param("name"));
   const digest = digestParam(c.req.param("digest"));
   const services = c.get("services");
-  const linked = await services.repository(name).blobSize(digest);
+  // Linked in the repository, or fetched now from its upstream (pull-through).
+  const linked = await ensureBlob(services, name, digest);
   if (linked === null) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
   const info = await services.blobs.stat(digest);
   if (!info) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in storage`);

@@ -3,8 +3,9 @@ import { OciError } from "../../shared/oci/errors.js";
 import { computeDigest, digestAlgorithm, type Digest } from "../../shared/oci/digest.js";
 import { parseManifestReference } from "../../shared/oci/reference.js";
 import { MANIFEST_MAX_BYTES, parseManifest, summarizeManifest, type Descriptor, type ParsedManifest } from "../../shared/oci/manifest.js";
-import type { AppEnv, Services } from "../services.js";
-import type { StoredManifest } from "../build-index/repository-index.js";
+import type { AppEnv } from "../services.js";
+import { resolveManifest } from "../upstream/pull-through.js";
+import { replicateTag } from "../upstream/replication.js";
 import { NAME, repositoryParam } from "./names.js";
 import { readBodyCapped } from "./http.js";
 
@@ -14,7 +15,7 @@ export const manifestRoutes = new Hono<AppEnv>();
 manifestRoutes.on(["GET", "HEAD"], `/v2/${NAME}/manifests/:reference`, async (c) => {
   const name = repositoryParam(c.req.param("name"));
   const services = c.get("services");
-  const stored = await resolve(services, name, c.req.param("reference"));
+  const stored = await resolveManifest(services, name, c.req.param("reference"));
   const headers = {
     "Content-Type": stored.mediaType,
     "Docker-Content-Digest": stored.digest,
@@ -72,6 +73,7 @@ manifestRoutes.put(`/v2/${NAME}/manifests/:reference`, async (c) => {
     "Docker-Content-Digest": digest,
     "Content-Length": "0",
   };
+  if (reference.kind === "tag") await replicateTag(services, name, reference.tag, digest);
   // distribution-spec: a registry that processes `subject` says so with OCI-Subject.
   if (summary.subject) headers["OCI-Subject"] = summary.subject;
   return c.body(null, 201, headers);
@@ -88,18 +90,6 @@ manifestRoutes.delete(`/v2/${NAME}/manifests/:reference`, async (c) => {
   }
   return c.body(null, 202);
 });
-
-async function resolve(services: Services, name: string, referenceText: string): Promise<StoredManifest> {
-  const reference = parseManifestReference(referenceText);
-  const repository = services.repository(name);
-  const stored =
-    reference.kind === "tag" ? await repository.manifestByTag(reference.tag) : await repository.manifestByDigest(reference.digest);
-  if (!stored) {
-    const what = reference.kind === "tag" ? `tag ${reference.tag}` : `manifest ${reference.digest}`;
-    throw new OciError("MANIFEST_UNKNOWN", `${what} is not in ${name}`);
-  }
-  return stored;
-}
 
 /**
  * Blobs a manifest needs the registry to hold: config and layers, except non-distributable layers

@@ -1,0 +1,138 @@
+import { OciError } from "../../shared/oci/errors.js";
+import { computeDigest, digestAlgorithm, type Digest } from "../../shared/oci/digest.js";
+import { MANIFEST_MEDIA_TYPES } from "../../shared/oci/media-types.js";
+import { MANIFEST_MAX_BYTES, parseManifest, summarizeManifest } from "../../shared/oci/manifest.js";
+import { parseManifestReference } from "../../shared/oci/reference.js";
+import type { StoredManifest } from "../build-index/repository-index.js";
+import type { Services } from "../services.js";
+import { remoteFor, type Remote } from "./config.js";
+import { RegistryClient, UpstreamError, reach } from "./registry-client.js";
+
+/**
+ * Pull-through: a repository under a prefix of `SHOAL_UPSTREAMS` is filled from its upstream on
+ * demand. A manifest the edge does not have (or a tag older than the upstream's `tagTtlSeconds`) is
+ * asked of the upstream, verified against its digest and stored as if pushed; a blob is fetched once,
+ * stored only if its digest matches, and from then on served — to agents and so to their peers —
+ * without the upstream. When the upstream is down, a tag already resolved is served as it was.
+ */
+const clients = new Map<string, RegistryClient>();
+
+function clientFor(remote: Remote): RegistryClient {
+  let client = clients.get(remote.prefix + remote.url);
+  if (!client) {
+    client = new RegistryClient(remote);
+    clients.set(remote.prefix + remote.url, client);
+  }
+  return client;
+}
+
+/** A repository's manifest by tag or digest, from the index, else (pull-through) its upstream. */
+export async function resolveManifest(services: Services, name: string, referenceText: string): Promise<StoredManifest> {
+  const reference = parseManifestReference(referenceText);
+  const repository = services.repository(name);
+  const stored = reference.kind === "tag" ? await repository.manifestByTag(reference.tag) : await repository.manifestByDigest(reference.digest);
+  const what = reference.kind === "tag" ? `tag ${reference.tag}` : `manifest ${reference.digest}`;
+  const upstream = remoteFor(services.settings.upstreams, name);
+  if (!upstream) {
+    if (!stored) throw new OciError("MANIFEST_UNKNOWN", `${what} is not in ${name}`);
+    return stored;
+  }
+  if (stored && reference.kind === "digest") return stored; // content never changes
+  if (stored && reference.kind === "tag") {
+    const resolvedAt = await repository.tagUpdatedAt(reference.tag);
+    if (resolvedAt !== null && Date.now() - resolvedAt < upstream.remote.tagTtlSeconds * 1000) return stored;
+  }
+  try {
+    return await fetchManifest(services, name, upstream, referenceText);
+  } catch (error) {
+    if (stored && error instanceof UpstreamError && error.status === 503) {
+      console.log(JSON.stringify({ level: "warn", msg: "upstream unavailable: serving the tag as last resolved", repository: name, reference: referenceText, error: error.message }));
+      return stored;
+    }
+    throw asOciError(error);
+  }
+}
+
+async function fetchManifest(services: Services, name: string, upstream: { remote: Remote; name: string }, reference: string): Promise<StoredManifest> {
+  const client = clientFor(upstream.remote);
+  const where = `${upstream.remote.url}/v2/${upstream.name}/manifests/${reference}`;
+  const res = await reach(
+    () => client.request(`/v2/${upstream.name}/manifests/${reference}`, { headers: { Accept: MANIFEST_MEDIA_TYPES.join(", ") }, scope: `repository:${upstream.name}:pull` }),
+    `upstream ${where}`,
+  );
+  if (res.status === 404) {
+    await res.body?.cancel();
+    throw new OciError("MANIFEST_UNKNOWN", `${reference} is not in ${name} nor at its upstream ${upstream.remote.url}`);
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new UpstreamError(`upstream ${where} answered ${res.status}`, res.status === 401 || res.status === 403 ? 401 : 502);
+  }
+  const declared = Number(res.headers.get("content-length") ?? "0");
+  if (declared > MANIFEST_MAX_BYTES) throw new UpstreamError(`upstream manifest ${where} is over ${MANIFEST_MAX_BYTES} bytes`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  if (bytes.byteLength > MANIFEST_MAX_BYTES) throw new UpstreamError(`upstream manifest ${where} is over ${MANIFEST_MAX_BYTES} bytes`);
+  const parsed = parseManifest(bytes, res.headers.get("content-type"));
+  const ref = parseManifestReference(reference);
+  const digest = await computeDigest(bytes, ref.kind === "digest" ? digestAlgorithm(ref.digest) : "sha256");
+  if (ref.kind === "digest" && digest !== ref.digest) throw new UpstreamError(`upstream sent a manifest hashing to ${digest} for ${ref.digest}`);
+  const claimed = res.headers.get("docker-content-digest");
+  if (ref.kind === "tag" && claimed && claimed.startsWith("sha256:") && claimed !== digest) {
+    throw new UpstreamError(`upstream sent a manifest hashing to ${digest}, announced as ${claimed}`);
+  }
+  if (!(await services.blobs.stat(digest)) && !(await services.blobs.putVerified(digest, bytes, bytes.byteLength))) {
+    throw new Error(`storage refused manifest ${digest}`);
+  }
+  await services.repository(name).putManifest({
+    repository: name,
+    digest,
+    size: bytes.byteLength,
+    summary: summarizeManifest(parsed),
+    ...(ref.kind === "tag" ? { tag: ref.tag } : {}),
+  });
+  return { digest, mediaType: parsed.mediaType, size: bytes.byteLength };
+}
+
+/**
+ * Makes sure a blob is linked in the repository, fetching it from the upstream when the repository
+ * has one. Returns its size, or null when neither has it.
+ */
+export async function ensureBlob(services: Services, name: string, digest: Digest): Promise<number | null> {
+  const repository = services.repository(name);
+  const linked = await repository.blobSize(digest);
+  if (linked !== null) return linked;
+  const upstream = remoteFor(services.settings.upstreams, name);
+  if (!upstream) return null;
+  const stored = await services.blobs.stat(digest);
+  if (stored) {
+    // Already here through another repository (content-addressed and verified): link it.
+    await repository.linkBlob(name, digest, stored.size);
+    return stored.size;
+  }
+  const where = `${upstream.remote.url}/v2/${upstream.name}/blobs/${digest}`;
+  const client = clientFor(upstream.remote);
+  try {
+    const res = await reach(() => client.request(`/v2/${upstream.name}/blobs/${digest}`, { scope: `repository:${upstream.name}:pull` }), `upstream ${where}`);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    const size = Number(res.headers.get("content-length"));
+    if (!res.ok || !res.body || !Number.isSafeInteger(size)) {
+      await res.body?.cancel();
+      throw new UpstreamError(`upstream ${where} answered ${res.status}${res.ok ? " without a Content-Length" : ""}`);
+    }
+    // Storage checks the digest as the bytes arrive: a wrong blob is never stored.
+    if (!(await services.blobs.putVerified(digest, res.body, size))) throw new UpstreamError(`upstream ${where} sent bytes that do not match the digest`);
+    await repository.linkBlob(name, digest, size);
+    return size;
+  } catch (error) {
+    throw asOciError(error);
+  }
+}
+
+function asOciError(error: unknown): unknown {
+  if (!(error instanceof UpstreamError)) return error;
+  if (error.status === 401) return new OciError("UNKNOWN", `${error.message} (check the upstream's credentials in SHOAL_UPSTREAMS)`, { status: 502 });
+  return new OciError("UNKNOWN", error.message, { status: error.status === 503 ? 503 : 502 });
+}

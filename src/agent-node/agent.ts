@@ -1,7 +1,7 @@
 import type http from "node:http";
 import type net from "node:net";
 import { randomBytes } from "node:crypto";
-import type { Digest } from "../shared/oci/digest.js";
+import { parseDigest, type Digest } from "../shared/oci/digest.js";
 import type { Metainfo } from "../shared/p2p/metainfo.js";
 import { createPeerServer } from "./p2p/peer-server.js";
 import { Announcer } from "./p2p/announcer.js";
@@ -124,6 +124,7 @@ export class Agent {
       beforeMetrics: () => this.metrics.storeBytes.set(this.store.usage().bytes),
       status: () => this.status(),
       preheat: (body) => preheater.preheat(body),
+      verify: (body) => this.verifyStored(body),
     });
     this.metrics.storeCapacity.set(this.config.store.capacity);
     const registryPort = await listen(this.registryServer, this.config.agentRegistryPort, this.config.listenHost);
@@ -151,6 +152,18 @@ export class Agent {
       }
       await this.announcer?.seed(digest, metainfo.pieces.length);
     })().catch((error: Error) => this.log.warn({ digest, err: error.message }, "cannot seed blob"));
+  }
+
+  private async verifyStored(body: unknown): Promise<{ status: number; body: unknown }> {
+    const digest = (body as { digest?: unknown } | null)?.digest;
+    let parsed: Digest;
+    try {
+      parsed = parseDigest(String(digest));
+    } catch {
+      return { status: 400, body: { error: 'the body must be {"digest": "sha256:…"}' } };
+    }
+    const state = await this.store.verify(parsed);
+    return { status: state === "absent" ? 404 : 200, body: { digest: parsed, state } };
   }
 
   async status(): Promise<unknown> {

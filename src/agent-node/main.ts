@@ -2,6 +2,8 @@ import { Command, CommanderError } from "commander";
 import { agentCommand, ConfigError } from "./cli/agent-command.js";
 import { CliError } from "./cli/cli-error.js";
 import { devclusterCommand } from "./cli/devcluster-command.js";
+import { getCommand } from "./cli/get-command.js";
+import { putCommand } from "./cli/put-command.js";
 import { k8sCommand } from "./cli/k8s-command.js";
 import { preheatCommand } from "./cli/preheat-command.js";
 import { pullCommand } from "./cli/pull-command.js";
@@ -14,6 +16,8 @@ const program = new Command("shoal")
   .showHelpAfterError()
   .addCommand(agentCommand())
   .addCommand(pullCommand())
+  .addCommand(putCommand())
+  .addCommand(getCommand())
   .addCommand(preheatCommand())
   .addCommand(statusCommand())
   .addCommand(k8sCommand())

@@ -12,6 +12,8 @@ export interface AdminServerOptions {
   beforeMetrics?: () => void;
   /** `POST /v1/preheat` with a JSON body: fetch an image into the store ahead of its pulls. */
   preheat?: (body: unknown) => Promise<{ status: number; body: unknown }>;
+  /** `POST /v1/store/verify {"digest"}`: hash a stored blob again, dropping it if damaged. */
+  verify?: (body: unknown) => Promise<{ status: number; body: unknown }>;
 }
 
 /** Largest JSON body the admin server reads. */
@@ -26,10 +28,11 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
       res.end(body);
     };
     (async () => {
-      if (path === "/v1/preheat" && req.method === "POST" && options.preheat) {
+      const action = req.method === "POST" ? { "/v1/preheat": options.preheat, "/v1/store/verify": options.verify }[path ?? ""] : undefined;
+      if (action) {
         const body = await readJson(req);
         if (body === undefined) return send(400, "application/json", JSON.stringify({ error: `the body must be JSON of at most ${MAX_BODY_BYTES} bytes` }));
-        const result = await options.preheat(body);
+        const result = await action(body);
         return send(result.status, "application/json", JSON.stringify(result.body, null, 2));
       }
       if (req.method !== "GET" && req.method !== "HEAD") return send(405, "text/plain", "method not allowed\n");

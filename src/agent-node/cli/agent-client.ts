@@ -76,6 +76,13 @@ export class AgentClient {
     return body;
   }
 
+  /** Has the agent hash its stored copy of a blob again; a damaged one is dropped from its store. */
+  async verifyStored(digest: string): Promise<{ digest: string; state: string }> {
+    const res = await this.call(this.admin, "/v1/store/verify", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ digest }) });
+    if (!res.ok) throw new CliError(`the agent at ${this.admin} could not verify ${digest}: HTTP ${res.status}`);
+    return (await res.json()) as { digest: string; state: string };
+  }
+
   private async call(base: string, path: string, init: RequestInit = {}): Promise<Response> {
     try {
       return await fetch(`${base}${path}`, init);

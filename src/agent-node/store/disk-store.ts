@@ -1,4 +1,5 @@
 import { createHash, randomUUID, type Hash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes, writeFile, readFile, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
@@ -199,6 +200,25 @@ export class DiskStore {
     await unlink(this.blobPath(digest)).catch(() => undefined);
     await unlink(`${this.blobPath(digest)}.meta.json`).catch(() => undefined);
     await unlink(`${this.blobPath(digest)}.metainfo.json`).catch(() => undefined);
+  }
+
+  /**
+   * Hashes a stored blob again. A blob whose bytes no longer match its digest (a damaged disk, a
+   * hand edit) is dropped, so the next request fetches it anew instead of serving it.
+   */
+  async verify(digest: Digest): Promise<"ok" | "damaged" | "absent"> {
+    if (!this.entries.has(digest)) return "absent";
+    const hash = createHash(digestAlgorithm(digest));
+    try {
+      for await (const chunk of createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    } catch {
+      await this.remove(digest);
+      return "damaged";
+    }
+    if (`${digestAlgorithm(digest)}:${hash.digest("hex")}` === digest) return "ok";
+    this.options.log.warn({ digest }, "stored blob is damaged: dropped, it will be fetched again");
+    await this.remove(digest);
+    return "damaged";
   }
 
   /** Drops least-recently-used, unpinned blobs until the store fits its capacity. */

@@ -4,6 +4,7 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/prom
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { BodyObject, CHECKSUMS, resolveRange, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
 
 /**
  * The part of R2's bucket API the edge uses, on the local filesystem: objects with custom metadata,
@@ -23,12 +24,9 @@ export interface FileObjectMeta {
   httpMetadata: Record<string, string>;
 }
 
-const CHECKSUMS = ["md5", "sha1", "sha256", "sha384", "sha512"] as const;
-type PutOptions = { customMetadata?: Record<string, string>; httpMetadata?: Record<string, string> } & { [K in (typeof CHECKSUMS)[number]]?: string };
+type Body = PutBody;
 
-type Body = ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView | string | null;
-
-export class FileBucket {
+export class FileBucket implements ObjectBucket {
   constructor(private readonly dir: string) {}
 
   private objectPath(key: string): string {
@@ -51,18 +49,12 @@ export class FileBucket {
     }
   }
 
-  async get(key: string, options: { range?: { offset?: number; length?: number; suffix?: number } } = {}): Promise<FileObjectBody | null> {
+  async get(key: string, options: { range?: RangeOption } = {}): Promise<BodyObject | null> {
     const object = await this.head(key);
     if (!object) return null;
-    const size = object.size;
-    let offset = options.range?.offset ?? 0;
-    let length = options.range?.length ?? size - offset;
-    if (options.range?.suffix !== undefined) {
-      length = Math.min(size, options.range.suffix);
-      offset = size - length;
-    }
-    length = Math.max(0, Math.min(length, size - offset));
-    return new FileObjectBody(object.meta, object.file, offset, length);
+    const range = resolveRange(object.size, options.range);
+    const node = range.length === 0 ? Readable.from([]) : createReadStream(object.file, { start: range.offset, end: range.offset + range.length - 1, highWaterMark: 1 << 20 });
+    return new BodyObject(object, range, Readable.toWeb(node) as unknown as ReadableStream<Uint8Array>);
   }
 
   async put(key: string, value: Body, options: PutOptions = {}): Promise<FileObject> {
@@ -155,7 +147,7 @@ export class FileBucket {
   }
 }
 
-export class FileMultipartUpload {
+export class FileMultipartUpload implements MultipartUpload {
   constructor(
     private readonly bucket: FileBucket,
     readonly key: string,
@@ -197,7 +189,7 @@ export class FileMultipartUpload {
   }
 }
 
-export class FileObject {
+export class FileObject implements StoredObject {
   constructor(
     readonly meta: FileObjectMeta,
     readonly file: string,
@@ -223,37 +215,6 @@ export class FileObject {
   }
   get httpMetadata(): Record<string, string> {
     return this.meta.httpMetadata;
-  }
-}
-
-export class FileObjectBody extends FileObject {
-  readonly range: { offset: number; length: number };
-  private stream: ReadableStream<Uint8Array> | undefined;
-
-  constructor(meta: FileObjectMeta, file: string, offset: number, length: number) {
-    super(meta, file);
-    this.range = { offset, length };
-  }
-
-  get body(): ReadableStream<Uint8Array> {
-    if (!this.stream) {
-      const { offset, length } = this.range;
-      const node = length === 0 ? Readable.from([]) : createReadStream(this.file, { start: offset, end: offset + length - 1, highWaterMark: 1 << 20 });
-      this.stream = Readable.toWeb(node) as unknown as ReadableStream<Uint8Array>;
-    }
-    return this.stream;
-  }
-
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    return new Response(this.body).arrayBuffer();
-  }
-
-  async text(): Promise<string> {
-    return new Response(this.body).text();
-  }
-
-  async json<T>(): Promise<T> {
-    return JSON.parse(await this.text()) as T;
   }
 }
 

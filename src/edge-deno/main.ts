@@ -1,14 +1,14 @@
 /**
  * `npm run edge:deno -- --port 15000`: the edge's app (the same code the Worker runs) on Deno,
- * self-hosted, with file-backed storage under $SHOAL_HOME/edge-deno: blobs, metainfo and upload
- * parts in a FileBucket (R2's API on files), tag indexes, upload sessions, the catalog and the
- * trackers as the Worker's own Durable Object classes on SQLite files.
+ * self-hosted: blobs, metainfo and upload parts in a bucket with R2's API (files, S3 or FTP: see
+ * storage.ts), tag indexes, upload sessions, the catalog and the trackers as the Worker's own
+ * Durable Object classes on SQLite files under $SHOAL_HOME/edge-deno.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import worker, * as classes from "../worker/index.js";
-import { FileBucket, sweepTemp } from "./file-bucket.js";
+import { bucketFromEnv } from "./storage.js";
 import { ObjectNamespaces } from "./durable-objects.js";
 import { installWorkersGlobals } from "./platform.js";
 
@@ -44,9 +44,15 @@ async function objectBindings(): Promise<Record<string, string>> {
 installWorkersGlobals();
 const { port, host, home } = options();
 const stateDir = path.join(home, "edge-deno");
-await sweepTemp(path.join(stateDir, "blobs"));
+let storage: Awaited<ReturnType<typeof bucketFromEnv>>;
+try {
+  storage = await bucketFromEnv((name) => Deno.env.get(name), stateDir);
+} catch (error) {
+  console.error(`edge:deno: ${(error as Error).message}`);
+  Deno.exit(2);
+}
 
-const env: Record<string, unknown> = { BLOBS: new FileBucket(path.join(stateDir, "blobs")) };
+const env: Record<string, unknown> = { BLOBS: storage.bucket };
 for (const name of VARS) {
   const value = Deno.env.get(name);
   if (value !== undefined) env[name] = value;
@@ -57,7 +63,7 @@ for (const [binding, className] of Object.entries(await objectBindings())) env[b
 const alarms = await objects.restoreAlarms();
 
 const context = { waitUntil: (promise: Promise<unknown>) => void promise.catch(() => undefined), passThroughOnException: () => undefined, props: {} };
-const server = Deno.serve({ port, hostname: host, onListen: (addr) => log({ level: "info", msg: `edge listening on http://${addr.hostname}:${addr.port}`, state: stateDir, alarms }) }, (request) =>
+const server = Deno.serve({ port, hostname: host, onListen: (addr) => log({ level: "info", msg: `edge listening on http://${addr.hostname}:${addr.port}`, state: stateDir, storage: storage.describe, alarms }) }, (request) =>
   worker.fetch(request as never, env as never, context as never),
 );
 

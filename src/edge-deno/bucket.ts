@@ -1,0 +1,120 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The part of R2's bucket API the edge's code uses (blob store, metainfo, upload sessions): what a
+ * storage backend of the self-hosted edge implements, in one adapter file each — files
+ * (file-bucket.ts), S3 (s3-bucket.ts), FTP (ftp-bucket.ts). test/edge-deno/bucket-contract.test.ts
+ * holds every backend to the same behaviour.
+ */
+export interface StoredObject {
+  readonly key: string;
+  readonly size: number;
+  readonly etag: string;
+  readonly httpEtag: string;
+  readonly uploaded: Date;
+  readonly customMetadata: Record<string, string>;
+  readonly httpMetadata: Record<string, string>;
+}
+
+export interface ObjectBody extends StoredObject {
+  readonly range: { offset: number; length: number };
+  readonly body: ReadableStream<Uint8Array>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  text(): Promise<string>;
+  json<T>(): Promise<T>;
+}
+
+export interface MultipartUpload {
+  readonly key: string;
+  readonly uploadId: string;
+  uploadPart(partNumber: number, value: PutBody): Promise<{ partNumber: number; etag: string }>;
+  complete(parts: { partNumber: number; etag: string }[]): Promise<StoredObject>;
+  abort(): Promise<void>;
+}
+
+export const CHECKSUMS = ["md5", "sha1", "sha256", "sha384", "sha512"] as const;
+export type PutOptions = { customMetadata?: Record<string, string>; httpMetadata?: Record<string, string> } & { [K in (typeof CHECKSUMS)[number]]?: string };
+export type PutBody = ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView | string | null;
+export type RangeOption = { offset?: number; length?: number; suffix?: number };
+
+export interface ObjectBucket {
+  head(key: string): Promise<StoredObject | null>;
+  get(key: string, options?: { range?: RangeOption }): Promise<ObjectBody | null>;
+  put(key: string, value: PutBody, options?: PutOptions): Promise<StoredObject>;
+  delete(keys: string | string[]): Promise<void>;
+  createMultipartUpload(key: string): Promise<MultipartUpload>;
+  resumeMultipartUpload(key: string, uploadId: string): MultipartUpload;
+}
+
+/** The byte range a ranged get asks for, within an object of `size` bytes. */
+export function resolveRange(size: number, range: RangeOption | undefined): { offset: number; length: number } {
+  let offset = range?.offset ?? 0;
+  let length = range?.length ?? size - offset;
+  if (range?.suffix !== undefined) {
+    length = Math.min(size, range.suffix);
+    offset = size - length;
+  }
+  offset = Math.max(0, Math.min(offset, size));
+  return { offset, length: Math.max(0, Math.min(length, size - offset)) };
+}
+
+/** A put's body in memory (backends that cannot stream a body of unknown length; the edge's puts are small). */
+export async function bodyBytes(value: PutBody): Promise<Uint8Array<ArrayBuffer>> {
+  if (value === null) return new Uint8Array(0);
+  if (typeof value === "string") return new TextEncoder().encode(value) as Uint8Array<ArrayBuffer>;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return value.buffer instanceof ArrayBuffer ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : new Uint8Array(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+  return new Uint8Array(await new Response(value).arrayBuffer());
+}
+
+/** R2 refuses a put whose named checksum does not match, in these words (the blob store knows them). */
+export function verifyChecksum(bytes: Uint8Array, options: PutOptions): void {
+  const checked = CHECKSUMS.find((name) => options[name] !== undefined);
+  if (!checked) return;
+  if (createHash(checked).update(bytes).digest("hex") !== options[checked]!.toLowerCase()) {
+    throw new Error(`put: The ${checked.toUpperCase()} checksum you specified did not match what we received.`);
+  }
+}
+
+/** A stored object read into memory or streamed from a backend, with R2's accessors. */
+export class BodyObject implements ObjectBody {
+  constructor(
+    private readonly meta: StoredObject,
+    readonly range: { offset: number; length: number },
+    readonly body: ReadableStream<Uint8Array>,
+  ) {}
+
+  get key() {
+    return this.meta.key;
+  }
+  get size() {
+    return this.meta.size;
+  }
+  get etag() {
+    return this.meta.etag;
+  }
+  get httpEtag() {
+    return this.meta.httpEtag;
+  }
+  get uploaded() {
+    return this.meta.uploaded;
+  }
+  get customMetadata() {
+    return this.meta.customMetadata;
+  }
+  get httpMetadata() {
+    return this.meta.httpMetadata;
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    return new Response(this.body).arrayBuffer();
+  }
+
+  text(): Promise<string> {
+    return new Response(this.body).text();
+  }
+
+  async json<T>(): Promise<T> {
+    return JSON.parse(await this.text()) as T;
+  }
+}

@@ -46,7 +46,7 @@ await timed(`wrote ${values.size} of random bytes`, async () => {
   for (let written = 0; written < size; written += block.length) {
     randomFillSync(block);
     const chunk = block.subarray(0, Math.min(block.length, size - written));
-    if (!out.write(chunk)) await new Promise((r) => out.once("drain", r));
+    if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
 });

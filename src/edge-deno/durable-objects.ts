@@ -117,12 +117,14 @@ export class ObjectNamespace {
 }
 
 const ALARM_KEY = "__alarm";
+const IDLE_CLOSE_MS = 60_000;
 
 class LiveObject {
   private readonly state: ObjectState;
   private instance: Record<string, unknown> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private alarmTimer: ReturnType<typeof setTimeout> | undefined;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     file: string,
@@ -140,6 +142,7 @@ class LiveObject {
 
   /** Runs a method after every earlier call to this object has finished. */
   call(method: string, args: unknown[]): Promise<unknown> {
+    clearTimeout(this.idleTimer);
     const run = async () => {
       await this.state.ready();
       const target = this.target;
@@ -150,6 +153,13 @@ class LiveObject {
     };
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
+    // An object nobody calls for a while gives its SQLite handle back (reopened on the next call):
+    // one per blob's tracker would otherwise pile up.
+    void this.queue.then(() => {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => this.state.close(), IDLE_CLOSE_MS);
+      this.idleTimer.unref?.();
+    });
     return result;
   }
 
@@ -167,6 +177,7 @@ class LiveObject {
 
   close(): void {
     clearTimeout(this.alarmTimer);
+    clearTimeout(this.idleTimer);
     this.state.close();
   }
 }

@@ -1,10 +1,9 @@
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import { isOciErrorBody } from "../../shared/oci/errors.js";
 import { computeDigest, parseDigest, type Digest } from "../../shared/oci/digest.js";
 import { MANIFEST_MEDIA_TYPES } from "../../shared/oci/media-types.js";
 import { parseManifest, type ParsedManifest } from "../../shared/oci/manifest.js";
-import { CliError } from "./cli-error.js";
+import { CliError, responseError } from "./cli-error.js";
 
 export interface FetchedManifest {
   digest: Digest;
@@ -35,7 +34,7 @@ export class AgentClient {
 
   async manifest(name: string, reference: string): Promise<FetchedManifest> {
     const res = await this.call(this.registry, `/v2/${name}/manifests/${reference}`, { headers: { accept: MANIFEST_MEDIA_TYPES.join(", ") } });
-    if (!res.ok) throw await registryError(res, `${name}:${reference}`);
+    if (!res.ok) throw await responseError(res, `${name}:${reference}`);
     const bytes = Buffer.from(await res.arrayBuffer());
     const mediaType = res.headers.get("content-type") ?? "";
     const digest = await computeDigest(bytes, "sha256");
@@ -51,7 +50,7 @@ export class AgentClient {
   /** A blob's bytes as a stream (the caller verifies the digest). */
   async blob(name: string, digest: string): Promise<Readable> {
     const res = await this.call(this.registry, `/v2/${name}/blobs/${digest}`);
-    if (!res.ok || !res.body) throw await registryError(res, `${name}@${digest}`);
+    if (!res.ok || !res.body) throw await responseError(res, `${name}@${digest}`);
     return Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
   }
 
@@ -112,14 +111,3 @@ export interface PreheatProgress {
   done: boolean;
 }
 
-async function registryError(res: Response, what: string): Promise<CliError> {
-  const text = await res.text().catch(() => "");
-  let detail = `HTTP ${res.status}`;
-  try {
-    const body = JSON.parse(text) as unknown;
-    if (isOciErrorBody(body)) detail = `${body.errors[0]!.code}: ${body.errors[0]!.message}`;
-  } catch {
-    // not JSON
-  }
-  return new CliError(`${what}: ${detail}`);
-}

@@ -4,8 +4,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { isOciErrorBody } from "../../shared/oci/errors.js";
-import { CliError } from "./cli-error.js";
+import { CliError, responseError } from "./cli-error.js";
 
 /**
  * An OCI push client for the CLI: blobs go up in chunks no larger than the edge's advertised
@@ -137,15 +136,7 @@ function withDigest(location: string, base: string, digest: string): string {
   return url.toString();
 }
 
-async function failure(res: Response, what: string): Promise<CliError> {
-  const text = await res.text().catch(() => "");
-  let detail = `HTTP ${res.status}`;
-  try {
-    const body = JSON.parse(text) as unknown;
-    if (isOciErrorBody(body)) detail = `${body.errors[0]!.code}: ${body.errors[0]!.message}`;
-  } catch {
-    // not JSON
-  }
-  if (res.status === 401 && !what.includes("credentials")) detail += " (pass --token user:token or set SHOAL_TOKEN)";
-  return new CliError(`${what}: ${detail}`);
+function failure(res: Response, what: string): Promise<CliError> {
+  const hint = res.status === 401 && !what.includes("credentials") ? " (pass --token user:token or set SHOAL_TOKEN)" : "";
+  return responseError(res, what, hint);
 }

@@ -1,10 +1,11 @@
-import { createWriteStream } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { afterEach } from "vitest";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "./devcluster.js";
 import { ServiceProcess } from "./service-process.js";
+import { processTree } from "./rss.js";
 
 const TSX = path.resolve("node_modules/.bin/tsx");
 
@@ -54,6 +55,20 @@ export class Proc {
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     await this.service?.stop(signal);
+  }
+
+  /** The program's own process (tsx runs it as a child), for /proc inspection. */
+  programPid(): number {
+    const tree = processTree(this.service!.child.pid!);
+    const program = tree.find((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--import");
+      } catch {
+        return false;
+      }
+    });
+    if (!program) throw new Error(`no program process under ${tree.join(", ")}`);
+    return program;
   }
 }
 

@@ -39,6 +39,7 @@ interface CachedTag {
  */
 export class PullService {
   private readonly tags = new Map<string, CachedTag>();
+  private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly now: () => number;
 
   constructor(private readonly options: PullOptions) {
@@ -75,13 +76,20 @@ export class PullService {
     return digest;
   }
 
-  /** Tag → digest at the edge (strongly consistent there), reused for `tagTtlMs`. */
+  /**
+   * Tag → digest at the edge (strongly consistent there), reused for `tagTtlMs`. Concurrent
+   * requests for a tag share one edge request (a burst of pulls opens one connection, not hundreds).
+   */
   private async resolveTag(name: string, tag: string, accept: string | undefined): Promise<Digest> {
     const key = `${name}:${tag}`;
     const cached = this.tags.get(key);
     if (cached && this.now() - cached.resolvedAt < this.options.tagTtlMs && this.options.store.get(cached.digest)) {
       return cached.digest;
     }
+    return this.once(`tag ${key} ${accept ?? ""}`, () => this.resolveTagAtEdge(key, name, tag, accept, cached));
+  }
+
+  private async resolveTagAtEdge(key: string, name: string, tag: string, accept: string | undefined, cached: CachedTag | undefined): Promise<Digest> {
     try {
       this.options.metrics.edgeFetches.inc({ kind: "tag" });
       const manifest = await this.options.edge.getManifest(name, tag, accept);
@@ -97,7 +105,21 @@ export class PullService {
     }
   }
 
-  private async fetchManifest(name: string, digest: Digest, accept: string | undefined): Promise<void> {
+  /** One flight per key: callers that arrive while it is under way get its result. */
+  private once<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const flying = this.inFlight.get(key) as Promise<T> | undefined;
+    if (flying) return flying;
+    const flight = run().finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, flight);
+    return flight;
+  }
+
+  private fetchManifest(name: string, digest: Digest, accept: string | undefined): Promise<void> {
+    return this.once(`manifest ${name}@${digest}`, () => this.fetchManifestAtEdge(name, digest, accept));
+  }
+
+  private async fetchManifestAtEdge(name: string, digest: Digest, accept: string | undefined): Promise<void> {
+    if (this.options.store.get(digest)) return;
     this.options.metrics.edgeFetches.inc({ kind: "manifest" });
     const manifest = await this.options.edge.getManifest(name, digest, accept).catch((error: unknown) => {
       throw asOciError(error);

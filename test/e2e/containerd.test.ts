@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { startDevcluster, type Devcluster } from "../helpers/devcluster.js";
+import { buildImage, layoutManifest, run, skopeoCopy } from "../helpers/images.js";
+
+/**
+ * The agent as containerd's registry mirror: a real containerd (its own config, state and socket)
+ * with a `hosts.toml` that sends `registry.example.com` to the agent. containerd adds
+ * `?ns=registry.example.com` to every request; the agent serves them from its store, its peers and
+ * the edge. Needs root (containerd), as CI runs.
+ */
+const MIRRORED = "registry.example.com";
+let cluster: Devcluster;
+let scratch: string;
+let containerd: ChildProcess;
+let socket: string;
+let output = "";
+
+beforeAll(async () => {
+  cluster = await startDevcluster();
+  scratch = await mkdtemp(path.join(os.tmpdir(), "shoal-containerd-"));
+  const image = await buildImage({ layers: [700 * 1024] });
+  await skopeoCopy(`oci:${image.layout}:${image.tag}`, `docker://${cluster.edgeHost}/mirror/app:v1`);
+
+  socket = path.join(scratch, "containerd.sock");
+  const config = path.join(scratch, "config.toml");
+  await writeFile(
+    config,
+    [
+      "version = 2",
+      `root = "${path.join(scratch, "root")}"`,
+      `state = "${path.join(scratch, "state")}"`,
+      `disabled_plugins = ["io.containerd.grpc.v1.cri"]`,
+      "[grpc]",
+      `  address = "${socket}"`,
+      "[ttrpc]",
+      `  address = "${socket}.ttrpc"`,
+      "",
+    ].join("\n"),
+  );
+  containerd = spawn("containerd", ["--config", config], { stdio: ["ignore", "pipe", "pipe"] });
+  containerd.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  containerd.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const deadline = Date.now() + 20_000;
+  while (!existsSync(socket)) {
+    if (containerd.exitCode !== null || Date.now() > deadline) throw new Error(`containerd did not start: ${output.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  // What a node's /etc/containerd/certs.d/<registry>/hosts.toml holds (see the README).
+  const hosts = path.join(scratch, "certs.d", MIRRORED);
+  await mkdir(hosts, { recursive: true });
+  await writeFile(
+    path.join(hosts, "hosts.toml"),
+    [`server = "https://${MIRRORED}"`, "", `[host."${cluster.agents[0]!.registry}"]`, `  capabilities = ["pull", "resolve"]`, ""].join("\n"),
+  );
+});
+afterAll(async () => {
+  if (containerd && containerd.exitCode === null) {
+    const exited = new Promise((r) => containerd.once("exit", r));
+    containerd.kill("SIGTERM");
+    await exited;
+  }
+  await cluster?.stop();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+const ctr = (args: string[]) => run("ctr", ["--address", socket, "--namespace", "shoal-test", ...args], { maxBuffer: 1 << 24 });
+
+describe("containerd with the agent as its mirror", () => {
+  it("resolves and pulls registry.example.com/mirror/app:v1 through the agent, and unpacks it", async () => {
+    await ctr(["images", "pull", "--hosts-dir", path.join(scratch, "certs.d"), "--snapshotter", "native", `${MIRRORED}/mirror/app:v1`]);
+    const { stdout } = await ctr(["images", "ls", "-q"]);
+    expect(stdout.split("\n")).toContain(`${MIRRORED}/mirror/app:v1`);
+    // The agent served it, with containerd's ns= query on each request.
+    expect(cluster.output()).toMatch(/"url":"\/v2\/mirror\/app\/manifests\/v1\?ns=registry\.example\.com".*"status":200/);
+    const layer = (await layoutManifest((await buildLayoutOf()).layout, "x")).layers[0]!.digest;
+    expect(cluster.output()).toContain(`/v2/mirror/app/blobs/${layer}?ns=${MIRRORED}`);
+    // Unpacked into a snapshot: the image's content is usable by containers.
+    const snapshots = await ctr(["snapshots", "--snapshotter", "native", "ls"]);
+    expect(snapshots.stdout.trim().split("\n").length).toBeGreaterThan(1);
+  });
+});
+
+/** The image as the edge has it, for its layer digest. */
+async function buildLayoutOf(): Promise<{ layout: string }> {
+  const layout = path.join(scratch, "check");
+  await skopeoCopy(`docker://${cluster.edgeHost}/mirror/app:v1`, `oci:${layout}:x`);
+  return { layout };
+}

@@ -7,6 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { digestHex, type Digest } from "../../shared/oci/digest.js";
 import type { Descriptor } from "../../shared/oci/manifest.js";
 import { CliError } from "./cli-error.js";
+import { writeFileAtomic } from "../fs/write-atomic.js";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 
@@ -83,7 +84,6 @@ export class OciLayoutWriter {
     }
     index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== name);
     index.manifests.push({ ...descriptor, annotations: { ...descriptor.annotations, [REF_NAME]: name } });
-    await writeFile(`${file}.tmp`, JSON.stringify(index, null, 2));
-    await rename(`${file}.tmp`, file);
+    await writeFileAtomic(file, JSON.stringify(index, null, 2));
   }
 }

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { CliError, responseError } from "./cli-error.js";
+import { writeFileAtomic } from "../fs/write-atomic.js";
 
 /**
  * An OCI push client for the CLI: blobs go up in chunks no larger than the edge's advertised
@@ -102,7 +103,7 @@ export class PushClient {
       location = res.headers.get("location") ?? location;
       sent += end - offset + 1;
       offset = end + 1;
-      await writeFile(stateFile, JSON.stringify({ location, offset }));
+      await writeFileAtomic(stateFile, JSON.stringify({ location, offset }));
     }
     const put = await this.call(withDigest(location, this.base, digest), { method: "PUT", headers: { "Content-Length": "0" } });
     if (put.status !== 201) throw await failure(put, `finishing the upload of ${path.basename(file)}`);

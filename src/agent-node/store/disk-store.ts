@@ -5,6 +5,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { digestAlgorithm, digestHex, type Digest } from "../../shared/oci/digest.js";
 import { MetainfoSchema, type Metainfo } from "../../shared/p2p/metainfo.js";
+import { writeFileAtomic } from "../fs/write-atomic.js";
 
 /** How long a stopped swarm download's partial file is kept for resuming. */
 const RESUMABLE_MAX_AGE_MS = 24 * 3600 * 1000;
@@ -170,8 +171,7 @@ export class DiskStore {
   async writeMetainfo(metainfo: Metainfo): Promise<void> {
     const digest = metainfo.digest as Digest;
     const file = `${this.blobPath(digest)}.metainfo.json`;
-    await writeFile(`${file}.tmp`, JSON.stringify(metainfo));
-    await rename(`${file}.tmp`, file);
+    await writeFileAtomic(file, JSON.stringify(metainfo));
   }
 
   async readMetainfo(digest: Digest): Promise<Metainfo | undefined> {

@@ -17,6 +17,7 @@ import { PushProxy } from "./registry/push-proxy.js";
 import { Preheater } from "./registry/preheat.js";
 import { createRegistryServer } from "./registry/server.js";
 import { createAdminServer } from "./admin/server.js";
+import type { AgentStatus } from "./admin/status.js";
 import { BlobFetcher } from "./p2p/blob-fetcher.js";
 import { SwarmRegistry } from "./p2p/swarm-registry.js";
 import { backlogFor, bucketFor, type Bandwidth } from "./p2p/token-bucket.js";
@@ -166,7 +167,7 @@ export class Agent {
     return { status: state === "absent" ? 404 : 200, body: { digest: parsed, state } };
   }
 
-  async status(): Promise<unknown> {
+  async status(): Promise<AgentStatus> {
     const metric = async (name: string) => (await this.metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
     const downloaded = await metric("shoal_agent_bytes_downloaded_total");
     return {
@@ -180,7 +181,7 @@ export class Agent {
       peerId: this.peerId.toString("hex"),
       swarms: [
         ...this.swarms.list().map((s) => ({ digest: s.digest, role: "downloading", ...s.stats() })),
-        ...(this.announcer?.active() ?? []).map((s) => ({ ...s, role: "seeder" })),
+        ...(this.announcer?.active() ?? []).map((s) => ({ digest: s.digest, role: "seeder", have: s.pieceCount, pieces: s.pieceCount })),
       ],
     };
   }

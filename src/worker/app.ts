@@ -10,6 +10,7 @@ import { listingRoutes } from "./registry/listings.js";
 import { metainfoRoutes } from "./origin/metainfo.js";
 import { trackerRoutes } from "./tracker/routes.js";
 import { replicationRoutes } from "./upstream/replication.js";
+import { dashboardRoutes } from "./dashboard/routes.js";
 import { authMiddleware } from "./auth.js";
 import { requestLog } from "./request-log.js";
 
@@ -52,8 +53,9 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   app.route("/", metainfoRoutes);
   app.route("/", trackerRoutes);
   app.route("/", replicationRoutes);
+  app.route("/", dashboardRoutes);
 
-  app.get("/", (c) => c.text("Shoal edge: OCI registry at /v2/\n"));
+  app.get("/", (c) => c.text("Shoal edge: OCI registry at /v2/, dashboard at /dashboard\n"));
 
   app.notFound((c) => {
     const error = c.req.path.startsWith("/v2")

@@ -61,7 +61,7 @@ describe("pull authentication", () => {
 
   it("needs credentials for blobs, manifests, listings and metainfo too", async () => {
     const digest = await pushBlobWith(edge.url, "p/q", "secret layer", AUTH);
-    for (const path of [`/v2/p/q/blobs/${digest}`, "/v2/p/q/manifests/latest", "/v2/p/q/tags/list", "/v2/_catalog", `/shoal/v1/p/q/metainfo/${digest}`]) {
+    for (const path of [`/v2/p/q/blobs/${digest}`, "/v2/p/q/manifests/latest", "/v2/p/q/tags/list", "/v2/_catalog", `/shoal/v1/p/q/metainfo/${digest}`, "/dashboard", "/dashboard.json"]) {
       const res = await fetch(`${edge.url}${path}`);
       expect(res.status, path).toBe(401);
       expect(await errorCode(res)).toBe("UNAUTHORIZED");

@@ -1,12 +1,14 @@
 import http from "node:http";
 import type { Logger } from "pino";
 import type { AgentMetrics } from "../metrics.js";
+import { renderDashboard } from "./dashboard.js";
+import type { AgentStatus } from "./status.js";
 
 export interface AdminServerOptions {
   metrics: AgentMetrics;
   log: Logger;
   /** JSON for GET /v1/status. */
-  status: () => Promise<unknown> | unknown;
+  status: () => Promise<AgentStatus>;
   healthy: () => boolean;
   /** Refreshes gauges before a scrape. */
   beforeMetrics?: () => void;
@@ -19,7 +21,7 @@ export interface AdminServerOptions {
 /** Largest JSON body the admin server reads. */
 const MAX_BODY_BYTES = 64 * 1024;
 
-/** The agent's admin port: health, Prometheus metrics and a JSON status. */
+/** The agent's admin port: health, Prometheus metrics, a JSON status and an HTML page of it at `/`. */
 export function createAdminServer(options: AdminServerOptions): http.Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
@@ -40,6 +42,7 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
       if (path === "/metrics") options.beforeMetrics?.();
       if (path === "/metrics") return send(200, options.metrics.registry.contentType, await options.metrics.registry.metrics());
       if (path === "/v1/status") return send(200, "application/json", JSON.stringify(await options.status(), null, 2));
+      if (path === "/") return send(200, "text/html; charset=utf-8", renderDashboard(await options.status()));
       return send(404, "text/plain", "not found\n");
     })().catch((error: unknown) => {
       options.log.error({ err: error }, "admin request failed");

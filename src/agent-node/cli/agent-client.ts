@@ -1,9 +1,12 @@
+import type { AgentStatus } from "../admin/status.js";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { computeDigest, parseDigest, type Digest } from "../../shared/oci/digest.js";
 import { MANIFEST_MEDIA_TYPES } from "../../shared/oci/media-types.js";
 import { parseManifest, type ParsedManifest } from "../../shared/oci/manifest.js";
 import { CliError, responseError } from "./cli-error.js";
+
+export type { AgentStatus };
 
 export interface FetchedManifest {
   digest: Digest;
@@ -90,18 +93,6 @@ export class AgentClient {
       throw new CliError(`cannot reach the agent at ${base} (${cause?.code ?? cause?.message ?? (error as Error).message}): is it running? (shoal agent, or --agent URL)`);
     }
   }
-}
-
-export interface AgentStatus {
-  uptimeSeconds: number;
-  edge: string;
-  zone: string;
-  cluster: string;
-  peerId: string;
-  store: { bytes: number; capacityBytes: number; blobs: number; pinned: number };
-  bytesBySource: Record<string, number>;
-  downloads: { digest: string; size?: number; written: number; state: string }[];
-  swarms: { digest: string; role: string; peers?: number; have?: number; pieces?: number }[];
 }
 
 export interface PreheatProgress {

@@ -1,16 +1,7 @@
+import { formatBytes } from "../../shared/bytes.js";
 import cliProgress from "cli-progress";
 
-/** Bytes as people read them: 1.5 MiB, 320 KiB. */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
-}
+export { formatBytes };
 
 export interface Bar {
   add(bytes: number): void;

@@ -73,7 +73,11 @@ manifestRoutes.put(`/v2/${NAME}/manifests/:reference`, async (c) => {
     "Docker-Content-Digest": digest,
     "Content-Length": "0",
   };
-  if (reference.kind === "tag") await replicateTag(services, name, reference.tag, digest);
+  if (reference.kind === "tag") {
+    // The dashboard's list of pushes is a convenience: the tag is stored whatever becomes of it.
+    await services.catalog().recordPush({ repository: name, tag: reference.tag, digest, size: bytes.byteLength }).catch(() => undefined);
+    await replicateTag(services, name, reference.tag, digest);
+  }
   // distribution-spec: a registry that processes `subject` says so with OCI-Subject.
   if (summary.subject) headers["OCI-Subject"] = summary.subject;
   return c.body(null, 201, headers);

@@ -1,0 +1,158 @@
+import { Hono } from "hono";
+import type { FC } from "hono/jsx";
+import { formatBytes } from "../../shared/bytes.js";
+import type { AppEnv } from "../services.js";
+import { dashboardData, type DashboardData } from "./data.js";
+
+/** `GET /dashboard` (HTML, refreshes itself) and `GET /dashboard.json`: the edge at a glance. */
+export const dashboardRoutes = new Hono<AppEnv>();
+
+dashboardRoutes.get("/dashboard.json", async (c) => c.json(await dashboardData(c.get("services"))));
+
+dashboardRoutes.get("/dashboard", async (c) => {
+  const data = await dashboardData(c.get("services"));
+  return c.html(<Page data={data} />);
+});
+
+const short = (digest: string) => `${digest.slice(0, 19)}…`;
+const ago = (at: number, now: number) => {
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  return s < 60 ? `${s} s ago` : s < 3600 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+};
+
+const STYLE = `
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2733;background:#f6f8fa}
+h1{font-size:20px;margin:0 0 4px} h2{font-size:15px;margin:24px 0 8px}
+.sub{color:#5b6b7c;margin-bottom:16px} section{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:12px 16px;margin-bottom:16px}
+table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:4px 10px 4px 0;border-bottom:1px solid #eef1f4;vertical-align:top}
+th{color:#5b6b7c;font-weight:600} code{font:12px ui-monospace,monospace} .tag{display:inline-block;background:#eef4ff;border-radius:4px;padding:0 6px;margin:0 4px 2px 0}
+.num{font-variant-numeric:tabular-nums} .bad{color:#b42318} .empty{color:#8a96a3}`;
+
+const Page: FC<{ data: DashboardData }> = ({ data }) => {
+  const now = Date.parse(data.generatedAt);
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta http-equiv="refresh" content="5" />
+        <link rel="icon" href="data:," />
+        <title>Shoal edge</title>
+        <style>{STYLE}</style>
+      </head>
+      <body>
+        <h1>Shoal edge</h1>
+        <div class="sub">
+          {data.repositories.length} repositories{data.moreRepositories ? "+" : ""} · {data.swarms.length} live swarms · updated {data.generatedAt}
+        </div>
+        <section id="repositories">
+          <h2>Repositories</h2>
+          {data.repositories.length === 0 ? (
+            <p class="empty">Nothing pushed yet.</p>
+          ) : (
+            <table>
+              <tr>
+                <th>repository</th>
+                <th>tags</th>
+              </tr>
+              {data.repositories.map((r) => (
+                <tr data-repository={r.name}>
+                  <td>
+                    <code>{r.name}</code>
+                  </td>
+                  <td>
+                    {r.tags.map((t) => (
+                      <span class="tag">{t}</span>
+                    ))}
+                    {r.moreTags ? "…" : ""}
+                  </td>
+                </tr>
+              ))}
+            </table>
+          )}
+        </section>
+        <section id="pushes">
+          <h2>Recent pushes</h2>
+          {data.pushes.length === 0 ? (
+            <p class="empty">No tag pushed yet.</p>
+          ) : (
+            <table>
+              <tr>
+                <th>when</th>
+                <th>repository:tag</th>
+                <th>digest</th>
+                <th>manifest size</th>
+              </tr>
+              {data.pushes.map((p) => (
+                <tr>
+                  <td>{ago(p.at, now)}</td>
+                  <td>
+                    <code>
+                      {p.repository}:{p.tag}
+                    </code>
+                  </td>
+                  <td>
+                    <code title={p.digest}>{short(p.digest)}</code>
+                  </td>
+                  <td class="num">{formatBytes(p.size)}</td>
+                </tr>
+              ))}
+            </table>
+          )}
+        </section>
+        <section id="swarms">
+          <h2>Live swarms</h2>
+          {data.swarms.length === 0 ? (
+            <p class="empty">No agent is fetching or seeding right now.</p>
+          ) : (
+            <table>
+              <tr>
+                <th>blob</th>
+                <th>peers</th>
+                <th>seeders</th>
+                <th>reported</th>
+              </tr>
+              {data.swarms.map((s) => (
+                <tr data-swarm={s.digest}>
+                  <td>
+                    <code title={s.digest}>{short(s.digest)}</code>
+                  </td>
+                  <td class="num peers">{s.peers}</td>
+                  <td class="num">{s.seeders}</td>
+                  <td>{ago(s.updatedAt, now)}</td>
+                </tr>
+              ))}
+            </table>
+          )}
+        </section>
+        {data.replication ? (
+          <section id="replication">
+            <h2>Replication</h2>
+            <div class="sub">
+              {data.replication.targets.map((t) => `${t.prefix} → ${t.url}`).join(" · ")} — {data.replication.pending} pending ({data.replication.failing} failing), {data.replication.done} done
+            </div>
+            <table>
+              <tr>
+                <th>repository:tag</th>
+                <th>state</th>
+                <th>attempts</th>
+                <th>last error</th>
+              </tr>
+              {data.replication.jobs.map((j) => (
+                <tr>
+                  <td>
+                    <code>
+                      {j.repository}:{j.tag}
+                    </code>
+                  </td>
+                  <td>{j.state}</td>
+                  <td class="num">{j.attempts}</td>
+                  <td class={j.lastError ? "bad" : ""}>{j.lastError ?? ""}</td>
+                </tr>
+              ))}
+            </table>
+          </section>
+        ) : null}
+      </body>
+    </html>
+  );
+};

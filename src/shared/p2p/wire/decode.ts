@@ -1,4 +1,4 @@
-import { FRAME_TYPE, MAX_FRAME_BYTES, MAX_HANDSHAKE_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
+import { FRAME_TYPE, MAX_FIRST_FRAME_BYTES, MAX_FRAME_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
 
 const TYPE_NAMES = Object.fromEntries(Object.entries(FRAME_TYPE).map(([name, code]) => [code, name])) as Record<number, Frame["type"]>;
 
@@ -28,7 +28,7 @@ export class FrameDecoder {
       if (this.queued < 4) break;
       const header = this.peek(4);
       const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
-      const cap = this.sawFrame ? MAX_FRAME_BYTES : Math.max(MAX_FRAME_BYTES, MAX_HANDSHAKE_BYTES);
+      const cap = this.sawFrame ? MAX_FRAME_BYTES : MAX_FIRST_FRAME_BYTES;
       if (length > cap) throw new WireError(`frame of ${length} bytes is over the ${cap}-byte cap`);
       if (this.queued < 4 + length) break;
       this.take(4);
@@ -196,7 +196,8 @@ class Reader {
 
   text(n: number): string {
     try {
-      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(this.bytes(n));
+      // ignoreBOM keeps a leading U+FEFF as text: the field is exactly what the sender encoded.
+      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(this.bytes(n));
     } catch (error) {
       if (error instanceof WireError) throw error;
       throw new WireError("invalid UTF-8 in frame");

@@ -1,4 +1,4 @@
-import { FRAME_TYPE, MAX_BLOCK_BYTES, MAX_FRAME_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
+import { FRAME_TYPE, MAX_BLOCK_BYTES, MAX_FIRST_FRAME_BYTES, MAX_FRAME_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
 
 /**
  * Encoding. Every frame is `u32 length | u8 type | payload`, big-endian, where length counts the
@@ -18,7 +18,9 @@ import { FRAME_TYPE, MAX_BLOCK_BYTES, MAX_FRAME_BYTES, PEER_ID_BYTES, WireError,
 export function encodeFrame(frame: Frame): Uint8Array {
   if (frame.type === "keepAlive") return new Uint8Array(4);
   const payload = encodePayload(frame);
-  if (payload.length + 1 > MAX_FRAME_BYTES && frame.type !== "handshake") throw new WireError(`${frame.type} frame of ${payload.length} bytes is over the cap`);
+  // A handshake is always a connection's first frame, which the decoder takes up to a larger cap.
+  const cap = frame.type === "handshake" ? MAX_FIRST_FRAME_BYTES : MAX_FRAME_BYTES;
+  if (payload.length + 1 > cap) throw new WireError(`${frame.type} frame of ${payload.length} bytes is over the cap`);
   const out = new Uint8Array(5 + payload.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, payload.length + 1);
@@ -68,7 +70,7 @@ function encodePayload(frame: Exclude<Frame, { type: "keepAlive" }>): Uint8Array
     case "piece":
       return new Writer(8 + frame.data.length).u32(frame.index).u32(frame.begin).bytes(frame.data).done();
     case "error": {
-      const message = utf8(frame.message.slice(0, 1000));
+      const message = utf8(truncateText(frame.message, MAX_ERROR_UNITS));
       return new Writer(2 + message.length).u16(frame.code).bytes(message).done();
     }
     case "complete":
@@ -121,4 +123,14 @@ class Writer {
 
 function utf8(text: string): Uint8Array {
   return new TextEncoder().encode(text);
+}
+
+/** Error messages are cut to this many UTF-16 units. */
+const MAX_ERROR_UNITS = 1000;
+
+/** The first `units` UTF-16 units of `text`, one fewer when the cut would split a surrogate pair. */
+function truncateText(text: string, units: number): string {
+  if (text.length <= units) return text;
+  const last = text.charCodeAt(units - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? units - 1 : units);
 }

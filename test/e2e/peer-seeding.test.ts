@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createHash, randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import fc from "fast-check";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "../helpers/devcluster.js";
@@ -8,7 +10,8 @@ import { startAgentProcess, startEdgeProcess, type AgentHandle } from "../helper
 import { pushBlob, sha256 } from "../helpers/registry-client.js";
 import { WireClient } from "../helpers/wire-client.js";
 import { MetainfoSchema, type Metainfo } from "../../src/shared/p2p/metainfo.js";
-import { WIRE_ERROR, type Frame } from "../../src/shared/p2p/wire/frames.js";
+import { MAX_BLOCK_BYTES, PROTOCOL_ID, PROTOCOL_VERSION, WIRE_ERROR, type Frame } from "../../src/shared/p2p/wire/frames.js";
+import { encodeFrame } from "../../src/shared/p2p/wire/encode.js";
 import { AnnounceResponseSchema } from "../../src/shared/api/announce.js";
 
 /** An agent seeds what it has on its peer port, announced to the edge's tracker. */
@@ -104,4 +107,56 @@ describe("seeding on the peer port", () => {
     expect((await again.until((f) => f.some((x) => x.type === "bitfield"))).some((x) => x.type === "bitfield")).toBe(true);
     again.close();
   });
+
+  it("fuzzed frame streams (fast-check): served right, or refused with a reason; never a hang, a crash or a leaked socket", async () => {
+    const sockets = async () => (await readdir(`/proc/${agent.proc.programPid()}/fd`)).length;
+    const before = await sockets();
+    const codes = new Set<number>(Object.values(WIRE_ERROR));
+    const u32 = fc.oneof(fc.nat(4), fc.constantFrom(1024 * 1024 - 1, 2 ** 31, 2 ** 32 - 1), fc.nat());
+    const hello = fc.record({
+      digest: fc.oneof(fc.constant(digest), fc.constant(sha256("other")), fc.string({ maxLength: 80 })),
+      pieceCount: fc.oneof(fc.constant(3), fc.nat(10)),
+      version: fc.oneof(fc.constant(PROTOCOL_VERSION), fc.nat(255)),
+      protocol: fc.oneof(fc.constant(PROTOCOL_ID), fc.string({ maxLength: 20 })),
+    });
+    const frame: fc.Arbitrary<Uint8Array> = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ index: fc.oneof(fc.nat(3), u32), begin: fc.oneof(fc.constantFrom(0, 1024 * 1024, 3 * 1024 * 1024), u32), length: fc.oneof(fc.constantFrom(1, 16 * 1024, MAX_BLOCK_BYTES), fc.nat(MAX_BLOCK_BYTES + 10)) })
+        .map((r) => (r.length > MAX_BLOCK_BYTES ? Buffer.from([0, 0, 0, 13, 4, ...new Uint8Array(12)]) : encodeFrame({ type: "request", ...r }))) },
+      { weight: 1, arbitrary: fc.record({ index: u32, begin: u32, length: fc.nat(MAX_BLOCK_BYTES) }).map((r) => encodeFrame({ type: "cancel", ...r })) },
+      { weight: 1, arbitrary: u32.map((index) => encodeFrame({ type: "have", index })) },
+      { weight: 1, arbitrary: fc.uint8Array({ maxLength: 8 }).map((bitfield) => encodeFrame({ type: "bitfield", bitfield })) },
+      { weight: 1, arbitrary: fc.record({ index: fc.nat(3), begin: fc.nat(), data: fc.uint8Array({ maxLength: 64 }) }).map((p) => encodeFrame({ type: "piece", ...p })) },
+      { weight: 1, arbitrary: fc.constant(encodeFrame({ type: "keepAlive" })) },
+      { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }) },
+      { weight: 1, arbitrary: fc.constant(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 1])) },
+    );
+    const stream = fc.tuple(fc.option(hello, { freq: 5 }), fc.array(frame, { maxLength: 12 }), fc.nat(64));
+    await fc.assert(
+      fc.asyncProperty(stream, async ([first, rest, cut]) => {
+        const client = await WireClient.connect(peerPort);
+        if (first) {
+          client.send({ type: "handshake", version: first.version, protocol: first.protocol, digest: first.digest, peerId: client.peerId, pieceCount: first.pieceCount, bitfield: new Uint8Array(Math.ceil(first.pieceCount / 8)), auth: new Uint8Array(0) });
+        }
+        const bytes = Buffer.concat(rest);
+        // Sometimes the stream is cut short: a frame left half-sent.
+        client.socket.end(cut % 4 === 0 ? bytes.subarray(0, Math.max(0, bytes.length - cut)) : bytes);
+        // The agent answers and closes once our side has ended: within the handshake time at worst.
+        await client.until(() => client.closed, 10_000);
+        for (const received of client.frames) {
+          if (received.type === "error") expect(codes.has(received.code)).toBe(true);
+          if (received.type === "piece") {
+            const start = received.index * metainfo.pieceLength + received.begin;
+            expect(Buffer.from(received.data).equals(blob.subarray(start, start + received.data.length))).toBe(true);
+          }
+          expect(["handshake", "bitfield", "piece", "reject", "error", "keepAlive", "have", "complete"]).toContain(received.type);
+        }
+      }),
+      { numRuns: 150, interruptAfterTimeLimit: 120_000, markInterruptAsFailure: true },
+    );
+    expect((await fetch(`${agent.admin}/health`)).status).toBe(200);
+    // Every fuzzing connection is closed on the agent's side too.
+    const deadline = Date.now() + 10_000;
+    while ((await sockets()) > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await sockets()).toBeLessThanOrEqual(before);
+  }, 300_000);
 });

@@ -100,7 +100,8 @@ describe("shoal put and shoal get", () => {
     const states = path.join(stateHome, "shoal", "uploads");
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const names = await readdir(states).catch(() => [] as string[]);
+      // Only the state files: their replacements are written beside them first (*.tmp).
+      const names = (await readdir(states).catch(() => [] as string[])).filter((n) => n.endsWith(".json"));
       const offsets = await Promise.all(names.map(async (n) => (JSON.parse(await readFile(path.join(states, n), "utf8")) as { offset: number }).offset));
       if (offsets.some((o) => o >= 16 * MiB)) break;
       if (Date.now() > deadline) throw new Error("the put never got 16 MiB up");

@@ -1,11 +1,12 @@
-import { FRAME_TYPE, MAX_FIRST_FRAME_BYTES, MAX_FRAME_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
+import { FRAME_TYPE, MAX_FRAME_BYTES, MAX_HANDSHAKE_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
 
 const TYPE_NAMES = Object.fromEntries(Object.entries(FRAME_TYPE).map(([name, code]) => [code, name])) as Record<number, Frame["type"]>;
 
 /**
  * Turns bytes, split anywhere, into frames. No I/O: the connection pushes what it reads and gets
  * whole frames back. A length over the cap is refused as soon as its 4 bytes arrive, before any
- * of the payload is buffered. The first frame may be a handshake (larger cap); later ones may not.
+ * of the payload is buffered. The first frame (a handshake, or a refusal) is capped at
+ * MAX_HANDSHAKE_BYTES, later ones at MAX_FRAME_BYTES; a handshake after the first frame is refused.
  */
 export class FrameDecoder {
   /** Received chunks not yet consumed, oldest first; the first one from `offset`. */
@@ -28,7 +29,8 @@ export class FrameDecoder {
       if (this.queued < 4) break;
       const header = this.peek(4);
       const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
-      const cap = this.sawFrame ? MAX_FRAME_BYTES : MAX_FIRST_FRAME_BYTES;
+      // A connection opens with a handshake (or a refusal): its first frame is capped as a handshake.
+      const cap = this.sawFrame ? MAX_FRAME_BYTES : MAX_HANDSHAKE_BYTES;
       if (length > cap) throw new WireError(`frame of ${length} bytes is over the ${cap}-byte cap`);
       if (this.queued < 4 + length) break;
       this.take(4);

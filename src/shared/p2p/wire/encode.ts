@@ -1,4 +1,4 @@
-import { FRAME_TYPE, MAX_BLOCK_BYTES, MAX_FIRST_FRAME_BYTES, MAX_FRAME_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
+import { FRAME_TYPE, MAX_BLOCK_BYTES, MAX_FRAME_BYTES, MAX_HANDSHAKE_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
 
 /**
  * Encoding. Every frame is `u32 length | u8 type | payload`, big-endian, where length counts the
@@ -18,8 +18,7 @@ import { FRAME_TYPE, MAX_BLOCK_BYTES, MAX_FIRST_FRAME_BYTES, MAX_FRAME_BYTES, PE
 export function encodeFrame(frame: Frame): Uint8Array {
   if (frame.type === "keepAlive") return new Uint8Array(4);
   const payload = encodePayload(frame);
-  // A handshake is always a connection's first frame, which the decoder takes up to a larger cap.
-  const cap = frame.type === "handshake" ? MAX_FIRST_FRAME_BYTES : MAX_FRAME_BYTES;
+  const cap = frame.type === "handshake" ? MAX_HANDSHAKE_BYTES : MAX_FRAME_BYTES;
   if (payload.length + 1 > cap) throw new WireError(`${frame.type} frame of ${payload.length} bytes is over the cap`);
   const out = new Uint8Array(5 + payload.length);
   const view = new DataView(out.buffer);

@@ -10,10 +10,8 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_BLOCK_BYTES = 1024 * 1024;
 /** Hard cap on any frame (length prefix included in nothing): a block plus its header. */
 export const MAX_FRAME_BYTES = MAX_BLOCK_BYTES + 64;
-/** Cap on a handshake (digest, ids, bitfield of up to 1M pieces, auth). */
+/** Cap on a handshake, and so on a connection's first frame (digest, ids, bitfield of up to 1M pieces, auth). */
 export const MAX_HANDSHAKE_BYTES = 256 * 1024;
-/** Cap on a connection's first frame, which may be the handshake. */
-export const MAX_FIRST_FRAME_BYTES = Math.max(MAX_FRAME_BYTES, MAX_HANDSHAKE_BYTES);
 export const PEER_ID_BYTES = 20;
 
 export const FRAME_TYPE = {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import os from "node:os";
@@ -57,6 +57,23 @@ describe("pulling through agents", () => {
     const { stdout } = await podman(["image", "inspect", `${one.registryHost}/agent/app:v1`]);
     expect(JSON.parse(stdout)[0].RootFS.Layers).toHaveLength(2);
     expect(await one.metric("shoal_agent_bytes_downloaded_total", '{source="origin"}')).toBeGreaterThan(1_800_000);
+  });
+
+  it("is podman's mirror for another registry, under a repository prefix (registries.conf)", async () => {
+    // As a node would map docker.io onto a pull-through prefix: mirror location "agent/hub".
+    const conf = path.join(home, "registries.conf");
+    await writeFile(
+      conf,
+      ['[[registry]]', 'prefix = "prefixed.example.com"', 'location = "prefixed.example.com"', "", "[[registry.mirror]]", `location = "${two.registryHost}/agent"`, "insecure = true", ""].join("\n"),
+    );
+    const pulled = await run("podman", [`--root=${path.join(home, "podman-root")}`, `--runroot=${path.join(home, "podman-run")}`, "pull", "prefixed.example.com/app:v1"], {
+      env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf },
+      maxBuffer: 1 << 26,
+    });
+    const id = pulled.stdout.trim().split("\n").at(-1)!;
+    const { stdout } = await podman(["image", "inspect", "prefixed.example.com/app:v1"]);
+    // prefixed.example.com does not resolve: the agent served all of it, as agent/app:v1.
+    expect(JSON.parse(stdout)[0]).toMatchObject({ Id: id, RootFS: { Layers: [expect.any(String), expect.any(String)] } });
   });
 
   it("serves the same image a second time from its store, with the edge stopped", async () => {

@@ -14,6 +14,7 @@ import { buildImage, layoutManifest, run, skopeoCopy } from "../helpers/images.j
  * the edge. Needs root (containerd), as CI runs.
  */
 const MIRRORED = "registry.example.com";
+const PREFIXED = "prefixed.example.com";
 let cluster: Devcluster;
 let scratch: string;
 let containerd: ChildProcess;
@@ -58,6 +59,14 @@ beforeAll(async () => {
     path.join(hosts, "hosts.toml"),
     [`server = "https://${MIRRORED}"`, "", `[host."${cluster.agents[0]!.registry}"]`, `  capabilities = ["pull", "resolve"]`, ""].join("\n"),
   );
+  // A registry whose repositories sit under a prefix at the edge (as docker.io's would under a
+  // pull-through prefix such as hub/): the host's path replaces /v2 (override_path).
+  const prefixed = path.join(scratch, "certs.d", PREFIXED);
+  await mkdir(prefixed, { recursive: true });
+  await writeFile(
+    path.join(prefixed, "hosts.toml"),
+    [`server = "https://${PREFIXED}"`, "", `[host."${cluster.agents[1]!.registry}/v2/mirror"]`, `  capabilities = ["pull", "resolve"]`, "  override_path = true", ""].join("\n"),
+  );
 });
 afterAll(async () => {
   if (containerd && containerd.exitCode === null) {
@@ -83,6 +92,13 @@ describe("containerd with the agent as its mirror", () => {
     // Unpacked into a snapshot: the image's content is usable by containers.
     const snapshots = await ctr(["snapshots", "--snapshotter", "native", "ls"]);
     expect(snapshots.stdout.trim().split("\n").length).toBeGreaterThan(1);
+  });
+
+  it("maps another registry onto a repository prefix at the edge (override_path), as for docker.io → hub/", async () => {
+    await ctr(["images", "pull", "--hosts-dir", path.join(scratch, "certs.d"), "--snapshotter", "native", `${PREFIXED}/app:v1`]);
+    const { stdout } = await ctr(["images", "ls", "-q"]);
+    expect(stdout.split("\n")).toContain(`${PREFIXED}/app:v1`);
+    expect(cluster.output()).toMatch(/"url":"\/v2\/mirror\/app\/manifests\/v1\?ns=prefixed\.example\.com".*"status":200/);
   });
 });
 

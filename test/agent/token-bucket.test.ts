@@ -40,6 +40,28 @@ describe("TokenBucket", () => {
     expect(bucketFor(100)!.burstBytes).toBe(1024 * 1024);
   });
 
+  it("lets priority takers go first, exceeding the rate by no more than a burst and what was already booked", () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, 100, () => now);
+    expect(bucket.reserve(1000)).toBeCloseTo(900); // ordinary traffic booked 0.9 s ahead
+    expect(bucket.reserve(100, true)).toBe(0); // a priority taker does not queue behind it
+    expect(bucket.reserve(100, true)).toBeCloseTo(100); // but behind other priority takers
+    expect(bucket.reserve(100)).toBeCloseTo(1200); // ordinary traffic waits for all of it
+    // Over 10 s of both at full tilt, the total stays within the rate, two bursts and the 1100
+    // bytes ordinary takers had booked when priority traffic overtook them.
+    let total = 1300;
+    for (now = 0; now < 10_000; now += 10) {
+      for (const priority of [true, false]) {
+        if (bucket.reserve(0, priority) === 0) {
+          bucket.reserve(50, priority);
+          total += 50;
+        }
+      }
+    }
+    expect(total).toBeLessThanOrEqual(1000 * 10 + 2 * 100 + 1100);
+    expect(total).toBeGreaterThan(1000 * 10);
+  });
+
   it("refuses a zero rate", () => {
     expect(() => new TokenBucket(0, 1)).toThrow(RangeError);
   });

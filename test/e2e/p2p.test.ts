@@ -53,6 +53,8 @@ describe("in the devcluster", () => {
     console.log(`agent two: ${fromPeer} bytes from agent one, ${fromEdge} from the edge`);
     expect(fromPeer / (fromPeer + fromEdge)).toBeGreaterThanOrEqual(0.9);
     expect(await metric(one.admin, "shoal_agent_bytes_uploaded_total")).toBeGreaterThanOrEqual(fromPeer);
+    // The image config (a few hundred bytes) came from the edge in one request, the layers through their swarms.
+    expect(await metric(two.admin, "shoal_agent_edge_fetches_total", '{kind="blob"}')).toBe(1);
   });
 });
 

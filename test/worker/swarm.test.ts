@@ -87,6 +87,42 @@ describe("Swarm", () => {
     const arcs = starts.map((start, i) => (i + 1 < starts.length ? starts[i + 1]! : starts[0]! + pieces) - start);
     expect(Math.max(...arcs)).toBeLessThanOrEqual(Math.ceil((2 * pieces) / peers));
   });
+
+  it.each([
+    [1, 16],
+    [3, 16],
+    [4, 16],
+    [7, 13],
+    [16, 16],
+    [24, 16],
+    [5, 1],
+  ])("%i leechers on %i pieces: web-seed slices give every piece exactly one owner", (leechers, pieces) => {
+    clock = 0;
+    const s = swarm();
+    s.announce(peer(100, { pieceCount: pieces, complete: true, have: pieces })); // a seeder owns nothing
+    for (let i = 1; i <= leechers; i++) s.announce(peer(i, { pieceCount: pieces }));
+    const owners = new Array<number>(pieces).fill(0);
+    for (let i = 1; i <= leechers; i++) {
+      // Re-announced once everyone is in: the slices as they settle.
+      const { webSeedStartPiece: start, webSeedSlicePieces: slice } = s.announce(peer(i, { pieceCount: pieces }));
+      for (let k = 0; k < slice!; k++) owners[(start + k) % pieces]!++;
+    }
+    expect(owners).toEqual(new Array(pieces).fill(1));
+    expect(s.announce(peer(100, { pieceCount: pieces, complete: true, have: pieces })).webSeedSlicePieces).toBe(0);
+  });
+
+  it("hands a departed leecher's slice to the one before it on the ring", () => {
+    clock = 0;
+    const s = swarm();
+    for (let i = 1; i <= 4; i++) s.announce(peer(i, { pieceCount: 16 }));
+    expect(s.announce(peer(1, { pieceCount: 16 })).webSeedSlicePieces).toBe(4); // starts 0, 8, 4, 12
+    s.announce(peer(3, { pieceCount: 16, stopped: true }));
+    expect(s.announce(peer(1, { pieceCount: 16 })).webSeedSlicePieces).toBe(8);
+    // A leecher that completes gives its slice up too.
+    s.announce(peer(2, { pieceCount: 16, complete: true, have: 16 }));
+    expect(s.announce(peer(4, { pieceCount: 16 })).webSeedSlicePieces).toBe(4);
+    expect(s.announce(peer(1, { pieceCount: 16 })).webSeedSlicePieces).toBe(12);
+  });
 });
 
 describe("ringPosition", () => {

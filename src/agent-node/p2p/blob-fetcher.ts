@@ -44,9 +44,13 @@ export interface BlobFetcherOptions {
   onStored: (name: string, digest: Digest, metainfo: Metainfo | undefined) => void;
 }
 
+/** Blobs this small are fetched from the edge in one request, not through their swarm. */
+export const SMALL_BLOB_BYTES = 256 * 1024;
+
 /**
  * Gets a blob that is not in the store: through its swarm (pieces from peers, the edge as web
- * seed for what no peer has) when the edge has its metainfo, else as one stream from the edge.
+ * seed for what no peer has) when the edge has its metainfo, else (and for small blobs) as one
+ * stream from the edge.
  * Concurrent requests share one download (DownloadManager).
  */
 export class BlobFetcher {
@@ -61,18 +65,20 @@ export class BlobFetcher {
   fetch(name: string, digest: Digest): Download {
     const { downloads, metrics } = this.options;
     let session: SwarmSession | undefined;
+    let metainfo: Metainfo | undefined;
     const download = downloads.fetch(
       digest,
       async () => {
-        const source = await this.open(name, digest);
-        if (source instanceof SwarmSession) session = source;
-        return source;
+        const opened = await this.open(name, digest);
+        metainfo = opened.metainfo;
+        if (opened.source instanceof SwarmSession) session = opened.source;
+        return opened.source;
       },
       {
         onBytes: (n) => metrics.bytesDownloaded.inc({ source: "origin" }, n),
         onDone: () => {
           metrics.blobs.inc();
-          void this.afterStored(name, digest, session?.metainfo);
+          void this.afterStored(name, digest, metainfo);
         },
       },
     );
@@ -92,12 +98,26 @@ export class BlobFetcher {
     this.options.onStored(name, digest, metainfo);
   }
 
-  private async open(name: string, digest: Digest): Promise<BlobSource | BlobFiller> {
-    const { edge, metrics, log, p2p } = this.options;
-    if (p2p.enabled) {
-      const metainfo = await this.metainfo(name, digest);
-      if (metainfo && metainfo.size > 0) return this.startSession(name, metainfo);
+  /** The source of a blob's bytes, and its metainfo when it has one (to seed it afterwards). */
+  private async open(name: string, digest: Digest): Promise<{ source: BlobSource | BlobFiller; metainfo?: Metainfo }> {
+    if (!this.options.p2p.enabled) return { source: await this.stream(name, digest) };
+    const metainfo = await this.metainfo(name, digest);
+    if (!metainfo || metainfo.size === 0) return { source: await this.stream(name, digest) };
+    if (metainfo.size > SMALL_BLOB_BYTES) return { source: this.startSession(name, metainfo), metainfo };
+    // A small blob (an image config, a tiny layer) costs the edge about as much as an announce,
+    // and through the swarm it would wait behind peers' queued pieces: it comes straight from
+    // the edge, and from its swarm only when the edge cannot give it.
+    try {
+      return { source: await this.stream(name, digest), metainfo };
+    } catch (error) {
+      this.options.log.warn({ digest, err: (error as Error).message }, "edge read failed: fetching the small blob from peers");
+      return { source: this.startSession(name, metainfo), metainfo };
     }
+  }
+
+  /** The whole blob from the edge in one stream (verified against its digest as it is stored). */
+  private async stream(name: string, digest: Digest): Promise<BlobSource> {
+    const { edge, metrics, log, p2p } = this.options;
     metrics.edgeFetches.inc({ kind: "blob" });
     log.debug({ digest }, "fetching the blob from the edge in one stream");
     const { size, body } = await edge.openBlob(name, digest);
@@ -174,7 +194,8 @@ async function readAll(edge: EdgeClient, name: string, digest: Digest, start: nu
     }
     bytes.copy(out, at);
     at += bytes.length;
-    await bandwidth.ingress?.take(bytes.length);
+    // Nobody else has this piece yet (peers' copies are asked of peers): it goes first.
+    await bandwidth.ingress?.take(bytes.length, true);
   }
   if (at !== expected) throw new Error(`web seed sent ${at} of ${expected} bytes`);
   return out;

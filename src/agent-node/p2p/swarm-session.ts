@@ -113,13 +113,19 @@ export class SwarmSession implements BlobFiller {
   private readonly assemblies = new Map<number, Map<string, Assembly>>();
   private readonly webInFlight = new Set<number>();
   private webSeedStart = 0;
+  /** Pieces from webSeedStart that are ours to fetch from the web seed (the tracker's answer). */
+  private webSeedSlice: number | undefined;
   /** How many peers the tracker handed out last time (the swarm size, bounded by the handout). */
   private handoutSize = 0;
+  /** Pieces whose bytes are being verified and written (a duplicate arriving meanwhile is dropped). */
+  private readonly verifying = new Set<number>();
   /** Moving average of how long a piece takes to arrive, for the web seed's patience. */
   private pieceMs = 0;
   /** The web seed waits for the first announce and the handshakes it started (peers first). */
   private webSeedHoldUntil = Number.POSITIVE_INFINITY;
   private announced = false;
+  private announcing = false;
+  private lastAnnounceAt = 0;
   private contiguous = 0;
   private sink: FillSink | undefined;
   private finished = false;
@@ -220,25 +226,43 @@ export class SwarmSession implements BlobFiller {
   }
 
   private async announce(): Promise<void> {
-    if (this.finished) return;
+    if (this.finished || this.announcing) return;
+    this.announcing = true;
+    this.lastAnnounceAt = this.now();
+    clearTimeout(this.announceTimer);
     let interval = 3;
     try {
       const response = await this.options.announce(false, this.have.count());
-      interval = response.interval;
+      // The first answer comes while the swarm forms (peers pulling at once announce within a
+      // moment): ask again soon, so the web-seed slice is the settled one.
+      interval = this.announced ? response.interval : Math.min(response.interval, FIRST_REANNOUNCE_S);
       this.webSeedStart = response.webSeedStartPiece % Math.max(1, this.pieceTotal);
+      this.webSeedSlice = response.webSeedSlicePieces;
       this.handoutSize = response.peers.filter((p) => !this.options.isSelf(p)).length;
       for (const peer of response.peers) this.connect(peer);
-      if (!this.announced) this.webSeedHoldUntil = this.now() + WEB_SEED_HOLD_MS;
+      // Handed-out peers with pieces may have ours: wait for their handshakes (bitfields) before
+      // asking the edge. Peers that have nothing yet (a cluster pulling at once) are not waited for.
+      const worthWaiting = response.peers.some((p) => !this.options.isSelf(p) && (p.complete || (p.have ?? 1) > 0));
+      if (!this.announced) this.webSeedHoldUntil = worthWaiting ? this.now() + WEB_SEED_HOLD_MS : 0;
     } catch (error) {
       // Tracker unreachable: go on with the peers we know and the web seed.
       this.options.log.warn({ digest: this.digest, err: (error as Error).message }, "announce failed");
     }
     this.announced = true;
+    this.announcing = false;
     if (!this.finished) {
       this.announceTimer = setTimeout(() => void this.announce(), interval * 1000);
       this.announceTimer.unref();
     }
     this.schedule();
+  }
+
+  /**
+   * Announces now unless one was sent within the last second: before each web-seed piece, so the
+   * slice it is taken from reflects the peers that joined meanwhile (they may own it now).
+   */
+  private announceSoon(): void {
+    if (this.now() - this.lastAnnounceAt >= WEB_SEED_REANNOUNCE_MS) void this.announce();
   }
 
   private connect(peer: HandoutPeer): void {
@@ -379,7 +403,7 @@ export class SwarmSession implements BlobFiller {
     if (missing.length === 0) return;
     const peers = [...this.peers.values()].filter((p) => !p.connection.isClosed);
     const availability = (i: number) => peers.reduce((n, p) => n + (p.bitfield.has(i) ? 1 : 0), 0);
-    const busy = (i: number) => this.assemblies.has(i) || this.webInFlight.has(i);
+    const busy = (i: number) => this.assemblies.has(i) || this.webInFlight.has(i) || this.verifying.has(i);
     const unassigned = missing.filter((i) => !busy(i));
     const endgame = unassigned.length === 0;
     // Rarest first, random among equals.
@@ -395,8 +419,9 @@ export class SwarmSession implements BlobFiller {
       for (const { i } of ranked) {
         if (peer.pieces.size >= perPeer) break;
         if (!endgame && this.assemblies.size + this.webInFlight.size >= maxInFlight) break;
-        if (!peer.bitfield.has(i) || peer.pieces.has(i) || this.have.has(i)) continue;
+        if (!peer.bitfield.has(i) || peer.pieces.has(i) || this.have.has(i) || this.verifying.has(i)) continue;
         if (!endgame && busy(i)) continue;
+        if (endgame && (this.assemblies.get(i)?.size ?? 0) >= ENDGAME_MAX_REQUESTS) continue;
         this.requestPiece(peer, i);
       }
     }
@@ -404,28 +429,34 @@ export class SwarmSession implements BlobFiller {
   }
 
   /**
-   * The web seed, for pieces no connected peer has. Each agent owns a slice of the piece ring,
-   * starting where the tracker told it (a different place for each peer) and as long as the piece
-   * count over the swarm size, and fetches only its slice from the edge at first, so that a
-   * cluster pulling at once asks the edge for about one copy in all. A piece past the slice (its
-   * owner left, or is not connected to us, or nobody started there) is fetched once this agent
-   * has had nothing to do for a while, the longer the farther the piece is from its slice: the
-   * agent nearest before an orphan piece takes it, and the others then get it from that agent.
-   * The first fetch waits for the first announce and the handshakes it started.
+   * The web seed, for pieces no connected peer has. Each agent owns a slice of the piece ring:
+   * the tracker gives it a start and a length so that the live leechers' slices tile the ring,
+   * and it fetches only its slice from the edge at first, so that a cluster pulling at once asks
+   * the edge for about one copy in all (it re-announces before each web-seed piece, so peers that
+   * joined meanwhile take their part). A piece past the slice (its owner left, or is not connected
+   * to us) is fetched once this agent has had nothing to do for a while, the longer the farther
+   * the piece is from its slice: the agent nearest before an orphan piece takes it, and the
+   * others then get it from that agent. The first fetch waits for the first announce, and for the
+   * handshakes it started when the handed-out peers have pieces.
    */
   private scheduleWebSeed(busy: (i: number) => boolean, availability: (i: number) => number): void {
     if (!this.announced || (this.connecting.size > 0 && this.now() < this.webSeedHoldUntil)) return;
     const concurrency = this.options.webSeedConcurrency ?? 1;
-    const swarmSize = Math.max(this.handoutSize, this.peers.size) + 1;
-    const slice = Math.ceil(this.pieceTotal / swarmSize);
+    const slice = this.webSeedSlice ?? this.estimatedSlice();
     const waitingForPeers = [...this.peers.values()].some((p) => p.pieces.size > 0);
     const idleMs = waitingForPeers || this.webInFlight.size > 0 ? 0 : this.now() - this.lastProgressAt;
     for (let k = 0; k < this.pieceTotal && this.webInFlight.size < concurrency; k++) {
       const i = (this.webSeedStart + k) % this.pieceTotal;
       if (this.have.has(i) || busy(i) || availability(i) > 0) continue;
-      if (k >= slice && idleMs < this.patienceMs() * (1 + (k - slice) / slice)) break;
+      if (k >= slice && idleMs < this.patienceMs() * (1 + (k - slice) / Math.max(1, slice))) break;
       this.fetchFromWebSeed(i);
     }
+  }
+
+  /** Without the tracker's slice (an older edge): the ring over the swarm size we know of. */
+  private estimatedSlice(): number {
+    const peerIds = new Set([...this.peers.values()].map((p) => p.peerId));
+    return Math.ceil(this.pieceTotal / (Math.max(this.handoutSize, peerIds.size) + 1));
   }
 
   /** Every open connection of this swarm: inbound ones (served by the peer server) and ours. */
@@ -484,6 +515,7 @@ export class SwarmSession implements BlobFiller {
   private fetchFromWebSeed(index: number): void {
     const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
     this.webInFlight.add(index);
+    this.announceSoon();
     const startedAt = this.now();
     this.options.log.debug({ index, inFlight: this.webInFlight.size }, "web seed: fetching piece");
     this.options
@@ -504,7 +536,16 @@ export class SwarmSession implements BlobFiller {
       from.pieces.delete(index);
       this.assemblies.get(index)?.delete(from.key);
     }
-    if (this.have.has(index) || this.finished) return this.schedule();
+    if (this.have.has(index) || this.verifying.has(index) || this.finished) return this.schedule();
+    this.verifying.add(index);
+    try {
+      await this.verifyAndStore(index, bytes, from);
+    } finally {
+      this.verifying.delete(index);
+    }
+  }
+
+  private async verifyAndStore(index: number, bytes: Buffer, from: RemotePeer | undefined): Promise<void> {
     const expected = this.options.metainfo.pieces[index];
     if ((await pieceHash(bytes, this.options.metainfo.pieceLength)) !== expected) {
       this.options.metrics.piecesRejected.inc();
@@ -603,6 +644,12 @@ const MAX_BACKOFF_MS = 60_000;
 const WEB_SEED_PATIENCE_MIN_MS = 1_000;
 /** How long the web seed waits for handed-out peers to finish their handshakes. */
 const WEB_SEED_HOLD_MS = 2_000;
+/** Seconds to the second announce, whatever the tracker's interval (the swarm was forming at the first). */
+const FIRST_REANNOUNCE_S = 1;
+/** The least time between announces sent to refresh the web-seed slice. */
+const WEB_SEED_REANNOUNCE_MS = 1_000;
+/** Peers asked for one piece at once in the endgame. */
+const ENDGAME_MAX_REQUESTS = 2;
 
 function shuffle<T>(items: T[]): T[] {
   const out = [...items];

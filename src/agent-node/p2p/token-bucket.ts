@@ -3,9 +3,15 @@
  * their bytes at once and wait off any debt, so concurrent takers share the rate fairly and a
  * block bigger than the burst still passes (after its time). Hand-written rather than a library:
  * rate limiters on npm refuse a take larger than the bucket, and a 1 MiB block must always pass.
+ *
+ * Priority takers (a piece only the web seed has, that the whole swarm waits for) go first: they
+ * wait off only the debt of priority takers, and the others wait off all of it: ordinary traffic
+ * yields, and the rate is exceeded by no more than one more burst and what ordinary takers had
+ * already booked when priority traffic overtook them (a chunk per paused connection).
  */
 export class TokenBucket {
   private tokens: number;
+  private priorityTokens: number;
   private last: number;
 
   constructor(
@@ -15,20 +21,23 @@ export class TokenBucket {
   ) {
     if (!(rateBytesPerSecond > 0) || !(burstBytes > 0)) throw new RangeError("rate and burst must be positive");
     this.tokens = burstBytes;
+    this.priorityTokens = burstBytes;
     this.last = now();
   }
 
   /** Reserves `bytes` and returns how long (ms) the taker must wait before using them. */
-  reserve(bytes: number): number {
+  reserve(bytes: number, priority = false): number {
     const now = this.now();
-    this.tokens = Math.min(this.burstBytes, this.tokens + ((now - this.last) / 1000) * this.rateBytesPerSecond);
+    const refill = ((now - this.last) / 1000) * this.rateBytesPerSecond;
+    this.tokens = Math.min(this.burstBytes, this.tokens + refill) - bytes;
+    this.priorityTokens = Math.min(this.burstBytes, this.priorityTokens + refill) - (priority ? bytes : 0);
     this.last = now;
-    this.tokens -= bytes;
-    return this.tokens >= 0 ? 0 : (-this.tokens / this.rateBytesPerSecond) * 1000;
+    const debt = priority ? -this.priorityTokens : -this.tokens;
+    return debt <= 0 ? 0 : (debt / this.rateBytesPerSecond) * 1000;
   }
 
-  async take(bytes: number): Promise<void> {
-    const wait = this.reserve(bytes);
+  async take(bytes: number, priority = false): Promise<void> {
+    const wait = this.reserve(bytes, priority);
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }

@@ -36,6 +36,8 @@ export const HandoutPeerSchema = z.object({
   zone: z.string(),
   cluster: z.string(),
   complete: z.boolean(),
+  /** Pieces it had at its last announce (absent from older edges). */
+  have: z.number().int().nonnegative().optional(),
 });
 export type HandoutPeer = z.infer<typeof HandoutPeerSchema>;
 
@@ -48,5 +50,10 @@ export const AnnounceResponseSchema = z.object({
    * each peer, so a cluster pulling at once asks the edge for about one copy in total.
    */
   webSeedStartPiece: z.number().int().nonnegative(),
+  /**
+   * How many pieces from that start are this peer's to fetch from the web seed: the live
+   * leechers' slices tile the piece ring. Absent from older edges (agents then estimate it).
+   */
+  webSeedSlicePieces: z.number().int().nonnegative().optional(),
 });
 export type AnnounceResponse = z.infer<typeof AnnounceResponseSchema>;

@@ -30,6 +30,10 @@ export function ringPosition(k: number): number {
   return position;
 }
 
+function startPiece(slot: number, pieceCount: number): number {
+  return pieceCount > 0 ? Math.floor(ringPosition(slot) * pieceCount) : 0;
+}
+
 /**
  * The swarm of one blob: who has it (seeders), who is fetching it, and what each newcomer is
  * handed. Pure logic with an injected clock; the Durable Object around it only stores and alarms.
@@ -52,7 +56,7 @@ export class Swarm {
     this.expire();
     if (request.stopped) {
       this.peers.delete(request.peerId);
-      return { interval: this.options.intervalSeconds, peers: [], webSeedStartPiece: 0 };
+      return { interval: this.options.intervalSeconds, peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 0 };
     }
     const existing = this.peers.get(request.peerId);
     const entry: PeerEntry = {
@@ -62,12 +66,36 @@ export class Swarm {
       zone: request.zone,
       cluster: request.cluster,
       complete: request.complete,
+      have: request.have,
       lastSeen: now,
       slot: existing?.slot ?? this.nextSlot++,
     };
     this.peers.set(request.peerId, entry);
-    const webSeedStartPiece = request.pieceCount > 0 ? Math.floor(ringPosition(entry.slot) * request.pieceCount) : 0;
-    return { interval: this.options.intervalSeconds, peers: this.handout(entry), webSeedStartPiece };
+    const webSeedStartPiece = startPiece(entry.slot, request.pieceCount);
+    const webSeedSlicePieces = request.complete ? 0 : this.sliceOf(entry, request.pieceCount);
+    return { interval: this.options.intervalSeconds, peers: this.handout(entry), webSeedStartPiece, webSeedSlicePieces };
+  }
+
+  /**
+   * How many pieces from its start a leecher fetches from the web seed: up to the next leecher's
+   * start on the ring, so the live leechers' slices tile the ring exactly (every piece has one
+   * owner, none has two). Of leechers that share a start (more leechers than pieces), the one
+   * that came first owns it and the others get nothing to fetch from the edge.
+   */
+  private sliceOf(leecher: PeerEntry, pieceCount: number): number {
+    if (pieceCount === 0) return 0;
+    const start = startPiece(leecher.slot, pieceCount);
+    let next = Number.POSITIVE_INFINITY;
+    for (const other of this.peers.values()) {
+      if (other.complete || other.peerId === leecher.peerId) continue;
+      const otherStart = startPiece(other.slot, pieceCount);
+      if (otherStart === start) {
+        if (other.slot < leecher.slot) return 0;
+        continue;
+      }
+      next = Math.min(next, (otherStart - start + pieceCount) % pieceCount);
+    }
+    return Number.isFinite(next) ? next : pieceCount;
   }
 
   /**
@@ -87,6 +115,7 @@ export class Swarm {
       zone: p.zone,
       cluster: p.cluster,
       complete: p.complete,
+      have: p.have,
     }));
   }
 

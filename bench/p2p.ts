@@ -34,6 +34,8 @@ export interface ModeResult {
   /** Bytes that crossed the uplink (edge or registry → the hosts), both directions. */
   wan_bytes: number;
   agent_cpu_s: number;
+  /** The part of agent_cpu_s spent in the kernel (sockets, files). */
+  agent_system_cpu_s: number;
   agent_peak_rss_bytes: number;
   times_s: number[];
 }
@@ -51,6 +53,9 @@ export interface P2pReport {
 
 const NAME = "bench/p2p";
 const TAG = "v1";
+/** A small image every agent pulls before the timed pull: agents in a fleet are warm processes. */
+const WARMUP_NAME = "bench/warmup";
+const WARMUP_LAYER_BYTES = 1024 * 1024;
 
 /**
  * `npm run bench -- p2p`: N agents pull one image with an S-byte layer at once, each limited to B
@@ -97,15 +102,16 @@ async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise
     cleanups.push(() => edge.stop());
     const layer = randomBytes(options.size);
     const image = await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, NAME, TAG, layer);
+    const warmup = await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, WARMUP_NAME, TAG, randomBytes(WARMUP_LAYER_BYTES));
     // The uplink and the clients run in processes of their own (a link process; curl), so the
     // benchmark's own event loop paces nothing and reads nothing.
     const uplink = await LinkProcess.start(edgePort, options.wanBandwidth);
     cleanups.push(() => uplink.stop());
     const bundle = await bundleAgent();
 
-    const blobs = [image.configDigest, image.layerDigest];
-    const p2p = options.modes.includes("p2p") ? await agentMode("p2p", options, home, bundle, uplink, blobs, []) : null;
-    const direct = options.modes.includes("direct") ? await agentMode("direct", options, home, bundle, uplink, blobs, ["--no-p2p"]) : null;
+    const images = { timed: [image.configDigest, image.layerDigest], warmup: [warmup.configDigest, warmup.layerDigest] };
+    const p2p = options.modes.includes("p2p") ? await agentMode("p2p", options, home, bundle, uplink, images, []) : null;
+    const direct = options.modes.includes("direct") ? await agentMode("direct", options, home, bundle, uplink, images, ["--no-p2p"]) : null;
     const registry = withRegistry && options.modes.includes("registry") ? await registryMode(options, home, layer) : null;
     return {
       agents: options.agents,
@@ -124,7 +130,15 @@ async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise
 }
 
 /** Fresh agents (empty stores) behind the uplink pull the image at once; times per agent. */
-async function agentMode(mode: string, options: P2pBenchOptions, home: string, bundle: string, uplink: LinkProcess, blobs: string[], flags: string[]): Promise<ModeResult> {
+async function agentMode(
+  mode: string,
+  options: P2pBenchOptions,
+  home: string,
+  bundle: string,
+  uplink: LinkProcess,
+  images: { timed: string[]; warmup: string[] },
+  flags: string[],
+): Promise<ModeResult> {
   const ports = await freePorts(3 * options.agents);
   const rate = String(Math.floor(options.agentBandwidth));
   const agents = await Promise.all(
@@ -153,6 +167,8 @@ async function agentMode(mode: string, options: P2pBenchOptions, home: string, b
     }),
   );
   try {
+    // Warm processes, as in a fleet: each agent has talked to the edge and its peers before.
+    await Promise.all(agents.map(({ registry }) => curlPull(`http://127.0.0.1:${registry}`, WARMUP_NAME, images.warmup)));
     progress(`${mode}: ${options.agents} agents pulling at once`);
     await uplink.bytes(true);
     const sampler = new ProcessSampler(() => agents.map((a) => a.proc.child.pid!));
@@ -160,14 +176,14 @@ async function agentMode(mode: string, options: P2pBenchOptions, home: string, b
     let done = 0;
     const times = await Promise.all(
       agents.map(async ({ registry }) => {
-        await curlPull(`http://127.0.0.1:${registry}`, blobs);
+        await curlPull(`http://127.0.0.1:${registry}`, NAME, images.timed);
         done++;
         if (done % Math.max(1, Math.floor(options.agents / 4)) === 0) progress(`${mode}: ${done}/${options.agents} done`);
         return (performance.now() - started) / 1000;
       }),
     );
     const usage = sampler.stop();
-    return summarize(times, await uplink.bytes(), usage.cpuSeconds, usage.peakRssBytes);
+    return summarize(times, await uplink.bytes(), usage);
   } finally {
     await Promise.all(agents.map((a) => a.proc.stop()));
     // SHOAL_BENCH_AGENT_LOG_LEVEL=debug: keep each agent's log beside the results.
@@ -181,8 +197,8 @@ async function agentMode(mode: string, options: P2pBenchOptions, home: string, b
  * What a docker pull does through an agent, by curl (a client that costs the benchmark's event
  * loop nothing): the manifest by tag, then its blobs in order; every response must be a 200.
  */
-function curlPull(base: string, blobs: string[]): Promise<void> {
-  const urls = [`${base}/v2/${NAME}/manifests/${TAG}`, ...blobs.map((d) => `${base}/v2/${NAME}/blobs/${d}`)];
+function curlPull(base: string, name: string, blobs: string[]): Promise<void> {
+  const urls = [`${base}/v2/${name}/manifests/${TAG}`, ...blobs.map((d) => `${base}/v2/${name}/blobs/${d}`)];
   const args = ["-sS", "--fail", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "-w", "%{http_code} %{size_download}\\n"];
   for (const url of urls) args.push("-o", "/dev/null", url);
   return new Promise((resolve, reject) => {
@@ -232,7 +248,7 @@ async function registryMode(options: P2pBenchOptions, home: string, layer: Buffe
       }),
     );
     const usage = sampler.stop();
-    return summarize(times, uplink.bytesDown + uplink.bytesUp, usage.cpuSeconds, usage.peakRssBytes);
+    return summarize(times, uplink.bytesDown + uplink.bytesUp, usage);
   } finally {
     for (const link of links) await link.stop();
     await registry.stop();
@@ -250,17 +266,17 @@ function skopeoPull(host: string, dir: string, pids: number[]): Promise<void> {
   });
 }
 
-function summarize(times: number[], wanBytes: number, cpuSeconds: number, peakRss: number): ModeResult {
+function summarize(times: number[], wanBytes: number, usage: { cpuSeconds: number; systemCpuSeconds: number; peakRssBytes: number }): ModeResult {
   const sorted = [...times].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-  return { p50_s: at(0.5), p90_s: at(0.9), p99_s: at(0.99), max_s: sorted[sorted.length - 1]!, wan_bytes: wanBytes, agent_cpu_s: cpuSeconds, agent_peak_rss_bytes: peakRss, times_s: sorted };
+  return { p50_s: at(0.5), p90_s: at(0.9), p99_s: at(0.99), max_s: sorted[sorted.length - 1]!, wan_bytes: wanBytes, agent_cpu_s: usage.cpuSeconds, agent_system_cpu_s: usage.systemCpuSeconds, agent_peak_rss_bytes: usage.peakRssBytes, times_s: sorted };
 }
 
 function printReport(r: P2pReport): void {
   const row = (name: string, m: ModeResult | null) =>
     m
       ? `${name.padEnd(9)} p50 ${m.p50_s.toFixed(2).padStart(7)} s (${(m.p50_s / r.bound_s).toFixed(2)}× bound)  p99 ${m.p99_s.toFixed(2).padStart(7)} s (${(m.p99_s / r.bound_s).toFixed(2)}×)  ` +
-        `WAN ${(m.wan_bytes / r.blob_bytes).toFixed(2)}× blob  CPU ${m.agent_cpu_s.toFixed(1)} s  peak RSS ${mib(m.agent_peak_rss_bytes)}`
+        `WAN ${(m.wan_bytes / r.blob_bytes).toFixed(2)}× blob  CPU ${m.agent_cpu_s.toFixed(1)} s (kernel ${m.agent_system_cpu_s.toFixed(1)} s)  peak RSS ${mib(m.agent_peak_rss_bytes)}`
       : `${name.padEnd(9)} (not run)`;
   console.log(`\np2p benchmark: ${r.agents} agents, ${mib(r.blob_bytes)} blob, bound ${r.bound_s.toFixed(2)} s`);
   console.log(row("p2p", r.p2p));

@@ -9,8 +9,8 @@ const CLOCK_TICKS_PER_SECOND = 100;
  * figures survive the processes exiting (a finished skopeo keeps its last reading).
  */
 export class ProcessSampler {
-  private readonly cpuTicks = new Map<number, number>();
-  private readonly startTicks = new Map<number, number>();
+  private readonly cpuTicks = new Map<number, { user: number; system: number }>();
+  private readonly startTicks = new Map<number, { user: number; system: number }>();
   private peakRss = 0;
   private readonly timer: NodeJS.Timeout;
 
@@ -29,8 +29,8 @@ export class ProcessSampler {
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
-        if (!this.startTicks.has(pid)) this.startTicks.set(pid, this.fromZero ? 0 : ticks);
+        const ticks = { user: Number(fields[11]), system: Number(fields[12]) }; // utime, stime
+        if (!this.startTicks.has(pid)) this.startTicks.set(pid, this.fromZero ? { user: 0, system: 0 } : ticks);
         this.cpuTicks.set(pid, ticks);
         this.peakRss = Math.max(this.peakRss, rssOf(pid));
       } catch {
@@ -39,12 +39,20 @@ export class ProcessSampler {
     }
   }
 
-  /** CPU seconds used by all the processes since they were first sampled, and the largest RSS seen. */
-  stop(): { cpuSeconds: number; peakRssBytes: number } {
+  /**
+   * CPU seconds used by all the processes since they were first sampled (in all, and the part
+   * spent in the kernel: sockets, files), and the largest RSS seen.
+   */
+  stop(): { cpuSeconds: number; systemCpuSeconds: number; peakRssBytes: number } {
     this.sample();
     clearInterval(this.timer);
-    let ticks = 0;
-    for (const [pid, now] of this.cpuTicks) ticks += now - (this.startTicks.get(pid) ?? now);
-    return { cpuSeconds: ticks / CLOCK_TICKS_PER_SECOND, peakRssBytes: this.peakRss };
+    let user = 0;
+    let system = 0;
+    for (const [pid, now] of this.cpuTicks) {
+      const start = this.startTicks.get(pid) ?? now;
+      user += now.user - start.user;
+      system += now.system - start.system;
+    }
+    return { cpuSeconds: (user + system) / CLOCK_TICKS_PER_SECOND, systemCpuSeconds: system / CLOCK_TICKS_PER_SECOND, peakRssBytes: this.peakRss };
   }
 }

@@ -126,6 +126,10 @@ export class SwarmSession implements BlobFiller {
   private announced = false;
   private announcing = false;
   private lastAnnounceAt = 0;
+  /** When the tracker last gave us our web-seed slice (infinity: it could not be asked). */
+  private sliceAt = 0;
+  /** When the slice last changed (peers joined or left): it is trusted once it has held a while. */
+  private sliceChangedAt = 0;
   private contiguous = 0;
   private sink: FillSink | undefined;
   private finished = false;
@@ -236,8 +240,11 @@ export class SwarmSession implements BlobFiller {
       // The first answer comes while the swarm forms (peers pulling at once announce within a
       // moment): ask again soon, so the web-seed slice is the settled one.
       interval = this.announced ? response.interval : Math.min(response.interval, FIRST_REANNOUNCE_S);
-      this.webSeedStart = response.webSeedStartPiece % Math.max(1, this.pieceTotal);
+      const start = response.webSeedStartPiece % Math.max(1, this.pieceTotal);
+      if (start !== this.webSeedStart || response.webSeedSlicePieces !== this.webSeedSlice) this.sliceChangedAt = this.now();
+      this.webSeedStart = start;
       this.webSeedSlice = response.webSeedSlicePieces;
+      this.sliceAt = this.now();
       this.handoutSize = response.peers.filter((p) => !this.options.isSelf(p)).length;
       for (const peer of response.peers) this.connect(peer);
       // Handed-out peers with pieces may have ours: wait for their handshakes (bitfields) before
@@ -245,24 +252,37 @@ export class SwarmSession implements BlobFiller {
       const worthWaiting = response.peers.some((p) => !this.options.isSelf(p) && (p.complete || (p.have ?? 1) > 0));
       if (!this.announced) this.webSeedHoldUntil = worthWaiting ? this.now() + WEB_SEED_HOLD_MS : 0;
     } catch (error) {
-      // Tracker unreachable: go on with the peers we know and the web seed.
+      // Tracker unreachable: go on with the peers we know and the web seed (and the slice we had).
+      this.sliceAt = Number.POSITIVE_INFINITY;
       this.options.log.warn({ digest: this.digest, err: (error as Error).message }, "announce failed");
     }
     this.announced = true;
     this.announcing = false;
-    if (!this.finished) {
-      this.announceTimer = setTimeout(() => void this.announce(), interval * 1000);
-      this.announceTimer.unref();
-    }
+    if (!this.finished) this.scheduleAnnounceIn(interval * 1000);
     this.schedule();
   }
 
   /**
-   * Announces now unless one was sent within the last second: before each web-seed piece, so the
-   * slice it is taken from reflects the peers that joined meanwhile (they may own it now).
+   * Is the web-seed slice settled enough to fetch more than its first piece: recent, and unchanged
+   * over the last two answers a second apart? Else asks the tracker again (at most once a second):
+   * while peers are still joining, a piece of the slice may become a newcomer's. An agent alone
+   * in its swarm at the last announce goes on (a newcomer costs at most the piece in flight).
    */
-  private announceSoon(): void {
-    if (this.now() - this.lastAnnounceAt >= WEB_SEED_REANNOUNCE_MS) void this.announce();
+  private sliceIsSettled(): boolean {
+    if (this.sliceAt === Number.POSITIVE_INFINITY) return true; // no tracker: the slice we had
+    if (this.handoutSize === 0 && this.peers.size === 0) return true;
+    const now = this.now();
+    if (now - this.sliceAt <= WEB_SEED_REANNOUNCE_MS && this.sliceAt - this.sliceChangedAt >= WEB_SEED_REANNOUNCE_MS) return true;
+    if (this.announcing) return false; // its answer schedules again
+    if (now - this.lastAnnounceAt >= WEB_SEED_REANNOUNCE_MS) void this.announce();
+    else this.scheduleAnnounceIn(WEB_SEED_REANNOUNCE_MS - (now - this.lastAnnounceAt));
+    return false;
+  }
+
+  private scheduleAnnounceIn(ms: number): void {
+    clearTimeout(this.announceTimer);
+    this.announceTimer = setTimeout(() => void this.announce(), ms);
+    this.announceTimer.unref();
   }
 
   private connect(peer: HandoutPeer): void {
@@ -449,6 +469,7 @@ export class SwarmSession implements BlobFiller {
       const i = (this.webSeedStart + k) % this.pieceTotal;
       if (this.have.has(i) || busy(i) || availability(i) > 0) continue;
       if (k >= slice && idleMs < this.patienceMs() * (1 + (k - slice) / Math.max(1, slice))) break;
+      if (k > 0 && k < slice && !this.sliceIsSettled()) break;
       this.fetchFromWebSeed(i);
     }
   }
@@ -515,7 +536,6 @@ export class SwarmSession implements BlobFiller {
   private fetchFromWebSeed(index: number): void {
     const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
     this.webInFlight.add(index);
-    this.announceSoon();
     const startedAt = this.now();
     this.options.log.debug({ index, inFlight: this.webInFlight.size }, "web seed: fetching piece");
     this.options

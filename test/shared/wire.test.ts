@@ -110,6 +110,35 @@ describe("piece frames sent in two parts", () => {
     expect(decoder.pending).toBe(0);
   });
 
+  it("lands a block straight in the receiver's buffer when it names one, at any split; other frames as before", () => {
+    const piece = { type: "piece" as const, index: 5, begin: 2 * 4096, data: new Uint8Array(randomBytes(4096)) };
+    const other = { type: "piece" as const, index: 6, begin: 0, data: new Uint8Array(randomBytes(100)) };
+    const stream = Buffer.concat([encodeFrame({ type: "keepAlive" }), encodeFrame(piece), encodeFrame({ type: "have", index: 1 }), encodeFrame(other)].map((b) => Buffer.from(b)));
+    for (const step of [1, 7, 13, 4096, stream.length]) {
+      const assembly = new Uint8Array(4 * 4096);
+      const asked: [number, number, number][] = [];
+      const decoder = new FrameDecoder();
+      decoder.pieceTarget = (index, begin, length) => {
+        asked.push([index, begin, length]);
+        if (index === 5) return assembly.subarray(begin, begin + length);
+        if (index === 6) return new Uint8Array(length + 1); // the wrong size: ignored
+        return undefined;
+      };
+      const frames: Frame[] = [];
+      for (let at = 0; at < stream.length; at += step) frames.push(...decoder.push(stream.subarray(at, at + step)));
+      expect(frames.map((f) => f.type)).toEqual(["keepAlive", "piece", "have", "piece"]);
+      const landed = frames[1] as typeof piece;
+      expect(landed.data.buffer).toBe(assembly.buffer); // no copy of its own
+      expect(Buffer.from(assembly.subarray(2 * 4096, 3 * 4096)).equals(Buffer.from(piece.data))).toBe(true);
+      expect(Buffer.from((frames[3] as typeof other).data).equals(Buffer.from(other.data))).toBe(true);
+      expect(asked).toEqual([
+        [5, 2 * 4096, 4096],
+        [6, 0, 100],
+      ]);
+      expect(decoder.pending).toBe(0);
+    }
+  });
+
   it("refuses a block over the cap", () => {
     expect(() => encodePieceParts({ type: "piece", index: 0, begin: 0, data: new Uint8Array(MAX_FRAME_BYTES) })).toThrow(WireError);
   });

@@ -75,6 +75,11 @@ export class PeerConnection extends EventEmitter {
     }
   }
 
+  /** Where a piece frame's block is decoded to (the receiver's piece buffer), if anywhere: see FrameDecoder. */
+  set pieceTarget(target: FrameDecoder["pieceTarget"]) {
+    this.decoder.pieceTarget = target;
+  }
+
   /** Sets where frames go (undefined: hold them), delivering any that are waiting first. */
   onFrames(handler: ((frame: Frame) => void) | undefined): void {
     this.handler = handler;

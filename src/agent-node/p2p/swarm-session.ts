@@ -10,6 +10,7 @@ import { PeerConnection } from "./peer-connection.js";
 import { initiateHandshake } from "./handshake.js";
 import { plainTransport, type PeerTransport } from "./transport.js";
 import type { Bandwidth } from "./token-bucket.js";
+import { piecePool, type BufferPool } from "./buffer-pool.js";
 
 export interface SwarmSessionOptions {
   digest: Digest;
@@ -39,6 +40,8 @@ export interface SwarmSessionOptions {
   bandwidth?: Bandwidth;
   /** Outbound peer connections across all of the agent's swarms. */
   connectionBudget?: ConnectionBudget;
+  /** Where piece assemblies come from and go back to (default: the agent's pool). */
+  pool?: BufferPool;
   now?: () => number;
 }
 
@@ -138,10 +141,12 @@ export class SwarmSession implements BlobFiller {
   private announceTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  private readonly pool: BufferPool;
   private lastProgressAt = 0;
 
   constructor(private readonly options: SwarmSessionOptions) {
     this.now = options.now ?? Date.now;
+    this.pool = options.pool ?? piecePool;
     this.size = options.metainfo.size;
     this.pieceTotal = options.metainfo.pieces.length;
     this.have = new Bitfield(this.pieceTotal);
@@ -314,6 +319,7 @@ export class SwarmSession implements BlobFiller {
         if (this.banned.has(peerId)) return connection.refuse(WIRE_ERROR.BANNED, "banned from this swarm");
         const remote = this.addPeer(key, peerId, false, connection, bitfield);
         this.failures.delete(key);
+        connection.pieceTarget = (index, begin, length) => this.landBlock(key, index, begin, length);
         connection.onFrames((f) => this.onFrame(remote, f));
       })
       .catch(() => {
@@ -348,6 +354,7 @@ export class SwarmSession implements BlobFiller {
       return undefined;
     }
     const remote = this.addPeer(`in:${connection.remote}`, peerId, true, connection, bitfield);
+    connection.pieceTarget = (index, begin, length) => this.landBlock(remote.key, index, begin, length);
     return (frame) => this.onFrame(remote, frame);
   }
 
@@ -509,7 +516,7 @@ export class SwarmSession implements BlobFiller {
     }, this.options.requestTimeoutMs ?? 30_000);
     timer.unref();
     const byPeer = this.assemblies.get(index) ?? new Map<string, Assembly>();
-    byPeer.set(peer.key, { buffer: Buffer.allocUnsafe(length), received: 0, blocks, from: peer.key, timer, startedAt: this.now() });
+    byPeer.set(peer.key, { buffer: this.pool.take(length), received: 0, blocks, from: peer.key, timer, startedAt: this.now() });
     this.assemblies.set(index, byPeer);
     peer.pieces.add(index);
     for (let b = 0; b < blocks; b++) {
@@ -525,12 +532,23 @@ export class SwarmSession implements BlobFiller {
       if (!assembly && index < this.pieceTotal) return;
       return peer.connection.refuse(WIRE_ERROR.PROTOCOL, "block was not requested");
     }
-    assembly.buffer.set(data, begin);
+    // The decoder may have put the block in place already (see landBlock).
+    if (data.buffer !== assembly.buffer.buffer || data.byteOffset !== assembly.buffer.byteOffset + begin) assembly.buffer.set(data, begin);
     assembly.received++;
     if (assembly.received < assembly.blocks) return;
     clearTimeout(assembly.timer);
     this.notePieceTime(this.now() - assembly.startedAt);
     void this.completePiece(index, assembly.buffer, peer);
+  }
+
+  /**
+   * Where a block a peer sends should be decoded to: straight into the assembly of its piece
+   * from that peer, when it fits one (anything else gets a buffer of its own and onBlock judges it).
+   */
+  private landBlock(peerKey: string, index: number, begin: number, length: number): Uint8Array | undefined {
+    const assembly = this.assemblies.get(index)?.get(peerKey);
+    if (!assembly || begin % MAX_BLOCK_BYTES !== 0 || begin + length > assembly.buffer.length) return undefined;
+    return assembly.buffer.subarray(begin, begin + length);
   }
 
   private fetchFromWebSeed(index: number): void {
@@ -556,12 +574,16 @@ export class SwarmSession implements BlobFiller {
       from.pieces.delete(index);
       this.assemblies.get(index)?.delete(from.key);
     }
-    if (this.have.has(index) || this.verifying.has(index) || this.finished) return this.schedule();
-    this.verifying.add(index);
     try {
-      await this.verifyAndStore(index, bytes, from);
+      if (this.have.has(index) || this.verifying.has(index) || this.finished) return this.schedule();
+      this.verifying.add(index);
+      try {
+        await this.verifyAndStore(index, bytes, from);
+      } finally {
+        this.verifying.delete(index);
+      }
     } finally {
-      this.verifying.delete(index);
+      if (from) this.pool.give(bytes); // a peer's piece was assembled in a pooled buffer
     }
   }
 
@@ -590,6 +612,7 @@ export class SwarmSession implements BlobFiller {
     // Endgame: whoever else was fetching this piece can stop.
     for (const [key, assembly] of this.assemblies.get(index) ?? []) {
       clearTimeout(assembly.timer);
+      this.pool.give(assembly.buffer);
       const other = this.peers.get(key);
       other?.pieces.delete(index);
       other?.connection.send({ type: "cancel", index, begin: 0, length: Math.min(MAX_BLOCK_BYTES, bytes.length) }).catch(() => undefined);
@@ -605,7 +628,10 @@ export class SwarmSession implements BlobFiller {
 
   private release(index: number, key: string): void {
     const assembly = this.assemblies.get(index)?.get(key);
-    if (assembly) clearTimeout(assembly.timer);
+    if (assembly) {
+      clearTimeout(assembly.timer);
+      this.pool.give(assembly.buffer);
+    }
     this.assemblies.get(index)?.delete(key);
     if (this.assemblies.get(index)?.size === 0) this.assemblies.delete(index);
     this.peers.get(key)?.pieces.delete(index);
@@ -638,7 +664,12 @@ export class SwarmSession implements BlobFiller {
   private stopFetching(): void {
     clearTimeout(this.announceTimer);
     clearInterval(this.tickTimer);
-    for (const assemblies of this.assemblies.values()) for (const a of assemblies.values()) clearTimeout(a.timer);
+    for (const assemblies of this.assemblies.values()) {
+      for (const a of assemblies.values()) {
+        clearTimeout(a.timer);
+        this.pool.give(a.buffer);
+      }
+    }
     this.assemblies.clear();
     // Inbound connections are the peer server's: they go on being served from the store.
     for (const peer of this.peers.values()) if (!peer.inbound) peer.connection.close();

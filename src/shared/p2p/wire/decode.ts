@@ -1,5 +1,8 @@
 import { FRAME_TYPE, MAX_FRAME_BYTES, MAX_HANDSHAKE_BYTES, PEER_ID_BYTES, WireError, type Frame } from "./frames.js";
 
+/** A piece frame's type, index and begin, before its block. */
+const PIECE_HEADER_BYTES = 9;
+
 const TYPE_NAMES = Object.fromEntries(Object.entries(FRAME_TYPE).map(([name, code]) => [code, name])) as Record<number, Frame["type"]>;
 
 /**
@@ -14,6 +17,13 @@ export class FrameDecoder {
   private offset = 0;
   private queued = 0;
   private sawFrame = false;
+
+  /**
+   * Where a piece frame's block should land: a view of exactly `length` bytes (the receiver's
+   * buffer for that piece), or undefined for a buffer of its own. Saves a copy and an allocation
+   * per block; the frame's `data` is then that view.
+   */
+  pieceTarget: ((index: number, begin: number, length: number) => Uint8Array | undefined) | undefined;
 
   /**
    * Chunks are queued, not concatenated: a frame's bytes are copied once, when the whole frame is
@@ -33,6 +43,11 @@ export class FrameDecoder {
       const cap = this.sawFrame ? MAX_FRAME_BYTES : MAX_HANDSHAKE_BYTES;
       if (length > cap) throw new WireError(`frame of ${length} bytes is over the ${cap}-byte cap`);
       if (this.queued < 4 + length) break;
+      const direct = this.sawFrame ? this.pieceInto(length) : undefined;
+      if (direct) {
+        frames.push(direct);
+        continue;
+      }
       this.take(4);
       const frame = length === 0 ? ({ type: "keepAlive" } as const) : decodeBody(this.take(length));
       if (frame.type === "handshake" && this.sawFrame) throw new WireError("a second handshake");
@@ -40,6 +55,38 @@ export class FrameDecoder {
       frames.push(frame);
     }
     return frames;
+  }
+
+  /** A whole piece frame of `length` bytes at the front, copied straight into its target (if it has one). */
+  private pieceInto(length: number): Frame | undefined {
+    if (!this.pieceTarget || length <= PIECE_HEADER_BYTES) return undefined;
+    const header = this.peek(4 + PIECE_HEADER_BYTES);
+    const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+    if (view.getUint8(4) !== FRAME_TYPE.piece) return undefined;
+    const index = view.getUint32(5);
+    const begin = view.getUint32(9);
+    const target = this.pieceTarget(index, begin, length - PIECE_HEADER_BYTES);
+    if (!target || target.length !== length - PIECE_HEADER_BYTES) return undefined;
+    this.take(4 + PIECE_HEADER_BYTES);
+    this.takeInto(target);
+    return { type: "piece", index, begin, data: target };
+  }
+
+  /** Consumes the next target.length queued bytes into target. */
+  private takeInto(target: Uint8Array): void {
+    let filled = 0;
+    while (filled < target.length) {
+      const chunk = this.chunks[0]!;
+      const count = Math.min(target.length - filled, chunk.length - this.offset);
+      target.set(chunk.subarray(this.offset, this.offset + count), filled);
+      filled += count;
+      this.offset += count;
+      if (this.offset === chunk.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    }
+    this.queued -= target.length;
   }
 
   /** Bytes received but not yet a whole frame. */

@@ -33,3 +33,6 @@ export class BufferPool {
 
 /** The agent's pool for piece assemblies: room for eight 4 MiB pieces. */
 export const piecePool = new BufferPool(32 * 1024 * 1024);
+
+/** The agent's pool for blocks read to be sent to peers (1 MiB each, back once the socket wrote them). */
+export const blockPool = new BufferPool(16 * 1024 * 1024);

@@ -86,20 +86,43 @@ export class PeerConnection extends EventEmitter {
     while (handler && this.handler === handler && this.inbox.length > 0 && !this.closed) handler(this.inbox.shift()!);
   }
 
-  /** Sends a frame; resolves when the socket can take more (honours 'drain'). */
-  async send(frame: Frame): Promise<void> {
-    if (this.closed) throw new WireError("connection closed");
+  /**
+   * Sends a frame; resolves when the socket can take more (honours 'drain'). `written` is called
+   * once, when the socket no longer needs the frame's bytes (written out, or never to be): a
+   * piece's block buffer can then be reused.
+   */
+  async send(frame: Frame, written?: () => void): Promise<void> {
+    let called = false;
+    const done = () => {
+      if (!called) {
+        called = true;
+        written?.();
+      }
+    };
+    if (this.closed) {
+      done();
+      throw new WireError("connection closed");
+    }
     // A piece goes out as header + block, without copying the block into a frame.
-    const parts = frame.type === "piece" ? encodePieceParts(frame) : [encodeFrame(frame)];
+    let parts: Uint8Array[];
+    try {
+      parts = frame.type === "piece" ? encodePieceParts(frame) : [encodeFrame(frame)];
+    } catch (error) {
+      done();
+      throw error;
+    }
     const length = parts.reduce((n, p) => n + p.length, 0);
     if (frame.type === "piece" && this.options.bandwidth?.egress) {
       await this.options.bandwidth.egress.take(length);
-      if (this.closed) throw new WireError("connection closed");
+      if (this.closed) {
+        done();
+        throw new WireError("connection closed");
+      }
     }
     this.bytesSent += length;
     this.resetKeepAlive();
     let flowing = true;
-    for (const part of parts) flowing = this.socket.write(part);
+    parts.forEach((part, i) => (flowing = this.socket.write(part, i === parts.length - 1 ? () => done() : undefined)));
     if (!flowing) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => {

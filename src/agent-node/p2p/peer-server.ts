@@ -8,6 +8,7 @@ import { MAX_BLOCK_BYTES, WIRE_ERROR, WireError, type Frame, type Handshake } fr
 import type { DiskStore } from "../store/disk-store.js";
 import type { AgentMetrics } from "../metrics.js";
 import { PeerConnection } from "./peer-connection.js";
+import { blockPool } from "./buffer-pool.js";
 import { acceptHandshake } from "./handshake.js";
 import { plainTransport, type PeerTransport } from "./transport.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
@@ -99,13 +100,19 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
     serving = true;
     try {
       for (let request = queue.shift(); request && !connection.isClosed; request = queue.shift()) {
+        const buffer = blockPool.take(MAX_BLOCK_BYTES);
         try {
-          const data = await source.read(request.index, request.begin, request.length);
+          const data = await source.read(request.index, request.begin, request.length, buffer.subarray(0, request.length)).catch((error: Error) => {
+            blockPool.give(buffer);
+            throw error;
+          });
           if (!data) {
+            blockPool.give(buffer);
             await connection.send({ type: "reject", index: request.index, begin: request.begin, length: request.length });
             continue;
           }
-          await connection.send({ type: "piece", index: request.index, begin: request.begin, data });
+          // The buffer goes back to the pool once the socket has written it.
+          await connection.send({ type: "piece", index: request.index, begin: request.begin, data }, () => blockPool.give(buffer));
           options.metrics.bytesUploaded.inc(request.length);
         } finally {
           options.bandwidth?.uploads?.release(request.length);
@@ -160,7 +167,8 @@ interface BlockSource {
    * returns where the peer's other frames go.
    */
   joined(connection: PeerConnection, hello: Handshake): ((frame: Frame) => void) | undefined;
-  read(index: number, begin: number, length: number): Promise<Buffer | undefined>;
+  /** Reads into `into` (exactly `length` bytes) where it can. */
+  read(index: number, begin: number, length: number, into: Buffer): Promise<Buffer | undefined>;
   close(): void;
 }
 
@@ -181,7 +189,7 @@ async function openBlockSource(digest: Digest, options: PeerServerOptions): Prom
       metainfo: stored,
       bitfield: () => Bitfield.full(stored.pieces.length).bytes,
       joined: () => undefined,
-      read: (index, begin, length) => readFileBlock(file, stored, index, begin, length),
+      read: (index, begin, length, into) => readFileBlock(file, stored, index, begin, length, into),
       close: () => {
         release();
         void file.close();
@@ -196,15 +204,15 @@ async function openBlockSource(digest: Digest, options: PeerServerOptions): Prom
     metainfo: session.metainfo,
     bitfield: () => new Uint8Array(session.have.bytes),
     joined: (connection, hello) => session.adoptInbound(connection, hello),
-    async read(index, begin, length) {
-      const block = await session.readBlock(index, begin, length).catch(() => undefined);
+    async read(index, begin, length, into) {
+      const block = await session.readBlock(index, begin, length, into).catch(() => undefined);
       if (block || !store.get(digest)) return block;
       // The download finished and its blob moved into the store: serve from there.
       if (!file) {
         release = store.pin(digest);
         file = await open(store.blobPath(digest), "r");
       }
-      return readFileBlock(file, session.metainfo, index, begin, length);
+      return readFileBlock(file, session.metainfo, index, begin, length, into);
     },
     close: () => {
       release?.();
@@ -213,8 +221,8 @@ async function openBlockSource(digest: Digest, options: PeerServerOptions): Prom
   };
 }
 
-async function readFileBlock(file: FileHandle, metainfo: Metainfo, index: number, begin: number, length: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafe(length);
+async function readFileBlock(file: FileHandle, metainfo: Metainfo, index: number, begin: number, length: number, into: Buffer): Promise<Buffer> {
+  const data = into.length === length ? into : Buffer.allocUnsafe(length);
   const { start } = pieceBounds(index, metainfo.size, metainfo.pieceLength);
   const { bytesRead } = await file.read(data, 0, length, start + begin);
   if (bytesRead !== length) throw new Error("short read from the store");

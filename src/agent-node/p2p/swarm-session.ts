@@ -10,7 +10,7 @@ import { PeerConnection } from "./peer-connection.js";
 import { initiateHandshake } from "./handshake.js";
 import { plainTransport, type PeerTransport } from "./transport.js";
 import type { Bandwidth } from "./token-bucket.js";
-import { piecePool, type BufferPool } from "./buffer-pool.js";
+import { blockPool, piecePool, type BufferPool } from "./buffer-pool.js";
 
 export interface SwarmSessionOptions {
   digest: Digest;
@@ -224,10 +224,10 @@ export class SwarmSession implements BlobFiller {
    * A verified block for a peer, or undefined when this session does not have it. Works until the
    * blob is committed to the store (then the peer server reads the store).
    */
-  async readBlock(index: number, begin: number, length: number): Promise<Buffer | undefined> {
+  async readBlock(index: number, begin: number, length: number, into?: Buffer): Promise<Buffer | undefined> {
     if (!this.have.has(index) || !this.sink) return undefined;
     const { start } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
-    return this.sink.readAt(start + begin, length);
+    return this.sink.readAt(start + begin, length, into);
   }
 
   stats(): { peers: number; have: number; pieces: number; webInFlight: number } {
@@ -412,9 +412,13 @@ export class SwarmSession implements BlobFiller {
       .then(async () => {
         peer.queued--;
         if (peer.connection.isClosed) return;
-        const data = await this.readBlock(index, begin, length).catch(() => undefined);
-        if (!data) return peer.connection.send({ type: "reject", index, begin, length });
-        await peer.connection.send({ type: "piece", index, begin, data });
+        const buffer = blockPool.take(MAX_BLOCK_BYTES);
+        const data = await this.readBlock(index, begin, length, buffer.subarray(0, length)).catch(() => undefined);
+        if (!data) {
+          blockPool.give(buffer);
+          return peer.connection.send({ type: "reject", index, begin, length });
+        }
+        await peer.connection.send({ type: "piece", index, begin, data }, () => blockPool.give(buffer));
         this.options.metrics.bytesUploaded.inc(length);
       })
       .catch(() => undefined)

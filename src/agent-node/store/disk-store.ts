@@ -289,8 +289,8 @@ export class BlobWriter {
   }
 
   /** Reads bytes back (to serve verified pieces to peers while the rest arrives). */
-  async readAt(position: number, length: number): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(length);
+  async readAt(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buffer = into && into.length === length ? into : Buffer.allocUnsafe(length);
     const { bytesRead } = await this.handle.read(buffer, 0, length, position);
     if (bytesRead !== length) throw new Error("short read from a partial blob");
     return buffer;

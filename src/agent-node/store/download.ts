@@ -14,7 +14,8 @@ export interface BlobSource {
 /** Where a filler puts bytes: anywhere in the blob, telling how much of its start is verified. */
 export interface FillSink {
   writeAt(position: number, bytes: Uint8Array): Promise<void>;
-  readAt(position: number, length: number): Promise<Buffer>;
+  /** Reads into `into` when given (its length is the length read). */
+  readAt(position: number, length: number, into?: Buffer): Promise<Buffer>;
   /** Bytes [0, n) are written and verified: readers may have them. */
   advance(contiguousBytes: number): void;
   /** Pieces an earlier, interrupted run wrote and verified (verify them again before use). */
@@ -98,7 +99,7 @@ export class Download extends EventEmitter {
       if ("fill" in source) {
         await source.fill({
           writeAt: (position, bytes) => writer.writeAt(position, bytes),
-          readAt: (position, length) => writer.readAt(position, length),
+          readAt: (position, length, into) => writer.readAt(position, length, into),
           recorded: () => writer.recorded,
           record: (index) => writer.recordPiece(index),
           advance: (n) => {

@@ -80,6 +80,39 @@ describe("DiskStore", () => {
     expect(await readdir(path.join(dir, "partial"))).toEqual([]);
   });
 
+  it("hashes pieces written out of order as the verified prefix grows, whatever the interleaving; a wrong byte still fails the commit", async () => {
+    const store = await openStore();
+    for (const order of [
+      [3, 1, 0, 2],
+      [0, 1, 2, 3],
+      [2, 0, 3, 1],
+    ]) {
+      for (const corrupt of [false, true]) {
+        const bytes = randomBytes(4 * 50_000);
+        const digest = digestOf(bytes);
+        const writer = await store.createWriter(digest, { resumable: true });
+        const have = new Set<number>();
+        await Promise.all(
+          order.map(async (piece, k) => {
+            await new Promise((r) => setTimeout(r, k)); // writes and catch-ups interleave
+            const chunk = Buffer.from(bytes.subarray(piece * 50_000, (piece + 1) * 50_000));
+            if (corrupt && piece === 2) chunk[7]! ^= 1;
+            await writer.writeAt(piece * 50_000, chunk);
+            have.add(piece);
+            let contiguous = 0;
+            while (have.has(contiguous)) contiguous++;
+            writer.hashUpTo(contiguous * 50_000);
+          }),
+        );
+        if (corrupt) await expect(writer.commit(bytes.length)).rejects.toThrow(/hashed to/);
+        else {
+          await writer.commit(bytes.length);
+          expect(store.get(digest)?.size).toBe(bytes.length);
+        }
+      }
+    }
+  });
+
   it("ignores a torn progress entry and sweeps day-old partial downloads", async () => {
     const store = await openStore();
     const digest = digestOf(Buffer.from("x"));

@@ -242,7 +242,8 @@ export class DiskStore {
 /**
  * Writes one blob to a partial file; `commit` verifies the digest and renames, `abort` deletes.
  * Bytes written in order are hashed as they come; bytes written out of order (pieces from peers)
- * are hashed from the file at commit, from where the in-order hash stopped.
+ * are hashed from the file as the verified prefix grows (`hashUpTo`), so little is left to hash
+ * at commit, when the client waits for the verdict.
  */
 export class BlobWriter {
   private readonly hash: Hash;
@@ -250,6 +251,11 @@ export class BlobWriter {
   readonly recorded: readonly number[];
   /** Bytes [0, hashed) are in the running hash. */
   private hashed = 0;
+  /** Catching up on bytes written out of order, one read at a time (see hashUpTo). */
+  private catchingUp: Promise<void> = Promise.resolve();
+  /** Catch-ups queued or running: while any is, writes leave the running hash alone. */
+  private catchUps = 0;
+  private catchUpError: Error | undefined;
   /** Highest byte written + 1. */
   written = 0;
   private closed = false;
@@ -281,7 +287,7 @@ export class BlobWriter {
       const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, position + offset);
       offset += bytesWritten;
     }
-    if (position === this.hashed) {
+    if (position === this.hashed && this.catchUps === 0) {
       this.hash.update(chunk);
       this.hashed += chunk.byteLength;
     }
@@ -296,16 +302,42 @@ export class BlobWriter {
     return buffer;
   }
 
-  async commit(size = this.written): Promise<void> {
-    if (this.closed) throw new Error("writer closed");
-    this.closed = true;
-    const buffer = Buffer.allocUnsafe(1 << 20);
-    while (this.hashed < size) {
-      const { bytesRead } = await this.handle.read(buffer, 0, Math.min(buffer.length, size - this.hashed), this.hashed);
+  /**
+   * Bytes [0, limit) are written (and verified piece by piece): hash what of them the running
+   * hash has not seen, reading them back in the background.
+   */
+  hashUpTo(limit: number): void {
+    if (this.closed || limit <= this.hashed) return;
+    this.catchUps++;
+    this.catchingUp = this.catchingUp
+      .then(() => this.readIntoHash(limit))
+      .catch((error: Error) => {
+        this.catchUpError ??= error;
+      })
+      .finally(() => {
+        this.catchUps--;
+      });
+  }
+
+  private async readIntoHash(limit: number): Promise<void> {
+    const buffer = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(1, limit - this.hashed)));
+    while (this.hashed < limit) {
+      const { bytesRead } = await this.handle.read(buffer, 0, Math.min(buffer.length, limit - this.hashed), this.hashed);
       if (bytesRead === 0) break;
       this.hash.update(buffer.subarray(0, bytesRead));
       this.hashed += bytesRead;
     }
+  }
+
+  async commit(size = this.written): Promise<void> {
+    if (this.closed) throw new Error("writer closed");
+    this.closed = true;
+    await this.catchingUp;
+    if (this.catchUpError) {
+      await this.handle.close().catch(() => undefined);
+      throw this.catchUpError;
+    }
+    await this.readIntoHash(size);
     await this.handle.close();
     await this.progress?.close();
     const actual = `${digestAlgorithm(this.digest)}:${this.hash.digest("hex")}`;

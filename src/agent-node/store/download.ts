@@ -105,6 +105,7 @@ export class Download extends EventEmitter {
           advance: (n) => {
             if (n > this.written) {
               this.written = n;
+              writer.hashUpTo(n);
               this.emit("progress");
             }
           },

@@ -268,20 +268,22 @@ export class SwarmSession implements BlobFiller {
   }
 
   /**
-   * Is the web-seed slice settled enough to fetch more than its first piece: recent, and unchanged
-   * over the last two answers a second apart? Else asks the tracker again (at most once a second):
-   * while peers are still joining, a piece of the slice may become a newcomer's. An agent alone
-   * in its swarm at the last announce goes on (a newcomer costs at most the piece in flight).
+   * Is the web-seed slice settled enough to fetch more than its first piece: unchanged over two
+   * answers at least a second apart? Else asks the tracker again (at most once a second): while
+   * peers are still joining, a piece of the slice may become a newcomer's. A settled slice is
+   * refreshed in the background, once a second while the agent fetches from the edge. An agent
+   * alone in its swarm at the last announce goes on (a newcomer costs at most the piece in flight).
    */
   private sliceIsSettled(): boolean {
     if (this.sliceAt === Number.POSITIVE_INFINITY) return true; // no tracker: the slice we had
     if (this.handoutSize === 0 && this.peers.size === 0) return true;
     const now = this.now();
-    if (now - this.sliceAt <= WEB_SEED_REANNOUNCE_MS && this.sliceAt - this.sliceChangedAt >= WEB_SEED_REANNOUNCE_MS) return true;
-    if (this.announcing) return false; // its answer schedules again
-    if (now - this.lastAnnounceAt >= WEB_SEED_REANNOUNCE_MS) void this.announce();
-    else this.scheduleAnnounceIn(WEB_SEED_REANNOUNCE_MS - (now - this.lastAnnounceAt));
-    return false;
+    const settled = this.sliceAt - this.sliceChangedAt >= WEB_SEED_REANNOUNCE_MS;
+    if (!this.announcing) {
+      if (now - this.lastAnnounceAt >= WEB_SEED_REANNOUNCE_MS) void this.announce();
+      else if (!settled) this.scheduleAnnounceIn(WEB_SEED_REANNOUNCE_MS - (now - this.lastAnnounceAt));
+    }
+    return settled;
   }
 
   private scheduleAnnounceIn(ms: number): void {

@@ -197,11 +197,13 @@ async function agentMode(
 
 /**
  * What a docker pull does through an agent, by curl (a client that costs the benchmark's event
- * loop nothing): the manifest by tag, then its blobs in order; every response must be a 200.
+ * loop nothing): the manifest by tag, then its blobs in order, each retried up to 3 times like a
+ * docker pull's; in the end every response must be a 200.
  */
 function curlPull(base: string, name: string, blobs: string[]): Promise<void> {
   const urls = [`${base}/v2/${name}/manifests/${TAG}`, ...blobs.map((d) => `${base}/v2/${name}/blobs/${d}`)];
-  const args = ["-sS", "--fail", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "-w", "%{http_code} %{size_download}\\n"];
+  // Retries as docker and containerd do (a 503 when the edge is overloaded); the time counts.
+  const args = ["-sS", "--fail", "--retry", "3", "--retry-all-errors", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "-w", "%{http_code} %{size_download}\\n"];
   for (const url of urls) args.push("-o", "/dev/null", url);
   return new Promise((resolve, reject) => {
     const child = spawn("curl", args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -209,8 +211,9 @@ function curlPull(base: string, name: string, blobs: string[]): Promise<void> {
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     child.on("error", reject);
-    child.on("exit", (code) => {
-      const ok = code === 0 && out.trim().split("\n").length === urls.length && out.trim().split("\n").every((l) => l.startsWith("200 "));
+    child.on("close", (code) => {
+      // One "200 …" line per URL (a retried attempt may add a line of its own before it).
+      const ok = code === 0 && out.trim().split("\n").filter((l) => l.startsWith("200 ")).length === urls.length;
       if (ok) resolve();
       else reject(new Error(`curl pull from ${base} failed (${code}): ${out.slice(-500)}`));
     });
@@ -259,12 +262,12 @@ async function registryMode(options: P2pBenchOptions, home: string, layer: Buffe
 
 function skopeoPull(host: string, dir: string, pids: number[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn("skopeo", ["copy", "--src-tls-verify=false", `docker://${host}/${NAME}:${TAG}`, `dir:${dir}`], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("skopeo", ["copy", "--retry-times", "3", "--src-tls-verify=false", `docker://${host}/${NAME}:${TAG}`, `dir:${dir}`], { stdio: ["ignore", "ignore", "pipe"] });
     if (child.pid) pids.push(child.pid);
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`skopeo exited ${code}: ${stderr.slice(-500)}`))));
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`skopeo exited ${code}: ${stderr.slice(-500)}`))));
   });
 }
 

@@ -1,0 +1,16 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+/**
+ * Every temporary file of a test run (devcluster homes, agent stores, image layouts, and what the
+ * clients the tests start write) goes under one directory, removed when the run ends: test files
+ * that stop early, and processes killed on purpose, leave nothing behind in the system's /tmp.
+ */
+export async function setup(): Promise<() => Promise<void>> {
+  const root = await mkdtemp(path.join(os.tmpdir(), "shoal-test-run-"));
+  process.env.TMPDIR = root; // os.tmpdir() in the test workers and every process they start
+  return async () => {
+    await rm(root, { recursive: true, force: true, maxRetries: 3 });
+  };
+}

@@ -6,9 +6,10 @@ import path from "node:path";
  * Every temporary file of a test run (devcluster homes, agent stores, image layouts, and what the
  * clients the tests start write) goes under one directory, removed when the run ends: test files
  * that stop early, and processes killed on purpose, leave nothing behind in the system's /tmp.
+ * Its name is short: podman refuses a --runroot longer than 50 characters.
  */
 export async function setup(): Promise<() => Promise<void>> {
-  const root = await mkdtemp(path.join(os.tmpdir(), "shoal-test-run-"));
+  const root = await mkdtemp(path.join(os.tmpdir(), "shoal-"));
   process.env.TMPDIR = root; // os.tmpdir() in the test workers and every process they start
   return async () => {
     await rm(root, { recursive: true, force: true, maxRetries: 3 });

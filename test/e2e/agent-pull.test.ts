@@ -44,7 +44,7 @@ async function pullVerify(ref: string, expected: string[]): Promise<void> {
 }
 
 const podman = (args: string[]) =>
-  run("podman", [`--root=${path.join(home, "podman-root")}`, `--runroot=${path.join(home, "podman-run")}`, ...args], { maxBuffer: 1 << 26 });
+  run("podman", [`--root=${path.join(home, "podman-root")}`, `--runroot=${path.join(home, "run")}`, ...args], { maxBuffer: 1 << 26 });
 
 describe("pulling through agents", () => {
   it("skopeo pulls an image pushed to the edge through each agent; podman too", async () => {
@@ -66,7 +66,7 @@ describe("pulling through agents", () => {
       conf,
       ['[[registry]]', 'prefix = "prefixed.example.com"', 'location = "prefixed.example.com"', "", "[[registry.mirror]]", `location = "${two.registryHost}/agent"`, "insecure = true", ""].join("\n"),
     );
-    const pulled = await run("podman", [`--root=${path.join(home, "podman-root")}`, `--runroot=${path.join(home, "podman-run")}`, "pull", "prefixed.example.com/app:v1"], {
+    const pulled = await run("podman", [`--root=${path.join(home, "podman-root")}`, `--runroot=${path.join(home, "run")}`, "pull", "prefixed.example.com/app:v1"], {
       env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf },
       maxBuffer: 1 << 26,
     });

@@ -36,7 +36,7 @@ const failure = async (promise: Promise<unknown>): Promise<string> => {
 describe("podman and skopeo with credentials", () => {
   const authFile = () => path.join(scratch, "auth.json");
   const podman = (args: string[]) =>
-    run("podman", [`--root=${path.join(scratch, "podman-root")}`, `--runroot=${path.join(scratch, "podman-run")}`, ...args], {
+    run("podman", [`--root=${path.join(scratch, "podman-root")}`, `--runroot=${path.join(scratch, "run")}`, ...args], {
       maxBuffer: 1 << 26,
       env: { ...process.env, REGISTRY_AUTH_FILE: authFile() },
     });

@@ -43,7 +43,7 @@ describe("the Deno edge with real clients", () => {
   });
 
   it("takes a podman push and pull", async () => {
-    const podman = (args: string[]) => run("podman", [`--root=${path.join(scratch, "podman-root")}`, `--runroot=${path.join(scratch, "podman-run")}`, ...args], { maxBuffer: 1 << 26 });
+    const podman = (args: string[]) => run("podman", [`--root=${path.join(scratch, "podman-root")}`, `--runroot=${path.join(scratch, "run")}`, ...args], { maxBuffer: 1 << 26 });
     await skopeoCopy(`docker://${edge.host}/deno/app:v1`, `oci-archive:${path.join(scratch, "app.tar")}`);
     await podman(["pull", `oci-archive:${path.join(scratch, "app.tar")}`]);
     const id = (await podman(["images", "-q"])).stdout.trim().split("\n")[0]!;

@@ -98,7 +98,7 @@ describe("skopeo against the edge", () => {
 });
 
 describe("podman against the edge", () => {
-  const podman = (args: string[]) => run("podman", [`--root=${path.join(scratch, "podman-root")}`, `--runroot=${path.join(scratch, "podman-run")}`, ...args], { maxBuffer: 1 << 26 });
+  const podman = (args: string[]) => run("podman", [`--root=${path.join(scratch, "podman-root")}`, `--runroot=${path.join(scratch, "run")}`, ...args], { maxBuffer: 1 << 26 });
 
   it("pushes an imported image and pulls it back", async () => {
     const rootfs = path.join(scratch, "rootfs.tar");

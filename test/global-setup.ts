@@ -12,6 +12,7 @@ export async function setup(): Promise<() => Promise<void>> {
   const root = await mkdtemp(path.join(os.tmpdir(), "shoal-"));
   process.env.TMPDIR = root; // os.tmpdir() in the test workers and every process they start
   return async () => {
-    await rm(root, { recursive: true, force: true, maxRetries: 3 });
+    // A mount a client left behind (podman's overlay) must not turn a green run red: say so.
+    await rm(root, { recursive: true, force: true, maxRetries: 3 }).catch((error: Error) => console.warn(`could not remove ${root}: ${error.message}`));
   };
 }

@@ -2,7 +2,8 @@ import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { FrameDecoder } from "../../shared/p2p/wire/decode.js";
 import { encodeFrame, encodePieceParts } from "../../shared/p2p/wire/encode.js";
-import { WIRE_ERROR, WireError, type Frame } from "../../shared/p2p/wire/frames.js";
+import { MAX_BLOCK_BYTES, WIRE_ERROR, WireError, type Frame } from "../../shared/p2p/wire/frames.js";
+import { blockPool } from "./buffer-pool.js";
 import type { Bandwidth } from "./token-bucket.js";
 
 export interface PeerConnectionOptions {
@@ -137,6 +138,27 @@ export class PeerConnection extends EventEmitter {
         this.socket.once("close", onClose);
       });
     }
+  }
+
+  /**
+   * Sends a block as a piece frame: `read` fills a pooled buffer (or returns undefined when the
+   * block is not there: false, nothing sent), which goes back to the pool once the socket wrote it.
+   */
+  async sendBlock(index: number, begin: number, length: number, read: (into: Buffer) => Promise<Buffer | undefined>): Promise<boolean> {
+    const buffer = blockPool.take(MAX_BLOCK_BYTES);
+    let data: Buffer | undefined;
+    try {
+      data = await read(buffer.subarray(0, length));
+    } catch (error) {
+      blockPool.give(buffer);
+      throw error;
+    }
+    if (!data) {
+      blockPool.give(buffer);
+      return false;
+    }
+    await this.send({ type: "piece", index, begin, data }, () => blockPool.give(buffer));
+    return true;
   }
 
   /** Tells the peer why, then closes. */

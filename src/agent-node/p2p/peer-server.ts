@@ -8,7 +8,6 @@ import { MAX_BLOCK_BYTES, WIRE_ERROR, WireError, type Frame, type Handshake } fr
 import type { DiskStore } from "../store/disk-store.js";
 import type { AgentMetrics } from "../metrics.js";
 import { PeerConnection } from "./peer-connection.js";
-import { blockPool } from "./buffer-pool.js";
 import { acceptHandshake } from "./handshake.js";
 import { plainTransport, type PeerTransport } from "./transport.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
@@ -100,20 +99,13 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
     serving = true;
     try {
       for (let request = queue.shift(); request && !connection.isClosed; request = queue.shift()) {
-        const buffer = blockPool.take(MAX_BLOCK_BYTES);
         try {
-          const data = await source.read(request.index, request.begin, request.length, buffer.subarray(0, request.length)).catch((error: Error) => {
-            blockPool.give(buffer);
-            throw error;
-          });
-          if (!data) {
-            blockPool.give(buffer);
-            await connection.send({ type: "reject", index: request.index, begin: request.begin, length: request.length });
+          const { index, begin, length } = request;
+          if (!(await connection.sendBlock(index, begin, length, (into) => source.read(index, begin, length, into)))) {
+            await connection.send({ type: "reject", index, begin, length });
             continue;
           }
-          // The buffer goes back to the pool once the socket has written it.
-          await connection.send({ type: "piece", index: request.index, begin: request.begin, data }, () => blockPool.give(buffer));
-          options.metrics.bytesUploaded.inc(request.length);
+          options.metrics.bytesUploaded.inc(length);
         } finally {
           options.bandwidth?.uploads?.release(request.length);
         }

@@ -10,7 +10,7 @@ import { PeerConnection } from "./peer-connection.js";
 import { initiateHandshake } from "./handshake.js";
 import { plainTransport, type PeerTransport } from "./transport.js";
 import type { Bandwidth } from "./token-bucket.js";
-import { blockPool, piecePool, type BufferPool } from "./buffer-pool.js";
+import { piecePool, type BufferPool } from "./buffer-pool.js";
 
 export interface SwarmSessionOptions {
   digest: Digest;
@@ -414,13 +414,8 @@ export class SwarmSession implements BlobFiller {
       .then(async () => {
         peer.queued--;
         if (peer.connection.isClosed) return;
-        const buffer = blockPool.take(MAX_BLOCK_BYTES);
-        const data = await this.readBlock(index, begin, length, buffer.subarray(0, length)).catch(() => undefined);
-        if (!data) {
-          blockPool.give(buffer);
-          return peer.connection.send({ type: "reject", index, begin, length });
-        }
-        await peer.connection.send({ type: "piece", index, begin, data }, () => blockPool.give(buffer));
+        const sent = await peer.connection.sendBlock(index, begin, length, (into) => this.readBlock(index, begin, length, into).catch(() => undefined));
+        if (!sent) return peer.connection.send({ type: "reject", index, begin, length });
         this.options.metrics.bytesUploaded.inc(length);
       })
       .catch(() => undefined)

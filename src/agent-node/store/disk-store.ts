@@ -256,6 +256,8 @@ export class BlobWriter {
   /** Catch-ups queued or running: while any is, writes leave the running hash alone. */
   private catchUps = 0;
   private catchUpError: Error | undefined;
+  /** The read buffer for catching up (one at a time: they run in turn). */
+  private hashBuffer: Buffer | undefined;
   /** Highest byte written + 1. */
   written = 0;
   private closed = false;
@@ -320,7 +322,7 @@ export class BlobWriter {
   }
 
   private async readIntoHash(limit: number): Promise<void> {
-    const buffer = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(1, limit - this.hashed)));
+    const buffer = (this.hashBuffer ??= Buffer.allocUnsafe(1 << 20));
     while (this.hashed < limit) {
       const { bytesRead } = await this.handle.read(buffer, 0, Math.min(buffer.length, limit - this.hashed), this.hashed);
       if (bytesRead === 0) break;

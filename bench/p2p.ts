@@ -145,13 +145,15 @@ async function agentMode(
     Array.from({ length: options.agents }, (_, i) => {
       const [registry, peer, admin] = ports.slice(3 * i, 3 * i + 3) as [number, number, number];
       // SHOAL_BENCH_CPU_PROF=DIR: a V8 CPU profile of each agent, written when it stops.
-      const profile = process.env.SHOAL_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SHOAL_BENCH_CPU_PROF}`] : [];
       // SHOAL_BENCH_AGENT_NODE_FLAGS="--trace-gc …": V8/Node flags for every agent (their output goes to the agent logs).
-      profile.push(...(process.env.SHOAL_BENCH_AGENT_NODE_FLAGS ?? "").split(" ").filter(Boolean));
+      const nodeFlags = [
+        ...(process.env.SHOAL_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SHOAL_BENCH_CPU_PROF}`] : []),
+        ...(process.env.SHOAL_BENCH_AGENT_NODE_FLAGS ?? "").split(" ").filter(Boolean),
+      ];
       return BenchProcess.start(
         process.execPath,
         [
-          ...profile,
+          ...nodeFlags,
           bundle,
           "agent",
           `--edge=${uplink.url}`,

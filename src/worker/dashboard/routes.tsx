@@ -28,6 +28,25 @@ table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:4px 10p
 th{color:#5b6b7c;font-weight:600} code{font:12px ui-monospace,monospace} .tag{display:inline-block;background:#eef4ff;border-radius:4px;padding:0 6px;margin:0 4px 2px 0}
 .num{font-variant-numeric:tabular-nums} .bad{color:#b42318} .empty{color:#8a96a3}`;
 
+const Table: FC<{ headers: string[]; children?: unknown }> = ({ headers, children }) => (
+  <table>
+    <tr>
+      {headers.map((h) => (
+        <th>{h}</th>
+      ))}
+    </tr>
+    {children}
+  </table>
+);
+
+/** A titled table, or a line saying there is nothing to show yet. */
+const TableSection: FC<{ id: string; title: string; empty: string; headers: string[]; rows: unknown[] }> = ({ id, title, empty, headers, rows }) => (
+  <section id={id}>
+    <h2>{title}</h2>
+    {rows.length === 0 ? <p class="empty">{empty}</p> : <Table headers={headers}>{rows}</Table>}
+  </section>
+);
+
 const Page: FC<{ data: DashboardData }> = ({ data }) => {
   const now = Date.parse(data.generatedAt);
   return (
@@ -44,17 +63,12 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
         <div class="sub">
           {data.repositories.length} repositories{data.moreRepositories ? "+" : ""} · {data.swarms.length} live swarms · updated {data.generatedAt}
         </div>
-        <section id="repositories">
-          <h2>Repositories</h2>
-          {data.repositories.length === 0 ? (
-            <p class="empty">Nothing pushed yet.</p>
-          ) : (
-            <table>
-              <tr>
-                <th>repository</th>
-                <th>tags</th>
-              </tr>
-              {data.repositories.map((r) => (
+        <TableSection
+          id="repositories"
+          title="Repositories"
+          empty="Nothing pushed yet."
+          headers={["repository", "tags"]}
+          rows={data.repositories.map((r) => (
                 <tr data-repository={r.name}>
                   <td>
                     <code>{r.name}</code>
@@ -67,22 +81,13 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
                   </td>
                 </tr>
               ))}
-            </table>
-          )}
-        </section>
-        <section id="pushes">
-          <h2>Recent pushes</h2>
-          {data.pushes.length === 0 ? (
-            <p class="empty">No tag pushed yet.</p>
-          ) : (
-            <table>
-              <tr>
-                <th>when</th>
-                <th>repository:tag</th>
-                <th>digest</th>
-                <th>manifest size</th>
-              </tr>
-              {data.pushes.map((p) => (
+        />
+        <TableSection
+          id="pushes"
+          title="Recent pushes"
+          empty="No tag pushed yet."
+          headers={["when", "repository:tag", "digest", "manifest size"]}
+          rows={data.pushes.map((p) => (
                 <tr>
                   <td>{ago(p.at, now)}</td>
                   <td>
@@ -96,22 +101,13 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
                   <td class="num">{formatBytes(p.size)}</td>
                 </tr>
               ))}
-            </table>
-          )}
-        </section>
-        <section id="swarms">
-          <h2>Live swarms</h2>
-          {data.swarms.length === 0 ? (
-            <p class="empty">No agent is fetching or seeding right now.</p>
-          ) : (
-            <table>
-              <tr>
-                <th>blob</th>
-                <th>peers</th>
-                <th>seeders</th>
-                <th>reported</th>
-              </tr>
-              {data.swarms.map((s) => (
+        />
+        <TableSection
+          id="swarms"
+          title="Live swarms"
+          empty="No agent is fetching or seeding right now."
+          headers={["blob", "peers", "seeders", "reported"]}
+          rows={data.swarms.map((s) => (
                 <tr data-swarm={s.digest}>
                   <td>
                     <code title={s.digest}>{short(s.digest)}</code>
@@ -121,22 +117,14 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
                   <td>{ago(s.updatedAt, now)}</td>
                 </tr>
               ))}
-            </table>
-          )}
-        </section>
+        />
         {data.replication ? (
           <section id="replication">
             <h2>Replication</h2>
             <div class="sub">
               {data.replication.targets.map((t) => `${t.prefix} → ${t.url}`).join(" · ")} — {data.replication.pending} pending ({data.replication.failing} failing), {data.replication.done} done
             </div>
-            <table>
-              <tr>
-                <th>repository:tag</th>
-                <th>state</th>
-                <th>attempts</th>
-                <th>last error</th>
-              </tr>
+            <Table headers={["repository:tag", "state", "attempts", "last error"]}>
               {data.replication.jobs.map((j) => (
                 <tr>
                   <td>
@@ -149,7 +137,7 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
                   <td class={j.lastError ? "bad" : ""}>{j.lastError ?? ""}</td>
                 </tr>
               ))}
-            </table>
+            </Table>
           </section>
         ) : null}
       </body>

@@ -8,6 +8,7 @@ import { buildImage, layoutManifest, run, skopeoCopy } from "../helpers/images.j
 import { startAgentProcess, startEdgeProcess, type AgentHandle } from "../helpers/processes.js";
 import { freePort } from "../helpers/devcluster.js";
 import { pushBlob, pushImage, sha256 } from "../helpers/registry-client.js";
+import { pieceCount, pieceLengthFor } from "../../src/shared/p2p/metainfo.js";
 
 /** The agent with real clients: edge and agents as separate processes, real ports. */
 let home: string;
@@ -148,7 +149,7 @@ describe("pulling through agents", () => {
     // One download: exactly one copy came from the edge (as web-seed pieces), one blob stored.
     expect(await fresh.metric("shoal_agent_blobs_total")).toBe(1);
     expect(await fresh.metric("shoal_agent_bytes_downloaded_total", '{source="origin"}')).toBe(blob.length);
-    expect(await fresh.metric("shoal_agent_edge_fetches_total", '{kind="piece"}')).toBe(Math.ceil(blob.length / (4 * 1024 * 1024)));
+    expect(await fresh.metric("shoal_agent_edge_fetches_total", '{kind="piece"}')).toBe(pieceCount(blob.length, pieceLengthFor(blob.length)));
   });
 
   it("serves Range requests and OCI errors for unknown content", async () => {

@@ -11,6 +11,7 @@ import { startAgentProcess, startEdgeProcess, type AgentHandle } from "../helper
 import { pushBlob, sha256 } from "../helpers/registry-client.js";
 import { WireClient } from "../helpers/wire-client.js";
 import { WIRE_ERROR, type Frame } from "../../src/shared/p2p/wire/frames.js";
+import { pieceCount, pieceLengthFor } from "../../src/shared/p2p/metainfo.js";
 
 /**
  * Peers prove they share the cluster secret before any piece moves, and can run over mutual TLS.
@@ -18,7 +19,8 @@ import { WIRE_ERROR, type Frame } from "../../src/shared/p2p/wire/frames.js";
  */
 const SECRET = randomBytes(32).toString("hex");
 const OTHER_SECRET = randomBytes(32).toString("hex");
-const PIECES = 3; // 9 MiB + 100 bytes at 4 MiB pieces
+const BLOB_BYTES = 9 * 1024 * 1024 + 100;
+const PIECES = pieceCount(BLOB_BYTES, pieceLengthFor(BLOB_BYTES));
 
 let home: string;
 let edge: Awaited<ReturnType<typeof startEdgeProcess>>;
@@ -51,7 +53,7 @@ const errorOf = (frames: Frame[]) => frames.find((f): f is Extract<Frame, { type
 beforeAll(async () => {
   home = await mkdtemp(path.join(os.tmpdir(), "shoal-peer-auth-"));
   edge = await startEdgeProcess(home);
-  blob = randomBytes(9 * 1024 * 1024 + 100);
+  blob = randomBytes(BLOB_BYTES);
   digest = await pushBlob(edge.url, "auth/blob", blob);
 });
 afterAll(async () => {
@@ -91,10 +93,11 @@ describe("cluster secret", () => {
     const member = await WireClient.connect(seeder.peerPort);
     expect(await member.authenticate(digest, PIECES, SECRET)).toBe(true);
     await member.until((f) => f.some((x) => x.type === "bitfield"));
-    member.send({ type: "request", index: 2, begin: 0, length: 100 });
+    member.send({ type: "request", index: PIECES - 1, begin: 0, length: 100 });
     const frames = await member.until((f) => f.some((x) => x.type === "piece"));
     const piece = frames.find((f): f is Extract<Frame, { type: "piece" }> => f.type === "piece")!;
-    expect(Buffer.from(piece.data).equals(blob.subarray(8 * 1024 * 1024, 8 * 1024 * 1024 + 100))).toBe(true);
+    const start = (PIECES - 1) * pieceLengthFor(BLOB_BYTES);
+    expect(Buffer.from(piece.data).equals(blob.subarray(start, start + 100))).toBe(true);
     member.close();
   });
 

@@ -5,13 +5,14 @@ import os from "node:os";
 import path from "node:path";
 import { startAgentProcess, startEdgeProcess, type AgentHandle } from "../helpers/processes.js";
 import { pushBlob, sha256 } from "../helpers/registry-client.js";
+import { pieceLengthFor } from "../../src/shared/p2p/metainfo.js";
 
 /**
  * An agent killed in the middle of a swarm download resumes from the pieces it had verified, after
  * checking each of them again: a piece damaged on disk while it was down is fetched again, never
  * served.
  */
-const PIECE = 4 * 1024 * 1024;
+const PIECE = pieceLengthFor(6 * 1024 * 1024); // six pieces of 1 MiB
 let home: string;
 let edge: Awaited<ReturnType<typeof startEdgeProcess>>;
 let blob: Buffer;
@@ -44,8 +45,8 @@ async function recordedPieces(storeDir: string): Promise<{ log: string; data: st
 describe("an agent killed mid-download", () => {
   it("resumes from its verified pieces on restart and refetches a damaged one", async () => {
     const storeDir = await mkdtemp(path.join(home, "store-"));
-    // Slow enough (3 MiB/s from the web seed) to be killed part way.
-    const first = await startAgentProcess(edge.url, { storeDir, extra: ["--ingress-rate=3MiB"] });
+    // Slow enough (a piece a second from the web seed) to be killed part way.
+    const first = await startAgentProcess(edge.url, { storeDir, extra: ["--ingress-rate=1MiB"] });
     agents.push(first);
     const pulling = fetch(`${first.registry}/v2/resume/blob/blobs/${digest}`).then((r) => r.arrayBuffer()).catch(() => undefined);
     const deadline = Date.now() + 30_000;

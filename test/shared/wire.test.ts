@@ -159,36 +159,51 @@ describe("bitfield", () => {
 });
 
 describe("metainfo", () => {
-  it("uses 4 MiB pieces, doubling to keep at most 2,000 pieces", () => {
-    expect(pieceLengthFor(0)).toBe(4 * 1024 * 1024);
-    expect(pieceLengthFor(8000 * 1024 * 1024)).toBe(4 * 1024 * 1024);
-    expect(pieceLengthFor(8000 * 1024 * 1024 + 1)).toBe(8 * 1024 * 1024);
+  it("uses 1 MiB pieces, doubling to keep at most 2,000 pieces", () => {
+    const MiB = 1024 * 1024;
+    expect(pieceLengthFor(0)).toBe(MiB);
+    expect(pieceLengthFor(2000 * MiB)).toBe(MiB);
+    expect(pieceLengthFor(2000 * MiB + 1)).toBe(2 * MiB);
+    expect(pieceLengthFor(8000 * MiB + 1)).toBe(8 * MiB);
     expect(pieceCount(100 * 1024 ** 3, pieceLengthFor(100 * 1024 ** 3))).toBeLessThanOrEqual(2000);
     expect(pieceBounds(2, 10, 4)).toEqual({ start: 8, end: 10 });
     expect(() => pieceBounds(3, 10, 4)).toThrow(RangeError);
   });
 
-  it("validates metainfo with zod", () => {
-    const good = { digest: "sha256:" + "a".repeat(64), size: 10, pieceLength: 4, pieces: ["b".repeat(64), "c".repeat(64), "d".repeat(64)] };
+  it("validates metainfo with zod; metainfo without a block length hashed 4 MiB blocks", () => {
+    const good = { digest: "sha256:" + "a".repeat(64), size: 10, pieceLength: 4, blockLength: 2, pieces: ["b".repeat(64), "c".repeat(64), "d".repeat(64)] };
     expect(MetainfoSchema.safeParse(good).success).toBe(true);
     expect(MetainfoSchema.safeParse({ ...good, pieces: good.pieces.slice(1) }).success).toBe(false);
     expect(MetainfoSchema.safeParse({ ...good, pieces: ["nothex"] }).success).toBe(false);
+    expect(MetainfoSchema.safeParse({ ...good, blockLength: 3 }).success).toBe(false);
+    const legacy = { digest: good.digest, size: 10, pieceLength: 4 * 1024 * 1024, pieces: ["b".repeat(64)] };
+    expect(MetainfoSchema.parse(legacy).blockLength).toBe(4 * 1024 * 1024);
+    expect(MetainfoSchema.safeParse({ ...legacy, pieceLength: 1024 * 1024 }).success).toBe(false);
   });
 });
 
 describe("piece hashes through blocks", () => {
-  it("a one-block piece is its SHA-256; a bigger piece hashes its block hashes", async () => {
-    const { piecesFromBlocks, blockHashes, pieceHash } = await import("../../src/shared/p2p/metainfo.js");
+  it.each([
+    ["1 MiB blocks", 1024 * 1024],
+    ["4 MiB blocks (metainfo without a block length)", 4 * 1024 * 1024],
+  ])("a one-block piece is its SHA-256; a bigger piece hashes its block hashes (%s)", async (_, block) => {
+    const { piecesFromBlocks, blockHashes, pieceHash, buildMetainfo } = await import("../../src/shared/p2p/metainfo.js");
     const { createHash } = await import("node:crypto");
-    const block = 4 * 1024 * 1024;
     const data = new Uint8Array(randomBytes(block * 2 + 10));
-    const blocks = await blockHashes(data);
+    const blocks = await blockHashes(data, block);
+    expect(blocks).toHaveLength(3);
     expect(blocks[0]).toBe(createHash("sha256").update(data.subarray(0, block)).digest("hex"));
-    const big = await piecesFromBlocks(blocks, block * 2);
+    const hashing = { pieceLength: block * 2, blockLength: block };
+    const big = await piecesFromBlocks(blocks, hashing);
     expect(big).toHaveLength(2);
     const joined = Buffer.concat(blocks.slice(0, 2).map((h) => Buffer.from(h, "hex")));
     expect(big[0]).toBe(createHash("sha256").update(joined).digest("hex"));
-    expect(await pieceHash(data.subarray(0, block * 2), block * 2)).toBe(big[0]);
-    expect(await pieceHash(data.subarray(block * 2), block * 2)).toBe(big[1]);
+    expect(await pieceHash(data.subarray(0, block * 2), hashing)).toBe(big[0]);
+    expect(await pieceHash(data.subarray(block * 2), hashing)).toBe(big[1]);
+    // One block per piece: each piece is the plain SHA-256 of its bytes.
+    const metainfo = await buildMetainfo("sha256:" + "a".repeat(64), data.length, blocks, block);
+    expect(metainfo.pieceLength).toBe(Math.max(1024 * 1024, block));
+    expect(metainfo.blockLength).toBe(block);
+    expect(metainfo.pieces).toEqual(blocks);
   });
 });

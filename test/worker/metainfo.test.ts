@@ -13,7 +13,7 @@ afterAll(async () => edge?.destroy());
 const MiB = 1024 * 1024;
 const expectedPieces = (data: Uint8Array) => {
   const out = [];
-  for (let at = 0; at < data.length; at += 4 * MiB) out.push(createHash("sha256").update(data.subarray(at, at + 4 * MiB)).digest("hex"));
+  for (let at = 0; at < data.length; at += MiB) out.push(createHash("sha256").update(data.subarray(at, at + MiB)).digest("hex"));
   return out;
 };
 
@@ -24,14 +24,14 @@ async function metainfo(name: string, digest: string) {
 }
 
 describe("metainfo", () => {
-  it("is computed while a chunked upload streams in: 4 MiB pieces, SHA-256 each", async () => {
+  it("is computed while a chunked upload streams in: 1 MiB pieces, SHA-256 each", async () => {
     // 37 MiB + 3 in 3 MiB chunks: parts of 16 MiB, blocks across chunk and part boundaries.
     const data = randomBytes(37 * MiB + 3);
     const digest = await pushBlobChunked(edge.url, "meta/chunked", data, 3 * MiB);
     const info = await metainfo("meta/chunked", digest);
-    expect(info).toEqual({ digest, size: data.length, pieceLength: 4 * MiB, pieces: expectedPieces(data) });
+    expect(info).toEqual({ digest, size: data.length, pieceLength: MiB, blockLength: MiB, pieces: expectedPieces(data) });
     // Each piece verifies with the shared pieceHash an agent uses.
-    expect(await pieceHash(data.subarray(4 * MiB, 8 * MiB), info.pieceLength)).toBe(info.pieces[1]);
+    expect(await pieceHash(data.subarray(MiB, 2 * MiB), info)).toBe(info.pieces[1]);
   });
 
   it("is computed once on first request for a blob pushed in one POST", async () => {

@@ -31,7 +31,7 @@ export class BufferPool {
   }
 }
 
-/** The agent's pool for piece assemblies: room for eight 4 MiB pieces. */
+/** The agent's pool for piece assemblies: room for thirty-two 1 MiB pieces (eight of 4 MiB). */
 export const piecePool = new BufferPool(32 * 1024 * 1024);
 
 /** The agent's pool for blocks read to be sent to peers (1 MiB each, back once the socket wrote them). */

@@ -184,7 +184,7 @@ export class SwarmSession implements BlobFiller {
       if (this.finished) return;
       const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
       const bytes = await this.sink!.readAt(start, end - start).catch(() => undefined);
-      if (!bytes || (await pieceHash(bytes, this.options.metainfo.pieceLength)) !== this.options.metainfo.pieces[index]) continue;
+      if (!bytes || (await pieceHash(bytes, this.options.metainfo)) !== this.options.metainfo.pieces[index]) continue;
       this.have.set(index);
       kept++;
     }
@@ -590,7 +590,7 @@ export class SwarmSession implements BlobFiller {
 
   private async verifyAndStore(index: number, bytes: Buffer, from: RemotePeer | undefined): Promise<void> {
     const expected = this.options.metainfo.pieces[index];
-    if ((await pieceHash(bytes, this.options.metainfo.pieceLength)) !== expected) {
+    if ((await pieceHash(bytes, this.options.metainfo)) !== expected) {
       this.options.metrics.piecesRejected.inc();
       if (from) {
         this.options.log.warn({ digest: this.digest, index, peer: from.key }, "bad piece: peer dropped and banned");

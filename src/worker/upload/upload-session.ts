@@ -6,16 +6,15 @@ import { uploadRangeHeader } from "../../shared/oci/range.js";
 import { ResumableSha256, type Sha256State } from "../../shared/hash/resumable-sha256.js";
 import { R2BlobStore } from "../storage/blob-store.js";
 import { MetainfoStore } from "../storage/metainfo-store.js";
-import { BLOCK_BYTES, blockHashes, buildMetainfo } from "../../shared/p2p/metainfo.js";
+import { BLOCK_BYTES, LEGACY_BLOCK_BYTES, blockHashes, buildMetainfo } from "../../shared/p2p/metainfo.js";
 import { asRpcResult, type RpcResult } from "./rpc-result.js";
 import type { Env } from "../env.js";
 
 /**
  * R2 multipart parts must all be the same size (but the last) and at least 5 MiB; 16 MiB parts
- * allow blobs up to ~160 GiB within R2's 10,000 parts, and hold whole 4 MiB metainfo blocks.
+ * allow blobs up to ~160 GiB within R2's 10,000 parts, and hold whole metainfo blocks.
  */
 export const PART_BYTES = 16 * 1024 * 1024;
-const BLOCKS_PER_PART = PART_BYTES / BLOCK_BYTES;
 /** An upload nobody touched for this long is cancelled and its parts freed. */
 export const UPLOAD_IDLE_MS = 24 * 60 * 60 * 1000;
 
@@ -32,8 +31,10 @@ export interface UploadState {
   multipartId?: string;
   parts: R2UploadedPart[];
   tailKey?: string;
-  /** Hex SHA-256 of each 4 MiB block in the uploaded parts (metainfo, hashed natively as parts fill). */
+  /** Hex SHA-256 of each block in the uploaded parts (metainfo, hashed natively as parts fill). */
   blocks: string[];
+  /** The blocks' length: absent in uploads begun before metainfo hashed BLOCK_BYTES (they hashed 4 MiB). */
+  blockLength?: number;
   updatedAt: number;
 }
 
@@ -54,6 +55,10 @@ export interface UploadStatus {
 export interface FinishedBlob {
   digest: Digest;
   size: number;
+}
+
+function blockLengthOf(state: UploadState): number {
+  return state.blockLength ?? LEGACY_BLOCK_BYTES;
 }
 
 /**
@@ -81,6 +86,7 @@ export class UploadSession extends DurableObject<Env> {
         hash: ResumableSha256.create().save(),
         parts: [],
         blocks: [],
+        blockLength: BLOCK_BYTES,
         updatedAt: Date.now(),
       };
       await this.save(state);
@@ -192,8 +198,9 @@ export class UploadSession extends DurableObject<Env> {
     const uploadFullParts = async () => {
       for (let part = pending.takePart(); part; part = pending.takePart()) {
         const partNumber = partBase / PART_BYTES + 1;
-        const hashes = await blockHashes(part);
-        state.blocks.splice((partNumber - 1) * BLOCKS_PER_PART, BLOCKS_PER_PART, ...hashes);
+        const blockLength = blockLengthOf(state);
+        const perPart = PART_BYTES / blockLength;
+        state.blocks.splice((partNumber - 1) * perPart, perPart, ...(await blockHashes(part, blockLength)));
         const uploaded = await (await this.multipart(state)).uploadPart(partNumber, part);
         state.parts = state.parts.filter((p) => p.partNumber !== partNumber);
         state.parts.push(uploaded);
@@ -269,7 +276,7 @@ export class UploadSession extends DurableObject<Env> {
 
   /** Metainfo from the block hashes gathered on the way: no second read of the blob. */
   private async saveMetainfo(digest: Digest, state: UploadState): Promise<void> {
-    const metainfo = await buildMetainfo(digest, state.offset, state.blocks);
+    const metainfo = await buildMetainfo(digest, state.offset, state.blocks, blockLengthOf(state));
     await new MetainfoStore(this.env.BLOBS).put(metainfo);
   }
 
@@ -314,8 +321,9 @@ export class UploadSession extends DurableObject<Env> {
     const bucket = this.env.BLOBS;
     const tail = state.tailKey ? await bucket.get(state.tailKey) : null;
     const tailBytes = tail ? new Uint8Array(await tail.arrayBuffer()) : new Uint8Array(0);
-    const firstTailBlock = Math.floor((state.offset - tailBytes.byteLength) / BLOCK_BYTES);
-    state.blocks.splice(firstTailBlock, state.blocks.length - firstTailBlock, ...(await blockHashes(tailBytes)));
+    const blockLength = blockLengthOf(state);
+    const firstTailBlock = Math.floor((state.offset - tailBytes.byteLength) / blockLength);
+    state.blocks.splice(firstTailBlock, state.blocks.length - firstTailBlock, ...(await blockHashes(tailBytes, blockLength)));
     let result: { kind: "bytes"; bytes: Uint8Array } | { kind: "object"; key: string };
     if (!state.multipartId) {
       result = { kind: "bytes", bytes: tailBytes };

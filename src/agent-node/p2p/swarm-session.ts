@@ -434,9 +434,12 @@ export class SwarmSession implements BlobFiller {
     const busy = (i: number) => this.assemblies.has(i) || this.webInFlight.has(i) || this.verifying.has(i);
     const unassigned = missing.filter((i) => !busy(i));
     const endgame = unassigned.length === 0;
-    // Rarest first, random among equals.
+    // Rarest first, random among equals; pieces enough peers have, in order (see COMMON_AVAILABILITY).
     const ranked = (endgame ? missing : unassigned)
-      .map((i) => ({ i, n: availability(i), tie: Math.random() }))
+      .map((i) => {
+        const n = availability(i);
+        return { i, n: Math.min(n, COMMON_AVAILABILITY), tie: n >= COMMON_AVAILABILITY ? i : Math.random() };
+      })
       .filter((x) => x.n > 0)
       .sort((a, b) => a.n - b.n || a.tie - b.tie);
     // Few pieces at a time: each completes (and can be passed on) sooner than if every peer's
@@ -700,6 +703,13 @@ const WEB_SEED_HOLD_MS = 2_000;
 const FIRST_REANNOUNCE_S = 1;
 /** The least time between announces sent to refresh the web-seed slice. */
 const WEB_SEED_REANNOUNCE_MS = 1_000;
+/**
+ * Pieces that this many connected peers have are common: fetched in order, lowest index first,
+ * so the blob's verified prefix grows during the download and is hashed and streamed to the client
+ * meanwhile (in random order nearly all of it waited for the last piece: a second at 64 MiB).
+ * Rarer pieces still go first, at random, so new pieces spread.
+ */
+const COMMON_AVAILABILITY = 3;
 /** Peers asked for one piece at once in the endgame. */
 const ENDGAME_MAX_REQUESTS = 2;
 

@@ -114,6 +114,10 @@ export class SwarmSession implements BlobFiller {
   /** Inbound connections that want our `have`s. */
   private readonly listeners = new Set<PeerConnection>();
   private readonly assemblies = new Map<number, Map<string, Assembly>>();
+  /** How many connected peers have each piece (kept as bitfields, haves and drops arrive). */
+  private readonly availability: Uint16Array;
+  /** A schedule pass is queued for this turn of the event loop (see schedule). */
+  private scheduleQueued = false;
   private readonly webInFlight = new Set<number>();
   private webSeedStart = 0;
   /** Pieces from webSeedStart that are ours to fetch from the web seed (the tracker's answer). */
@@ -150,6 +154,7 @@ export class SwarmSession implements BlobFiller {
     this.size = options.metainfo.size;
     this.pieceTotal = options.metainfo.pieces.length;
     this.have = new Bitfield(this.pieceTotal);
+    this.availability = new Uint16Array(this.pieceTotal);
   }
 
   get digest(): Digest {
@@ -333,7 +338,10 @@ export class SwarmSession implements BlobFiller {
 
   private addPeer(key: string, peerId: string, inbound: boolean, connection: PeerConnection, bitfield: Bitfield): RemotePeer {
     const remote: RemotePeer = { key, peerId, inbound, connection, bitfield, pieces: new Set(), strikes: 0, serving: Promise.resolve(), queued: 0, rejectedUntil: 0, acceptedPieces: new Set() };
+    const replaced = this.peers.get(key);
+    if (replaced) this.countPieces(replaced.bitfield, -1);
     this.peers.set(key, remote);
+    this.countPieces(remote.bitfield, 1);
     this.options.metrics.peerConnections.inc();
     connection.once("close", () => this.dropPeer(remote));
     this.schedule();
@@ -366,18 +374,22 @@ export class SwarmSession implements BlobFiller {
         return this.serveBlock(peer, frame.index, frame.begin, frame.length);
       case "have":
         if (frame.index >= this.pieceTotal) return peer.connection.refuse(WIRE_ERROR.PROTOCOL, "have out of range");
-        peer.bitfield.set(frame.index);
+        this.peerHas(peer, frame.index);
         return this.schedule();
-      case "bitfield":
+      case "bitfield": {
+        let field: Bitfield;
         try {
-          const field = new Bitfield(this.pieceTotal, frame.bitfield);
-          field.bytes.forEach((b, i) => (peer.bitfield.bytes[i] = b));
+          field = new Bitfield(this.pieceTotal, frame.bitfield);
         } catch (error) {
           return peer.connection.refuse(WIRE_ERROR.PROTOCOL, (error as Error).message);
         }
+        this.countPieces(peer.bitfield, -1);
+        peer.bitfield.bytes.set(field.bytes);
+        this.countPieces(peer.bitfield, 1);
         return this.schedule();
+      }
       case "complete":
-        for (let i = 0; i < this.pieceTotal; i++) peer.bitfield.set(i);
+        for (let i = 0; i < this.pieceTotal; i++) this.peerHas(peer, i);
         return this.schedule();
       case "piece":
         return this.onBlock(peer, frame.index, frame.begin, frame.data);
@@ -422,15 +434,39 @@ export class SwarmSession implements BlobFiller {
       .finally(() => uploads?.release(length));
   }
 
-  /** Picks work for every peer with room, then for the web seed. */
+  private peerHas(peer: RemotePeer, index: number): void {
+    if (peer.bitfield.has(index)) return;
+    peer.bitfield.set(index);
+    if (this.peers.get(peer.key) === peer) this.availability[index]!++;
+  }
+
+  /** Adds (or takes away) a peer's pieces to the availability counts. */
+  private countPieces(bitfield: Bitfield, sign: 1 | -1): void {
+    for (let i = 0; i < this.pieceTotal; i++) if (bitfield.has(i)) this.availability[i]! += sign;
+  }
+
+  /**
+   * Queues a schedule pass: events that change what to fetch (a have, a verified piece, a peer
+   * joining) come in bursts, and one pass per turn of the event loop sees them all.
+   */
   private schedule(): void {
+    if (this.scheduleQueued) return;
+    this.scheduleQueued = true;
+    setImmediate(() => {
+      this.scheduleQueued = false;
+      this.runSchedule();
+    });
+  }
+
+  /** Picks work for every peer with room, then for the web seed. */
+  private runSchedule(): void {
     if (this.finished || !this.sink) return;
     const perPeer = this.options.piecesPerPeer ?? 2;
     const missing: number[] = [];
     for (let i = 0; i < this.pieceTotal; i++) if (!this.have.has(i)) missing.push(i);
     if (missing.length === 0) return;
     const peers = [...this.peers.values()].filter((p) => !p.connection.isClosed);
-    const availability = (i: number) => peers.reduce((n, p) => n + (p.bitfield.has(i) ? 1 : 0), 0);
+    const availability = (i: number) => this.availability[i]!;
     const busy = (i: number) => this.assemblies.has(i) || this.webInFlight.has(i) || this.verifying.has(i);
     const unassigned = missing.filter((i) => !busy(i));
     const endgame = unassigned.length === 0;
@@ -643,7 +679,10 @@ export class SwarmSession implements BlobFiller {
 
   private dropPeer(peer: RemotePeer): void {
     for (const index of peer.pieces) this.release(index, peer.key);
-    this.peers.delete(peer.key);
+    if (this.peers.get(peer.key) === peer) {
+      this.countPieces(peer.bitfield, -1);
+      this.peers.delete(peer.key);
+    }
     this.backOff(peer.key);
     this.schedule();
   }

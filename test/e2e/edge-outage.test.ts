@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { startAgentProcess, startEdgeProcess, type AgentHandle } from "../helpers/processes.js";
@@ -70,5 +71,49 @@ describe("edge down", () => {
       expect(agent.proc.output).toMatch(/announce failed/);
     }
     await edge.proc.start();
+  });
+});
+
+describe("edge connection cut", () => {
+  it("an agent reads the rest of a blob by Range when its stream from the edge breaks, and the client gets all of it", async () => {
+    const blob = randomBytes(8 * 1024 * 1024);
+    const digest = await pushBlobChunked(edge.url, "outage/cut", blob, 8 * 1024 * 1024);
+    // A proxy that cuts the first connection that has carried 3 MiB of answers (both sockets destroyed).
+    let cut = 0;
+    const sockets = new Set<net.Socket>();
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(Number(new URL(edge.url).port), "127.0.0.1");
+      sockets.add(client).add(upstream);
+      let down = 0;
+      upstream.on("data", (chunk: Buffer) => {
+        down += chunk.length;
+        if (cut === 0 && down > 3 * 1024 * 1024) {
+          cut++;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        client.write(chunk);
+      });
+      client.on("data", (chunk: Buffer) => upstream.write(chunk));
+      for (const socket of [client, upstream]) {
+        socket.on("error", () => undefined);
+        socket.on("close", () => (socket === client ? upstream : client).destroy());
+      }
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const agent = await startAgentProcess(`http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, { extra: ["--no-p2p"] });
+      agents.push(agent);
+      const res = await fetch(`${agent.registry}/v2/outage/cut/blobs/${digest}`);
+      expect(res.status).toBe(200);
+      expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(digest);
+      expect(cut).toBe(1);
+      expect(agent.proc.output).toMatch(/edge stream broke: reading the rest by Range/);
+      expect(await agent.metric("shoal_agent_edge_fetches_total", '{kind="blob"}')).toBe(2);
+    } finally {
+      for (const socket of sockets) socket.destroy(); // the agent's keep-alive connections
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 });

@@ -5,6 +5,7 @@ import type { AnnounceRequest } from "../../shared/api/announce.js";
 import type { DiskStore } from "../store/disk-store.js";
 import type { BlobFiller, BlobSource, Download, DownloadManager } from "../store/download.js";
 import type { EdgeClient } from "../edge/edge-client.js";
+import { resumingStream } from "../edge/resuming-stream.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
 import { ConnectionBudget, SwarmSession } from "./swarm-session.js";
@@ -120,9 +121,15 @@ export class BlobFetcher {
     const { edge, metrics, log, p2p } = this.options;
     metrics.edgeFetches.inc({ kind: "blob" });
     log.debug({ digest }, "fetching the blob from the edge in one stream");
-    const { size, body } = await edge.openBlob(name, digest);
+    const opened = await edge.openBlob(name, digest);
+    const body = resumingStream(opened, (offset) => edge.openBlob(name, digest, { start: offset, end: opened.size - 1 }), {
+      onBreak: (offset, error) => {
+        metrics.edgeFetches.inc({ kind: "blob" });
+        log.warn({ digest, offset, size: opened.size, err: error.message }, "edge stream broke: reading the rest by Range");
+      },
+    });
     const ingress = p2p.bandwidth.ingress;
-    return { size, body: ingress ? paced(body, ingress) : body };
+    return { size: opened.size, body: ingress ? paced(body, ingress) : body };
   }
 
   private async metainfo(name: string, digest: Digest): Promise<Metainfo | undefined> {

@@ -202,22 +202,42 @@ async function agentMode(
  * loop nothing): the manifest by tag, then its blobs in order, each retried up to 3 times like a
  * docker pull's; in the end every response must be a 200.
  */
-function curlPull(base: string, name: string, blobs: string[]): Promise<void> {
+async function curlPull(base: string, name: string, blobs: string[]): Promise<void> {
   const urls = [`${base}/v2/${name}/manifests/${TAG}`, ...blobs.map((d) => `${base}/v2/${name}/blobs/${d}`)];
   // Retries as docker and containerd do (a 503 when the edge is overloaded); the time counts.
-  const args = ["-sS", "--fail", "--retry", "3", "--retry-all-errors", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "-w", "%{http_code} %{size_download}\\n"];
+  // Done here, not by curl's --retry: that truncates its output file first, and /dev/null cannot be.
+  let done = 0;
+  let failures = 0;
+  while (done < urls.length) {
+    const attempt = await curl(urls.slice(done));
+    done += attempt.ok;
+    if (done === urls.length) return;
+    if (++failures > CURL_RETRIES) throw new Error(`curl pull from ${base} failed (${attempt.code}) after ${CURL_RETRIES} retries: ${attempt.output.slice(-500)}`);
+    progress(`retrying ${urls[done]} (curl exit ${attempt.code}: ${attempt.output.trim().split("\n")[0]})`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+const CURL_RETRIES = 3;
+
+/** One curl for `urls` in turn on one connection: how many answered 200 before one failed. */
+function curl(urls: string[]): Promise<{ ok: number; code: number | null; output: string }> {
+  const args = ["-sS", "--fail", "--fail-early", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "-w", "%{http_code} %{size_download}\\n"];
   for (const url of urls) args.push("-o", "/dev/null", url);
   return new Promise((resolve, reject) => {
     const child = spawn("curl", args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
+    let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     child.on("error", reject);
     child.on("close", (code) => {
-      // One "200 …" line per URL (a retried attempt may add a line of its own before it).
-      const ok = code === 0 && out.trim().split("\n").filter((l) => l.startsWith("200 ")).length === urls.length;
-      if (ok) resolve();
-      else reject(new Error(`curl pull from ${base} failed (${code}): ${out.slice(-500)}`));
+      // One "<status> <bytes>" line per URL curl tried; it stops at the first failure, whose line
+      // (if any) may say 200 too (a transfer cut short): only the lines before the last count.
+      const lines = out.trim().split("\n").filter(Boolean);
+      const answered = lines.findIndex((l) => !l.startsWith("200 "));
+      const ok = code === 0 ? urls.length : Math.max(0, Math.min(lines.length - 1, answered === -1 ? lines.length : answered));
+      resolve({ ok, code, output: `${err}${out}` });
     });
   });
 }

@@ -43,17 +43,22 @@ export class LimitedLink {
 
   private connect(client: net.Socket): void {
     const upstream = net.connect(this.target);
-    for (const socket of [client, upstream]) {
+    for (const [socket, other] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       this.sockets.add(socket);
       socket.setNoDelay(true);
       socket.on("error", () => {
         client.destroy();
         upstream.destroy();
       });
-      socket.on("close", () => {
+      // One side closed: the other still gets what the link holds for it (bytes waiting on the
+      // bucket), then its end; destroying it here cut the last ~100 KB of a response.
+      socket.on("close", (hadError) => {
         this.sockets.delete(socket);
-        client.destroy();
-        upstream.destroy();
+        if (hadError) other.destroy();
+        else other.end();
       });
     }
     this.pipe(upstream, client, this.down, (n) => (this.bytesDown += n));

@@ -49,6 +49,8 @@ export interface P2pReport {
   p2p: ModeResult | null;
   direct: ModeResult | null;
   registry: ModeResult | null;
+  /** Modes that failed (null above), and why. */
+  failed?: Partial<Record<Mode, string>>;
 }
 
 const NAME = "bench/p2p";
@@ -110,9 +112,21 @@ async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise
     const bundle = await bundleAgent();
 
     const images = { timed: [image.configDigest, image.layerDigest], warmup: [warmup.configDigest, warmup.layerDigest] };
-    const p2p = options.modes.includes("p2p") ? await agentMode("p2p", options, home, bundle, uplink, images, []) : null;
-    const direct = options.modes.includes("direct") ? await agentMode("direct", options, home, bundle, uplink, images, ["--no-p2p"]) : null;
-    const registry = withRegistry && options.modes.includes("registry") ? await registryMode(options, home, layer) : null;
+    // A mode that fails (its clients gave up) is reported as failed, with why; the others still run.
+    const failed: Partial<Record<Mode, string>> = {};
+    const attempt = async (mode: Mode, run: () => Promise<ModeResult | null>): Promise<ModeResult | null> => {
+      if (!options.modes.includes(mode)) return null;
+      try {
+        return await run();
+      } catch (error) {
+        failed[mode] = (error as Error).message;
+        progress(`${mode}: failed: ${(error as Error).message.split("\n")[0]}`);
+        return null;
+      }
+    };
+    const p2p = await attempt("p2p", () => agentMode("p2p", options, home, bundle, uplink, images, []));
+    const direct = await attempt("direct", () => agentMode("direct", options, home, bundle, uplink, images, ["--no-p2p"]));
+    const registry = withRegistry ? await attempt("registry", () => registryMode(options, home, layer)) : null;
     return {
       agents: options.agents,
       blob_bytes: options.size,
@@ -122,6 +136,7 @@ async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise
       p2p,
       direct,
       registry,
+      ...(Object.keys(failed).length > 0 ? { failed } : {}),
     };
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -304,7 +319,7 @@ function printReport(r: P2pReport): void {
     m
       ? `${name.padEnd(9)} p50 ${m.p50_s.toFixed(2).padStart(7)} s (${(m.p50_s / r.bound_s).toFixed(2)}× bound)  p99 ${m.p99_s.toFixed(2).padStart(7)} s (${(m.p99_s / r.bound_s).toFixed(2)}×)  ` +
         `WAN ${(m.wan_bytes / r.blob_bytes).toFixed(2)}× blob  CPU ${m.agent_cpu_s.toFixed(1)} s (kernel ${m.agent_system_cpu_s.toFixed(1)} s)  peak RSS ${mib(m.agent_peak_rss_bytes)}`
-      : `${name.padEnd(9)} (not run)`;
+      : `${name.padEnd(9)} ${r.failed?.[name as Mode] ? `failed: ${r.failed[name as Mode]!.split("\n")[0]}` : "(not run)"}`;
   console.log(`\np2p benchmark: ${r.agents} agents, ${mib(r.blob_bytes)} blob, bound ${r.bound_s.toFixed(2)} s`);
   console.log(row("p2p", r.p2p));
   console.log(row("direct", r.direct));

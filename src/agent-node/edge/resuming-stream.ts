@@ -32,27 +32,24 @@ export async function* resumingStream(opened: OpenRead, openFrom: OpenFrom, opti
   const size = opened.size;
   let offset = 0;
   let failures = 0;
-  let first: OpenRead | undefined = opened;
+  /** The read in use: the one we were given, then one opened from the offset after each break. */
+  let read: OpenRead | undefined = opened;
   while (offset < size) {
-    let body: OpenRead["body"] | undefined;
     const startedAt = offset;
     try {
-      if (first) {
-        body = first.body;
-        first = undefined;
-      } else {
-        const rest = await openFrom(offset);
-        body = rest.body;
-        if (rest.size !== size - offset) throw new EdgeAnswerError(`edge answered ${rest.size} bytes for the last ${size - offset} of the blob`);
+      if (!read) {
+        read = await openFrom(offset);
+        if (read.size !== size - offset) throw new EdgeAnswerError(`edge answered ${read.size} bytes for the last ${size - offset} of the blob`);
       }
-      for await (const chunk of body) {
+      for await (const chunk of read.body) {
         if (offset + chunk.byteLength > size) throw new EdgeAnswerError(`edge sent more than the blob's ${size} bytes`);
         offset += chunk.byteLength;
         yield chunk;
       }
       if (offset < size) throw new Error(`edge stream ended at ${offset} of ${size} bytes`);
     } catch (error) {
-      body?.destroy?.();
+      read?.body.destroy?.();
+      read = undefined;
       if (offset > startedAt) failures = 0;
       if (++failures > retries || error instanceof EdgeAnswerError) throw error;
       options.onBreak?.(offset, error as Error);

@@ -466,14 +466,13 @@ export class SwarmSession implements BlobFiller {
     for (let i = 0; i < this.pieceTotal; i++) if (!this.have.has(i)) missing.push(i);
     if (missing.length === 0) return;
     const peers = [...this.peers.values()].filter((p) => !p.connection.isClosed);
-    const availability = (i: number) => this.availability[i]!;
     const busy = (i: number) => this.assemblies.has(i) || this.webInFlight.has(i) || this.verifying.has(i);
     const unassigned = missing.filter((i) => !busy(i));
     const endgame = unassigned.length === 0;
     // Rarest first, random among equals; pieces enough peers have, in order (see COMMON_AVAILABILITY).
     const ranked = (endgame ? missing : unassigned)
       .map((i) => {
-        const n = availability(i);
+        const n = this.availability[i]!;
         return { i, n: Math.min(n, COMMON_AVAILABILITY), tie: n >= COMMON_AVAILABILITY ? i : Math.random() };
       })
       .filter((x) => x.n > 0)
@@ -492,7 +491,7 @@ export class SwarmSession implements BlobFiller {
         this.requestPiece(peer, i);
       }
     }
-    this.scheduleWebSeed(busy, availability);
+    this.scheduleWebSeed(busy);
   }
 
   /**
@@ -506,7 +505,7 @@ export class SwarmSession implements BlobFiller {
    * others then get it from that agent. The first fetch waits for the first announce, and for the
    * handshakes it started when the handed-out peers have pieces.
    */
-  private scheduleWebSeed(busy: (i: number) => boolean, availability: (i: number) => number): void {
+  private scheduleWebSeed(busy: (i: number) => boolean): void {
     if (!this.announced || (this.connecting.size > 0 && this.now() < this.webSeedHoldUntil)) return;
     const concurrency = this.options.webSeedConcurrency ?? 1;
     const slice = this.webSeedSlice ?? this.estimatedSlice();
@@ -514,7 +513,7 @@ export class SwarmSession implements BlobFiller {
     const idleMs = waitingForPeers || this.webInFlight.size > 0 ? 0 : this.now() - this.lastProgressAt;
     for (let k = 0; k < this.pieceTotal && this.webInFlight.size < concurrency; k++) {
       const i = (this.webSeedStart + k) % this.pieceTotal;
-      if (this.have.has(i) || busy(i) || availability(i) > 0) continue;
+      if (this.have.has(i) || busy(i) || this.availability[i]! > 0) continue;
       if (k >= slice && idleMs < this.patienceMs() * (1 + (k - slice) / Math.max(1, slice))) break;
       if (k > 0 && k < slice && !this.sliceIsSettled()) break;
       this.fetchFromWebSeed(i);

@@ -6,7 +6,9 @@ import { Client, Pool, type Dispatcher } from "undici";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { PROJECT_ROOT, bundleWorker } from "./build-worker.js";
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "host"]);
+// `expect` too: Node's server answers `Expect: 100-continue` itself (curl sends it for bodies over
+// 1 MiB), and undici refuses to send a request carrying it.
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "host", "expect"]);
 
 export interface EdgeHostOptions {
   /** Where R2, KV and Durable Object state persist. */

@@ -50,7 +50,8 @@ describe("manifests", () => {
     const config = await pushBlob(edge.url, "m/missing", "{}");
     const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: config, size: 2 }, layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256("absent"), size: 6 }] };
     const res = await pushManifest(edge.url, "m/missing", "v1", manifest, OCI_MANIFEST);
-    expect(res.status).toBe(404);
+    // distribution's API documentation: 400 with MANIFEST_BLOB_UNKNOWN.
+    expect(res.status).toBe(400);
     expect(await errorCode(res)).toBe("MANIFEST_BLOB_UNKNOWN");
     // A blob in another repository does not count.
     const other = await pushBlob(edge.url, "m/elsewhere", "elsewhere");
@@ -73,6 +74,18 @@ describe("manifests", () => {
     const res = await pushManifest(edge.url, "m/invalid", "v1", body, type);
     expect(res.status).toBe(400);
     expect(await errorCode(res)).toBe("MANIFEST_INVALID");
+  });
+
+  it("answers 404 MANIFEST_UNKNOWN to a GET or HEAD of a reference that is not a valid tag, 400 to a PUT of one", async () => {
+    // The conformance suite pulls `.INVALID_MANIFEST_NAME` and expects 404.
+    for (const method of ["GET", "HEAD"]) {
+      const res = await fetch(`${edge.url}/v2/m/basic/manifests/.INVALID_MANIFEST_NAME`, { method });
+      expect(res.status).toBe(404);
+      if (method === "GET") expect(await errorCode(res)).toBe("MANIFEST_UNKNOWN");
+    }
+    const put = await pushManifest(edge.url, "m/basic", ".INVALID_MANIFEST_NAME", "{}", OCI_MANIFEST);
+    expect(put.status).toBe(400);
+    expect(await errorCode(put)).toBe("MANIFEST_INVALID");
   });
 
   it("refuses a manifest over 4 MiB with 413", async () => {
@@ -104,13 +117,14 @@ describe("manifests", () => {
     expect(await errorCode(res)).toBe("DIGEST_INVALID");
   });
 
-  it("unknown tags and digests are MANIFEST_UNKNOWN; a bad reference is refused", async () => {
+  it("unknown tags and digests are MANIFEST_UNKNOWN; a bad digest is refused", async () => {
     await pushImage(edge.url, "m/unknown", "v1");
     const tag = await fetch(`${edge.url}/v2/m/unknown/manifests/v2`);
     expect(tag.status).toBe(404);
     expect(await errorCode(tag)).toBe("MANIFEST_UNKNOWN");
     expect((await fetch(`${edge.url}/v2/m/unknown/manifests/${sha256("x")}`)).status).toBe(404);
-    expect((await fetch(`${edge.url}/v2/m/unknown/manifests/bad%20tag`)).status).toBe(400);
+    expect((await fetch(`${edge.url}/v2/m/unknown/manifests/bad%20tag`)).status).toBe(404);
+    expect((await fetch(`${edge.url}/v2/m/unknown/manifests/sha256:totallywrong`)).status).toBe(400);
   });
 
   it("DELETE by tag removes the tag; DELETE by digest removes the manifest and its tags", async () => {

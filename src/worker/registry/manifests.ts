@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { OciError } from "../../shared/oci/errors.js";
 import { computeDigest, digestAlgorithm, type Digest } from "../../shared/oci/digest.js";
-import { parseManifestReference } from "../../shared/oci/reference.js";
+import { isTag, parseManifestReference } from "../../shared/oci/reference.js";
 import { MANIFEST_MAX_BYTES, parseManifest, summarizeManifest, type Descriptor, type ParsedManifest } from "../../shared/oci/manifest.js";
 import type { AppEnv } from "../services.js";
 import { resolveManifest } from "../upstream/pull-through.js";
@@ -15,7 +15,13 @@ export const manifestRoutes = new Hono<AppEnv>();
 manifestRoutes.on(["GET", "HEAD"], `/v2/${NAME}/manifests/:reference`, async (c) => {
   const name = repositoryParam(c.req.param("name"));
   const services = c.get("services");
-  const stored = await resolveManifest(services, name, c.req.param("reference"));
+  const referenceText = c.req.param("reference");
+  // distribution-spec conformance: a reference that is neither a digest nor a valid tag names no
+  // manifest, so a pull answers 404 (a push of it still gets 400 MANIFEST_INVALID).
+  if (!referenceText.includes(":") && !isTag(referenceText)) {
+    throw new OciError("MANIFEST_UNKNOWN", `${JSON.stringify(referenceText.slice(0, 150))} is not a valid tag`);
+  }
+  const stored = await resolveManifest(services, name, referenceText);
   const headers = {
     "Content-Type": stored.mediaType,
     "Docker-Content-Digest": stored.digest,

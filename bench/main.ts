@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { benchServe, parseServeArgs } from "./serve.js";
 import { benchP2p, parseP2pArgs } from "./p2p.js";
+import { benchAgent, parseAgentArgs } from "./agent.js";
 
 /**
  * `npm run bench -- <name> [options]`. Benchmarks print their figures side by side with a
@@ -10,12 +11,16 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
        npm run bench -- p2p [--agents 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s]
                             [--wan-bandwidth 12.5MiB/s] [--out bench-out] [--sweep]
                             [--modes p2p,direct,registry]
+       npm run bench -- agent [--size 1GiB] [--seeders 3] [--rounds 3] [--shoal-only] [--out bench-out]
 
   serve   a blob served from a warm agent store to concurrent readers, against
           Debian's docker-registry (distribution 2.8) serving the same blob
   p2p     N agents pull one image at once behind a shared uplink: P2P against
           direct pulls from the edge and skopeo pulls from distribution, with the
-          physical bound; --sweep runs N = 4, 8, 16, 32 at a smaller size`;
+          physical bound; --sweep runs N = 4, 8, 16, 32 at a smaller size
+  agent   one agent pulls a blob from K seeder agents with no bandwidth limit, against
+          aria2 pulling the same bytes from K aria2 seeders (BitTorrent, opentracker):
+          MB/s, CPU per GiB received and served, peak RSS`;
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -28,6 +33,8 @@ const { positionals, values } = parseArgs({
     "wan-bandwidth": { type: "string" },
     sweep: { type: "boolean" },
     modes: { type: "string" },
+    seeders: { type: "string" },
+    "shoal-only": { type: "boolean" },
     out: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
@@ -44,6 +51,9 @@ switch (name) {
     break;
   case "p2p":
     await benchP2p(parseP2pArgs(values));
+    break;
+  case "agent":
+    await benchAgent(parseAgentArgs(values));
     break;
   default:
     console.error(`unknown benchmark ${JSON.stringify(name)}\n${USAGE}`);

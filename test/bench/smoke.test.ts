@@ -30,6 +30,26 @@ describe("benchmarks (smoke runs)", () => {
     }
   });
 
+  it("agent: one agent pulls 16 MiB from 2 seeders, against aria2: JSON with both clients' figures", async () => {
+    const out = await mkdtemp(path.join(os.tmpdir(), "shoal-bench-smoke-"));
+    try {
+      await run(TSX, ["bench/main.ts", "agent", "--size", "16MiB", "--seeders", "2", "--rounds", "1", "--out", out], { maxBuffer: 1 << 24 });
+      const report = JSON.parse(await readFile(path.join(out, "agent.json"), "utf8"));
+      expect(report).toMatchObject({ blob_bytes: 16 * 2 ** 20, seeders: 2, rounds: 1 });
+      for (const client of ["shoal", "aria2"]) {
+        const [round] = report[client];
+        expect(round.mb_per_s).toBeGreaterThan(0);
+        expect(round.cpu_s_per_gib_received).toBeGreaterThan(0);
+        expect(round.peak_rss_bytes).toBeGreaterThan(0);
+      }
+      // The seeders fed the puller: at most a piece or two came from the edge.
+      expect(report.shoal[0].origin_bytes).toBeLessThanOrEqual(2 * 2 ** 20);
+      expect(report.cpu_ratio).toBeCloseTo(report.median.shoal.cpu_s_per_gib_received / report.median.aria2.cpu_s_per_gib_received);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
   it("serve: a 16 MiB blob to 2 readers against distribution: JSON with both rates", async () => {
     const out = await mkdtemp(path.join(os.tmpdir(), "shoal-bench-smoke-"));
     try {

@@ -67,6 +67,8 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
       if (value === undefined || HOP_BY_HOP.has(name)) continue;
       headers[name] = value;
     }
+    // The Worker names its token service by the host the client used (auth.ts realmOf).
+    if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
     const hasBody = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
     try {
       const response = await forward({

@@ -1,13 +1,21 @@
 import path from "node:path";
 import { startEdgeHost } from "./edge-host.js";
+import { edgeSettings, type Env } from "../worker/env.js";
 
 /** One devcluster process: the edge (Worker under miniflare) on 127.0.0.1:15000 by default. */
 const home = path.resolve(process.env.SHOAL_HOME ?? ".shoal");
 const port = Number(process.env.SHOAL_EDGE_PORT ?? 15000);
 const vars: Record<string, string> = {};
-for (const name of ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"]) {
+for (const name of ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"]) {
   const value = process.env[name];
   if (value !== undefined) vars[name] = value;
+}
+// Fail closed before listening: settings the Worker would refuse on every request stop the start, in one line.
+try {
+  edgeSettings(vars as unknown as Env);
+} catch (error) {
+  process.stderr.write(`edge: refusing to start: ${(error as Error).message}\n`);
+  process.exit(1);
 }
 const log = (record: Record<string, unknown>) =>
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), component: "edge", ...record })}\n`);

@@ -5,6 +5,7 @@ import path from "node:path";
 import { stringify as toYaml } from "yaml";
 import { parseTokenList } from "../shared/auth/credentials.js";
 import { PROJECT_ROOT } from "./build-worker.js";
+import { edgeSettings, type Env } from "../worker/env.js";
 
 /**
  * `npm start`: the devcluster on the loopback address, each component its own process (as on
@@ -27,26 +28,63 @@ function agentPorts(variable: string, fallback: [number, number, number]): [numb
 
 /**
  * The agents' secrets file: the cluster secret (made once, kept under $SHOAL_HOME, so peers always
- * authenticate each other) and, when the edge has SHOAL_PUSH_TOKENS, the first of them as the
- * agents' edge credentials (announces and, with SHOAL_PULL_AUTH, reads need one).
+ * authenticate each other) and the agents' edge credentials (announces, and reads of repositories
+ * that are not anonymous, need an account). With SHOAL_AUTH, a robot `shoal-agent` that may pull
+ * everything is added to the setting the edge gets (its secret made once, like the cluster secret);
+ * with only SHOAL_PUSH_TOKENS, the first of them. Clients' own pull rights are still checked by
+ * the agents, so the robot's reach does not become theirs.
  */
-function agentSecretsFile(): string {
+function agentSecretsFile(): { file: string; edgeAuth: string | undefined } {
   const dir = path.join(home, "secrets");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const secretFile = path.join(dir, "cluster-secret");
-  let clusterSecret: string;
-  try {
-    clusterSecret = readFileSync(secretFile, "utf8").trim();
-  } catch {
-    clusterSecret = randomBytes(32).toString("hex");
-    writeFileSync(secretFile, `${clusterSecret}\n`, { mode: 0o600 });
+  const clusterSecret = persistedSecret(path.join(dir, "cluster-secret"));
+  let edgeToken: string | undefined;
+  let edgeAuth = process.env.SHOAL_AUTH;
+  if (edgeAuth?.trim()) {
+    const agentSecret = persistedSecret(path.join(dir, "agent-token"));
+    try {
+      const setting = JSON.parse(edgeAuth) as { users?: Record<string, unknown> };
+      setting.users = { ...(setting.users ?? {}), "shoal-agent": { password: agentSecret, access: [{ repository: "*", actions: ["pull"] }] } };
+      edgeAuth = JSON.stringify(setting);
+      edgeToken = `shoal-agent:${agentSecret}`;
+    } catch {
+      // Not JSON: the check below refuses it, in one line.
+    }
+  } else {
+    const first = safeTokens()[0];
+    if (first) edgeToken = `${first.user}:${first.token}`;
   }
-  const first = parseTokenList(process.env.SHOAL_PUSH_TOKENS ?? "")[0];
   const file = path.join(dir, "agent-secrets.yaml");
-  writeFileSync(file, toYaml({ clusterSecret, ...(first ? { edgeToken: `${first.user}:${first.token}` } : {}) }), { mode: 0o600 });
-  return file;
+  writeFileSync(file, toYaml({ clusterSecret, ...(edgeToken ? { edgeToken } : {}) }), { mode: 0o600 });
+  return { file, edgeAuth };
 }
-const secretsFile = agentSecretsFile();
+
+function persistedSecret(file: string): string {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    const secret = randomBytes(32).toString("hex");
+    writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+    return secret;
+  }
+}
+
+function safeTokens() {
+  try {
+    return parseTokenList(process.env.SHOAL_PUSH_TOKENS ?? "");
+  } catch {
+    return [];
+  }
+}
+
+const { file: secretsFile, edgeAuth } = agentSecretsFile();
+// Fail closed before anything starts: auth settings the edge would refuse stop the devcluster, in one line.
+try {
+  edgeSettings({ ...process.env, SHOAL_AUTH: edgeAuth } as unknown as Env);
+} catch (error) {
+  process.stderr.write(`devcluster: refusing to start: ${(error as Error).message}\n`);
+  process.exit(1);
+}
 
 interface Component {
   name: string;
@@ -82,7 +120,7 @@ const components: Component[] = [
 const children = new Map<string, ChildProcess>();
 for (const component of components) {
   const child = spawn(tsx, component.args, {
-    env: { ...process.env, SHOAL_HOME: home, SHOAL_EDGE_PORT: String(edgePort), WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    env: { ...process.env, ...(edgeAuth !== undefined ? { SHOAL_AUTH: edgeAuth } : {}), SHOAL_HOME: home, SHOAL_EDGE_PORT: String(edgePort), WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.set(component.name, child);

@@ -12,7 +12,7 @@ import { bucketFromEnv } from "./storage.js";
 import { ObjectNamespaces } from "./durable-objects.js";
 import { installWorkersGlobals } from "./platform.js";
 
-const VARS = ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"];
+const VARS = ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"];
 
 const log = (record: Record<string, unknown>) => console.log(JSON.stringify({ time: new Date().toISOString(), component: "edge", runtime: "deno", ...record }));
 

@@ -12,6 +12,7 @@ import { trackerRoutes } from "./tracker/routes.js";
 import { replicationRoutes } from "./upstream/replication.js";
 import { dashboardRoutes } from "./dashboard/routes.js";
 import { authMiddleware } from "./auth.js";
+import { authRoutes } from "./auth/routes.js";
 import { requestLog } from "./request-log.js";
 
 /** Bodies up to this size are read and dropped before an error response (see `drain`). */
@@ -46,6 +47,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
 
   app.get("/v2/", (c) => c.json({}));
   app.get("/v2", (c) => c.json({}));
+  app.route("/", authRoutes);
   app.route("/", listingRoutes);
   app.route("/", uploadRoutes);
   app.route("/", blobRoutes);

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { parseTokenList } from "../shared/auth/credentials.js";
+import { buildPolicy, type AuthPolicy } from "../shared/auth/policy.js";
+import { derivedTokenKey, parseTokenKeys } from "./auth/token.js";
 import { parseRemotes } from "./upstream/config.js";
 import type { ReplicationQueue } from "./upstream/replication-queue.js";
 import type { RepositoryIndex } from "./build-index/repository-index.js";
@@ -20,6 +21,14 @@ export interface Env {
   SHOAL_PUSH_TOKENS?: string;
   /** "true": pulls need credentials too. */
   SHOAL_PULL_AUTH?: string;
+  /** JSON: accounts and their access rules, and the anonymous rules (see shared/auth/policy.ts; a secret). */
+  SHOAL_AUTH?: string;
+  /** Comma-separated keys that sign and verify bearer tokens, the first signing (a secret). */
+  SHOAL_TOKEN_KEYS?: string;
+  /** The token service's name (`service=` in challenges, `iss`/`aud` of tokens); default "shoal". */
+  SHOAL_AUTH_SERVICE?: string;
+  /** How long a bearer token lives; default 300. */
+  SHOAL_TOKEN_TTL_SECONDS?: string;
   /** JSON: repository prefix → upstream registry (pull-through; see upstream/config.ts). */
   SHOAL_UPSTREAMS?: string;
   /** JSON: repository prefix → registry that pushed tags are copied to. */
@@ -33,22 +42,35 @@ export const DEFAULT_CHUNK_MAX_BYTES = 100_000_000;
 export const EdgeSettingsSchema = z.object({
   /** Largest body one upload request may carry; advertised as OCI-Chunk-Max-Length. */
   chunkMaxBytes: z.coerce.number().int().min(1024 * 1024).default(DEFAULT_CHUNK_MAX_BYTES),
-  /** Who may push: empty means anyone (a registry for a trusted network). */
-  pushTokens: z
-    .string()
-    .default("")
-    .transform((value, ctx) => {
-      try {
-        return parseTokenList(value);
-      } catch (error) {
-        ctx.addIssue({ code: "custom", message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
+  /** Raw auth settings; turned into `auth` below (one error message when they do not add up). */
+  pushTokens: z.string().optional(),
   pullAuth: z.enum(["true", "false", ""]).default("").transform((v) => v === "true"),
+  authJson: z.string().optional(),
+  tokenKeys: z.string().optional(),
+  service: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/).default("shoal"),
+  tokenTtlSeconds: z.coerce.number().int().min(1).max(86_400).default(300),
   upstreams: remotes("SHOAL_UPSTREAMS"),
   replication: remotes("SHOAL_REPLICATION"),
+}).transform(({ pushTokens, pullAuth, authJson, tokenKeys, service, tokenTtlSeconds, ...rest }, ctx) => {
+  try {
+    const policy = buildPolicy({ auth: authJson, pushTokens, pullAuth });
+    const keys = tokenKeys !== undefined && tokenKeys !== "" ? parseTokenKeys(tokenKeys) : [derivedTokenKey(`${authJson ?? ""}\0${pushTokens ?? ""}`)];
+    const auth: AuthSettings = { policy, keys, service, tokenTtlSeconds };
+    return { ...rest, auth };
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
 });
+
+/** Who may do what, and how tokens are made (see auth.ts). */
+export interface AuthSettings {
+  policy: AuthPolicy;
+  /** Token keys: the first signs, all verify. */
+  keys: string[];
+  service: string;
+  tokenTtlSeconds: number;
+}
 
 function remotes(variable: string) {
   return z
@@ -71,12 +93,16 @@ export function edgeSettings(env: Env): EdgeSettings {
     chunkMaxBytes: env.SHOAL_CHUNK_MAX_BYTES || undefined,
     pushTokens: env.SHOAL_PUSH_TOKENS,
     pullAuth: env.SHOAL_PULL_AUTH,
+    authJson: env.SHOAL_AUTH,
+    tokenKeys: env.SHOAL_TOKEN_KEYS,
+    service: env.SHOAL_AUTH_SERVICE || undefined,
+    tokenTtlSeconds: env.SHOAL_TOKEN_TTL_SECONDS || undefined,
     upstreams: env.SHOAL_UPSTREAMS,
     replication: env.SHOAL_REPLICATION,
   });
   if (!result.success) {
     // Never echo the values: pushTokens holds secrets.
-    throw new Error(`invalid edge settings: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new Error(`invalid edge settings: ${result.error.issues.map((i) => (i.path.length ? `${i.path.join(".")}: ${i.message}` : i.message)).join("; ")}`);
   }
   return result.data;
 }

@@ -1,3 +1,4 @@
+import type { Identity } from "./auth.js";
 import { edgeSettings, type EdgeSettings, type Env } from "./env.js";
 import { R2BlobStore, type BlobStore } from "./storage/blob-store.js";
 import { MetainfoStore } from "./storage/metainfo-store.js";
@@ -33,4 +34,5 @@ export function servicesFromEnv(env: Env): Services {
   };
 }
 
-export type AppEnv = { Bindings: Env; Variables: { services: Services } };
+/** `identity`: who the request is from, set by the auth middleware (auth.ts). */
+export type AppEnv = { Bindings: Env; Variables: { services: Services; identity: Identity } };

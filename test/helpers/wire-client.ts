@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { FrameDecoder } from "../../src/shared/p2p/wire/decode.js";
 import { encodeFrame } from "../../src/shared/p2p/wire/encode.js";
 import { PROTOCOL_ID, PROTOCOL_VERSION, type Frame, type Handshake } from "../../src/shared/p2p/wire/frames.js";
-import { clusterKey, newNonce, proof, splitResponderAuth, verifyProof } from "../../src/shared/p2p/auth.js";
+import { clusterKey, endpoint, newNonce, proof, splitResponderAuth, verifyProof } from "../../src/shared/p2p/auth.js";
 
 /** A raw peer for tests: sends frames or bytes, collects frames, notices the close. */
 export class WireClient {
@@ -65,7 +65,7 @@ export class WireClient {
     if (!reply) return false;
     const key = clusterKey(secret);
     const answer = splitResponderAuth(reply.auth);
-    const transcript = { digest, initiatorNonce: this.nonce, responderNonce: answer?.nonce ?? new Uint8Array(32), initiatorId: this.peerId, responderId: reply.peerId };
+    const transcript = { digest, initiatorNonce: this.nonce, responderNonce: answer?.nonce ?? new Uint8Array(32), initiatorId: this.peerId, responderId: reply.peerId, responderEndpoint: endpoint(this.socket.remoteAddress, this.socket.remotePort) };
     this.send({ type: "auth", proof: proof(key, "initiator", transcript) });
     return answer !== undefined && verifyProof(key, "responder", transcript, answer.proof);
   }

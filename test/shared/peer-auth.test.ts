@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NONCE_BYTES, PROOF_BYTES, clusterKey, newNonce, proof, splitResponderAuth, verifyProof, type Transcript } from "../../src/shared/p2p/auth.js";
+import { NONCE_BYTES, PROOF_BYTES, clusterKey, endpoint, newNonce, proof, splitResponderAuth, verifyProof, type Transcript } from "../../src/shared/p2p/auth.js";
 
 const key = clusterKey("a-cluster-secret-of-at-least-32-characters");
 const transcript = (): Transcript => ({
@@ -8,9 +8,17 @@ const transcript = (): Transcript => ({
   responderNonce: newNonce(),
   initiatorId: new Uint8Array(20).fill(1),
   responderId: new Uint8Array(20).fill(2),
+  responderEndpoint: "10.0.0.2:16001",
 });
 
 describe("peer authentication proofs", () => {
+  it("spell both ends' view of an endpoint the same way", () => {
+    expect(endpoint("::ffff:127.0.0.1", 16001)).toBe("127.0.0.1:16001");
+    expect(endpoint("127.0.0.1", 16001)).toBe("127.0.0.1:16001");
+    expect(endpoint("FE80::1%eth0", 7)).toBe("[fe80::1]:7");
+    expect(endpoint("::1", 7)).toBe("[::1]:7");
+  });
+
   it("verify with the same key, role and transcript only", () => {
     const t = transcript();
     const mine = proof(key, "initiator", t);
@@ -23,6 +31,8 @@ describe("peer authentication proofs", () => {
     expect(verifyProof(key, "initiator", { ...t, initiatorId: new Uint8Array(20).fill(3) }, mine)).toBe(false);
     expect(verifyProof(key, "initiator", { ...t, digest: "sha256:" + "cd".repeat(32) }, mine)).toBe(false);
     expect(verifyProof(key, "initiator", t, mine.subarray(0, 31))).toBe(false);
+    // A proof made for a connection to one endpoint (a relaying host's) opens no other.
+    expect(verifyProof(key, "initiator", { ...t, responderEndpoint: "10.0.0.3:16001" }, mine)).toBe(false);
   });
 
   it("uses fresh nonces, so a recorded proof does not open another connection", () => {

@@ -76,7 +76,7 @@ describe("shoal preheat and status", () => {
     expect(preheat.stderr).toBe("");
     expect(preheat.stdout).toMatch(/cli\/app:v1 \(sha256:[0-9a-f]{64}\) in the store: 3 blobs, 4\.0 MiB/);
     // Idempotent: a second call has nothing to fetch.
-    const again = await fetch(`${two.admin}/v1/preheat`, { method: "POST", body: JSON.stringify({ image: "cli/app:v1" }) });
+    const again = await fetch(`${two.admin}/v1/preheat`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: "cli/app:v1" }) });
     expect(again.status).toBe(200);
     expect(((await again.json()) as { done: boolean }).done).toBe(true);
 

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { AgentMetrics } from "../metrics.js";
 import { renderDashboard } from "./dashboard.js";
 import type { AgentStatus } from "./status.js";
+import { localHostNames, refusalFor } from "../local-guard.js";
 
 export interface AdminServerOptions {
   metrics: AgentMetrics;
@@ -16,6 +17,8 @@ export interface AdminServerOptions {
   preheat?: (body: unknown) => Promise<{ status: number; body: unknown }>;
   /** `POST /v1/store/verify {"digest"}`: hash a stored blob again, dropping it if damaged. */
   verify?: (body: unknown) => Promise<{ status: number; body: unknown }>;
+  /** Host names besides localhost, IP literals and the machine's name that mean this host. */
+  hostNames?: string[];
 }
 
 /** Largest JSON body the admin server reads. */
@@ -23,6 +26,7 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 /** The agent's admin port: health, Prometheus metrics, a JSON status and an HTML page of it at `/`. */
 export function createAdminServer(options: AdminServerOptions): http.Server {
+  const names = localHostNames(options.hostNames);
   return http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const send = (status: number, type: string, body: string) => {
@@ -30,8 +34,19 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
       res.end(body);
     };
     (async () => {
+      // No page a browser shows may read this port (DNS rebinding) or act on it (CSRF): see local-guard.ts.
+      const refusal = refusalFor(req.headers, names);
+      if (refusal) {
+        req.resume();
+        return send(403, "application/json", JSON.stringify({ error: refusal }));
+      }
       const action = req.method === "POST" ? { "/v1/preheat": options.preheat, "/v1/store/verify": options.verify }[path ?? ""] : undefined;
       if (action) {
+        // A page can POST text/plain across origins without asking first; application/json it cannot.
+        if (!/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
+          req.resume();
+          return send(415, "application/json", JSON.stringify({ error: "the body must be sent as Content-Type: application/json" }));
+        }
         const body = await readJson(req);
         if (body === undefined) return send(400, "application/json", JSON.stringify({ error: `the body must be JSON of at most ${MAX_BODY_BYTES} bytes` }));
         const result = await action(body);

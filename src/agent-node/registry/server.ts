@@ -8,17 +8,27 @@ import type { PushProxy } from "./push-proxy.js";
 import { matchRoute, type Route } from "./routes.js";
 import { withRequestId } from "../request-context.js";
 import { API_VERSION_HEADER, sendError } from "./respond.js";
+import { localHostNames, refusalFor } from "../local-guard.js";
 
 export interface RegistryServerOptions {
   pull: PullService;
   push: PushProxy;
   metrics: AgentMetrics;
   log: Logger;
+  /** Host names besides localhost, IP literals and the machine's name that mean this host. */
+  hostNames?: string[];
 }
+
+/** A client has this long to send its request line and headers (a stalled one holds a socket). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** ... and this long for a whole request, body included: one PATCH of a large layer. */
+export const REQUEST_TIMEOUT_MS = 60 * 60_000;
 
 /** The agent's registry port: what docker, containerd, skopeo and podman talk to on localhost. */
 export function createRegistryServer(options: RegistryServerOptions): http.Server {
-  const server = http.createServer((req, res) => {
+  const names = localHostNames(options.hostNames);
+  // Timeouts are checked on this interval: a header timeout of 10 s needs a finer one than 30 s.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
     res.setHeader("X-Request-Id", requestId);
@@ -29,6 +39,12 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
       const level = res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "warn" : "info";
       options.log[level]({ requestId, method: req.method, url: req.url?.slice(0, 300), route: routeKind, status: res.statusCode, ms: Date.now() - started }, "request");
     });
+    const refusal = refusalFor(req.headers, names);
+    if (refusal) {
+      options.log.warn({ requestId, host: req.headers.host, origin: req.headers.origin }, "refused a request from a browser page");
+      req.resume();
+      return sendError(res, new OciError("DENIED", refusal));
+    }
     withRequestId(requestId, () => handle(req, res, options, (kind) => (routeKind = kind))).catch((error: unknown) => {
       const clientGone = (error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE" || res.destroyed;
       if (clientGone) options.log.debug({ requestId, url: req.url }, "client went away");
@@ -38,7 +54,10 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
     });
   });
   server.keepAliveTimeout = 65_000;
-  server.requestTimeout = 0;
+  // Not 0 (no limit): that also turns off the header timeout, and a client that never finishes its
+  // headers would hold a socket for good.
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
   return server;
 }
 

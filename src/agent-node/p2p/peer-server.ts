@@ -9,6 +9,7 @@ import type { DiskStore } from "../store/disk-store.js";
 import type { AgentMetrics } from "../metrics.js";
 import { PeerConnection } from "./peer-connection.js";
 import { acceptHandshake } from "./handshake.js";
+import { ADMISSION_DEFAULTS, AdmissionBook, admitPeer } from "./admission.js";
 import { plainTransport, type PeerTransport } from "./transport.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
 import type { Bandwidth } from "./token-bucket.js";
@@ -41,24 +42,18 @@ export interface PeerServerOptions {
  * Anything else gets an error frame with the reason and the connection is closed.
  */
 export function createPeerServer(options: PeerServerOptions): net.Server {
-  const maxConnections = options.maxConnections ?? 128;
-  const perAddress = options.maxConnectionsPerAddress ?? 16;
-  const byAddress = new Map<string, number>();
-  let open_ = 0;
+  // Waiting (not yet authenticated) and established connections have their own budgets: admission.ts.
+  const book = new AdmissionBook({
+    ...ADMISSION_DEFAULTS,
+    maxConnections: options.maxConnections ?? ADMISSION_DEFAULTS.maxConnections,
+    maxPerAddress: options.maxConnectionsPerAddress ?? ADMISSION_DEFAULTS.maxPerAddress,
+  });
   const server = (options.transport ?? plainTransport).createServer((socket) => {
     const address = socket.remoteAddress ?? "?";
     const connection = new PeerConnection(socket, { idleTimeoutMs: options.idleTimeoutMs ?? 60_000, keepAliveMs: 20_000, bandwidth: options.bandwidth });
-    if (open_ >= maxConnections) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many connections");
-    if ((byAddress.get(address) ?? 0) >= perAddress) return connection.refuse(WIRE_ERROR.OVERLOADED, "too many connections from this address");
-    open_++;
-    byAddress.set(address, (byAddress.get(address) ?? 0) + 1);
-    connection.once("close", () => {
-      open_--;
-      const n = (byAddress.get(address) ?? 1) - 1;
-      if (n <= 0) byAddress.delete(address);
-      else byAddress.set(address, n);
-    });
-    serve(connection, options).catch((error: Error) => {
+    const established = admitPeer(book, connection, address, options.handshakeTimeoutMs ?? 5_000);
+    if (!established) return;
+    serve(connection, options, established).catch((error: Error) => {
       options.log.debug({ peer: connection.remote, err: error.message }, "peer connection ended");
       // A refusal was sent already where there was one to send; a timeout still gets its reason.
       if (error instanceof WireError) connection.refuse(WIRE_ERROR.PROTOCOL, error.message);
@@ -68,7 +63,7 @@ export function createPeerServer(options: PeerServerOptions): net.Server {
   return server;
 }
 
-async function serve(connection: PeerConnection, options: PeerServerOptions): Promise<void> {
+async function serve(connection: PeerConnection, options: PeerServerOptions, established: () => boolean): Promise<void> {
   let digest: Digest | undefined;
   const hello = await acceptHandshake(connection, { key: options.clusterKey, peerId: options.peerId, timeoutMs: options.handshakeTimeoutMs ?? 5_000 }, (h) => {
     try {
@@ -78,6 +73,7 @@ async function serve(connection: PeerConnection, options: PeerServerOptions): Pr
       return { code: WIRE_ERROR.PROTOCOL, message: "invalid digest" };
     }
   });
+  if (!established()) return;
   const source = await openBlockSource(digest!, options);
   if (!source) return connection.refuse(WIRE_ERROR.UNKNOWN_BLOB, `no ${digest} here`);
   const { metainfo } = source;

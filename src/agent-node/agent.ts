@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { parseDigest, type Digest } from "../shared/oci/digest.js";
 import type { Metainfo } from "../shared/p2p/metainfo.js";
 import { createPeerServer } from "./p2p/peer-server.js";
+import { SeedableBlobs } from "./p2p/seedable.js";
 import { Announcer } from "./p2p/announcer.js";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -65,7 +66,7 @@ export class Agent {
     const transport = this.config.p2p.tls ? await tlsTransport(this.config.p2p.tls) : plainTransport;
     if (!this.clusterKey) this.log.warn("no clusterSecret in --secrets: peers are not authenticated (any host that reaches the peer port can fetch pieces)");
     const peerSecurity = { clusterKey: this.clusterKey, transport };
-    this.peerServer = createPeerServer({ store: this.store, swarms: this.swarms, metrics: this.metrics, bandwidth, log: this.log.child({ part: "peer" }), peerId: this.peerId, ...peerSecurity });
+    this.peerServer = createPeerServer({ seedable: new SeedableBlobs(this.store, this.swarms), metrics: this.metrics, bandwidth, log: this.log.child({ part: "peer" }), peerId: this.peerId, ...peerSecurity });
     this.peerServer.on("connection", (socket: net.Socket) => {
       this.peerSockets.add(socket);
       socket.once("close", () => this.peerSockets.delete(socket));

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { P2P_DEFAULTS } from "../shared/p2p/schedule/config.js";
 
 /** Sizes in config files: a number of bytes or "10GiB", "512MB", … */
 const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4 };
@@ -24,16 +25,6 @@ const Size = z.union([z.number().int().nonnegative(), z.string()]).transform((v,
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
-const P2P_DEFAULTS = {
-  enabled: true,
-  seedWindowSeconds: 600,
-  maxPeersPerSwarm: 16,
-  maxPeerConnections: 128,
-  piecesPerPeer: 2,
-  webSeedConcurrency: 1,
-  requestTimeoutSeconds: 30,
-  stallTimeoutSeconds: 120,
-};
 
 /** A rate such as "6.25MiB" (per second) or a number of bytes per second; 0 or absent: no limit. */
 const Rate = Size;

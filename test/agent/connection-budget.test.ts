@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConnectionBudget } from "../../src/agent-node/p2p/swarm-session.js";
+import { ConnectionBudget } from "../../src/agent-node/p2p/connection-budget.js";
 
 describe("ConnectionBudget", () => {
   it("hands out at most max slots and takes them back", () => {

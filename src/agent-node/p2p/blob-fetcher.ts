@@ -8,7 +8,8 @@ import type { EdgeClient } from "../edge/edge-client.js";
 import { resumingStream } from "../edge/resuming-stream.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
-import { ConnectionBudget, SwarmSession } from "./swarm-session.js";
+import { SwarmSession } from "./swarm-session.js";
+import { ConnectionBudget } from "./connection-budget.js";
 import type { Bandwidth, TokenBucket } from "./token-bucket.js";
 import type { PeerTransport } from "./transport.js";
 
@@ -55,11 +56,9 @@ export const SMALL_BLOB_BYTES = 256 * 1024;
  * Concurrent requests share one download (DownloadManager).
  */
 export class BlobFetcher {
-  private readonly peerIdHex: string;
   private readonly connections: ConnectionBudget;
 
   constructor(private readonly options: BlobFetcherOptions) {
-    this.peerIdHex = options.peerId.toString("hex");
     this.connections = new ConnectionBudget(options.p2p.maxPeerConnections);
   }
 
@@ -79,7 +78,7 @@ export class BlobFetcher {
         onBytes: (n) => metrics.bytesDownloaded.inc({ source: "origin" }, n),
         onDone: () => {
           metrics.blobs.inc();
-          void this.afterStored(name, digest, metainfo);
+          this.afterStored(name, digest, metainfo);
         },
       },
     );
@@ -93,9 +92,7 @@ export class BlobFetcher {
     return download;
   }
 
-  private async afterStored(name: string, digest: Digest, metainfo: Metainfo | undefined): Promise<void> {
-    // Keep the metainfo beside the blob, so seeding it needs nothing more from the edge.
-    if (metainfo) await this.options.store.writeMetainfo(metainfo).catch(() => undefined);
+  private afterStored(name: string, digest: Digest, metainfo: Metainfo | undefined): void {
     this.options.onStored(name, digest, metainfo);
   }
 
@@ -137,7 +134,11 @@ export class BlobFetcher {
     if (stored) return stored;
     try {
       this.options.metrics.edgeFetches.inc({ kind: "metainfo" });
-      return await this.options.edge.getMetainfo(name, digest);
+      const metainfo = await this.options.edge.getMetainfo(name, digest);
+      // Kept beside the blob from the start (see SeedableBlobs): the moment the blob is
+      // committed it can be seeded, with nothing more from the edge.
+      await this.options.store.writeMetainfo(metainfo);
+      return metainfo;
     } catch (error) {
       // No metainfo (or the edge refused it): the plain stream still verifies the whole blob.
       this.options.log.info({ digest, err: (error as Error).message }, "no metainfo: fetching without peers");
@@ -159,7 +160,6 @@ export class BlobFetcher {
         metrics.edgeFetches.inc({ kind: "piece" });
         return readAll(edge, name, digest, start, end, p2p.bandwidth);
       },
-      isSelf: (peer) => peer.peerId === this.peerIdHex,
       maxPeers: p2p.maxPeersPerSwarm,
       piecesPerPeer: p2p.piecesPerPeer,
       webSeedConcurrency: p2p.webSeedConcurrency,

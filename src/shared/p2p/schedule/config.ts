@@ -1,0 +1,62 @@
+/**
+ * The P2P tunables in one place: the agent's config schema takes its defaults from here, and the
+ * scheduler and the fleet simulator read the same values.
+ */
+export const P2P_DEFAULTS = {
+  enabled: true,
+  /** A blob is announced as seeded this long after it was last used. */
+  seedWindowSeconds: 600,
+  /** Peer connections per swarm (outbound and adopted inbound together). */
+  maxPeersPerSwarm: 16,
+  /** Outbound peer connections across all of an agent's swarms. */
+  maxPeerConnections: 128,
+  /** Pieces requested from one peer at a time. */
+  piecesPerPeer: 2,
+  /** Pieces read from the edge (web seed) at a time. */
+  webSeedConcurrency: 1,
+  requestTimeoutSeconds: 30,
+  stallTimeoutSeconds: 120,
+} as const;
+
+/** Policy constants of the scheduler; overridable per scheduler so the simulator can compare. */
+export interface SchedulerTuning {
+  /** Pieces fetched at once from all peers and the web seed together (endgame aside). */
+  maxPiecesInFlight: number;
+  /** How long a peer that rejected a request (busy) is left alone. */
+  rejectBackoffMs: number;
+  /** Longest backoff before a failed peer may be dialled again (1 s, 2 s, 4 s … up to this). */
+  maxPeerBackoffMs: number;
+  /** Least time with nothing from peers before fetching web-seed pieces outside our slice. */
+  webSeedPatienceMinMs: number;
+  /** How long the first web-seed read waits for handed-out peers (with pieces) to finish handshakes. */
+  webSeedHoldMs: number;
+  /** Seconds to the second announce, whatever the tracker's interval (the swarm was forming). */
+  firstReannounceSeconds: number;
+  /** Least time between announces sent to refresh the web-seed slice (and how long it must hold). */
+  webSeedReannounceMs: number;
+  /** Peers asked for one piece at once in the endgame. */
+  endgameMaxRequests: number;
+  /** Strikes (timed-out requests) before a peer is dropped as too slow. */
+  maxStrikes: number;
+  /** Longest pause of web-seed reads after failed ones (500 ms, 1 s, … up to this). */
+  maxWebSeedBackoffMs: number;
+  /** Seconds between announces when the tracker cannot be reached. */
+  announceRetrySeconds: number;
+  /** While waiting on something without a deadline of its own (patience), look again this often. */
+  tickMs: number;
+}
+
+export const SCHEDULER_TUNING: SchedulerTuning = {
+  maxPiecesInFlight: 4,
+  rejectBackoffMs: 500,
+  maxPeerBackoffMs: 60_000,
+  webSeedPatienceMinMs: 1_000,
+  webSeedHoldMs: 2_000,
+  firstReannounceSeconds: 1,
+  webSeedReannounceMs: 1_000,
+  endgameMaxRequests: 2,
+  maxStrikes: 3,
+  maxWebSeedBackoffMs: 30_000,
+  announceRetrySeconds: 3,
+  tickMs: 500,
+};

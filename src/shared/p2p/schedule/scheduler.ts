@@ -1,0 +1,521 @@
+import type { HandoutPeer } from "../../api/announce.js";
+import { Bitfield } from "../bitfield.js";
+import { SCHEDULER_TUNING, type SchedulerTuning } from "./config.js";
+import { WEB_SEED, type PeerKey, type PieceSource, type SchedulerAction, type SchedulerEvent } from "./events.js";
+import { rarestFirst, type PieceSelectionPolicy } from "./piece-selection.js";
+import type { Random } from "./random.js";
+import { shuffled } from "./random.js";
+import { WebSeedPlan } from "./web-seed-plan.js";
+
+export interface SchedulerConfig {
+  pieceCount: number;
+  /** Our own peer id (hex): handout entries with it are us. */
+  selfPeerId: string;
+  /** Peer connections per swarm. */
+  maxPeers: number;
+  piecesPerPeer: number;
+  webSeedConcurrency: number;
+  requestTimeoutMs: number;
+  /** Fail when no piece verified for this long (no peer and no web seed could help). */
+  stallTimeoutMs: number;
+  random: Random;
+  policy?: PieceSelectionPolicy;
+  tuning?: Partial<SchedulerTuning>;
+}
+
+interface Peer {
+  key: PeerKey;
+  peerId: string;
+  inbound: boolean;
+  bitfield: Bitfield;
+  /** Pieces requested from it, with when. */
+  requested: Map<number, Request>;
+  /** It rejected a request (busy): no new requests to it before then. */
+  rejectedUntil: number;
+  strikes: number;
+}
+
+interface Request {
+  startedAt: number;
+  deadline: number;
+}
+
+/**
+ * The swarm policy of one blob, as a pure state machine: events in (`handle`), actions out
+ * (`poll`), the clock and randomness passed in, no I/O. Which piece from which peer (the selection
+ * policy: rarest first, common pieces in order, endgame duplicates at the end), which pieces from
+ * the web seed (the tracker's slice of the piece ring; see WebSeedPlan), when to announce, dial,
+ * give up on a slow request, drop or ban a peer, and when the download has failed.
+ *
+ * Events only update state; the work they call for is chosen in `poll`, once for however many
+ * events arrived (a burst of `have`s costs one pass). `nextTimeout()` says when to call `poll`
+ * again if nothing else happens. The same seed and the same events give the same actions.
+ */
+export class SwarmScheduler {
+  readonly pieceCount: number;
+  private readonly tuning: SchedulerTuning;
+  private readonly policy: PieceSelectionPolicy;
+  private readonly random: Random;
+  private readonly haveField: Bitfield;
+  private haveCount = 0;
+  private readonly peers = new Map<PeerKey, Peer>();
+  private readonly connectedIds = new Map<string, number>();
+  private readonly connecting = new Set<PeerKey>();
+  private readonly banned = new Set<string>();
+  private readonly retryAfter = new Map<PeerKey, number>();
+  private readonly failures = new Map<PeerKey, number>();
+  /** How many connected peers have each piece. */
+  private readonly availability: Uint16Array;
+  /** Requests in flight by piece: which peers were asked. */
+  private readonly inFlight = new Map<number, Set<PeerKey>>();
+  private readonly webInFlight = new Map<number, number>();
+  /** Pieces whose bytes are being verified and written (a duplicate arriving meanwhile is dropped). */
+  private readonly verifying = new Set<number>();
+  private readonly webSeed: WebSeedPlan;
+  private webSeedFailures = 0;
+  private webSeedRetryAt = 0;
+  /** Moving average of how long a piece takes to arrive, for the web seed's patience. */
+  private pieceMs = 0;
+  private started = false;
+  private done = false;
+  private announcing = false;
+  private nextAnnounceAt = Number.POSITIVE_INFINITY;
+  private lastProgressAt = 0;
+  private dirty = true;
+  private readonly out: SchedulerAction[] = [];
+
+  constructor(private readonly config: SchedulerConfig) {
+    this.pieceCount = config.pieceCount;
+    this.tuning = { ...SCHEDULER_TUNING, ...config.tuning };
+    this.policy = config.policy ?? rarestFirst();
+    this.random = config.random;
+    this.haveField = new Bitfield(this.pieceCount);
+    this.availability = new Uint16Array(this.pieceCount);
+    this.webSeed = new WebSeedPlan(this.pieceCount, this.tuning);
+  }
+
+  // ---- queries ---------------------------------------------------------------------------------
+
+  has(index: number): boolean {
+    return index >= 0 && index < this.pieceCount && this.haveField.has(index);
+  }
+
+  get have(): Bitfield {
+    return this.haveField;
+  }
+
+  get haveTotal(): number {
+    return this.haveCount;
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** Should bytes of piece `index` that just arrived be verified (not had, not being verified)? */
+  accepts(index: number): boolean {
+    return !this.done && index >= 0 && index < this.pieceCount && !this.haveField.has(index) && !this.verifying.has(index);
+  }
+
+  isConnected(peer: PeerKey): boolean {
+    return this.peers.has(peer);
+  }
+
+  isBanned(peerOrId: string): boolean {
+    return this.banned.has(peerOrId);
+  }
+
+  stats(): { peers: number; have: number; pieces: number; webInFlight: number; inFlight: number } {
+    return { peers: this.peers.size, have: this.haveCount, pieces: this.pieceCount, webInFlight: this.webInFlight.size, inFlight: this.inFlight.size };
+  }
+
+  /** When `poll` should be called next if no event comes first (absolute ms), or undefined. */
+  nextTimeout(): number | undefined {
+    if (this.done || !this.started) return undefined;
+    let next = Math.min(this.nextAnnounceAt, this.lastProgressAt + this.config.stallTimeoutMs);
+    for (const peer of this.peers.values()) {
+      for (const request of peer.requested.values()) next = Math.min(next, request.deadline);
+      if (peer.rejectedUntil > 0) next = Math.min(next, peer.rejectedUntil);
+    }
+    if (this.webSeedRetryAt > 0) next = Math.min(next, this.webSeedRetryAt);
+    // Patience and the web seed's hold have no deadline of their own: look again now and then.
+    if (this.missing() > 0) next = Math.min(next, this.lastPollAt + this.tuning.tickMs);
+    return next;
+  }
+
+  // ---- events ----------------------------------------------------------------------------------
+
+  handle(event: SchedulerEvent, now: number): void {
+    this.dirty = true;
+    switch (event.type) {
+      case "start":
+        return this.onStart(event.have, now);
+      case "announced":
+        return this.onAnnounced(event.response, now);
+      case "announce-failed":
+        this.announcing = false;
+        this.webSeed.trackerUnreachable();
+        this.nextAnnounceAt = now + this.tuning.announceRetrySeconds * 1000;
+        return;
+      case "connect-failed":
+        this.connecting.delete(event.peer);
+        if (event.backoff) this.backOff(event.peer, now);
+        return;
+      case "peer-connected":
+        return this.onConnected(event.peer, event.peerId, event.inbound, event.bitfield, now);
+      case "peer-left":
+        return this.onLeft(event.peer, now);
+      case "have": {
+        const peer = this.peers.get(event.peer);
+        if (!peer) return;
+        if (!Number.isInteger(event.index) || event.index < 0 || event.index >= this.pieceCount) return this.drop(peer, "have out of range", false);
+        return this.peerHas(peer, event.index);
+      }
+      case "bitfield": {
+        const peer = this.peers.get(event.peer);
+        if (!peer) return;
+        let field: Bitfield;
+        try {
+          field = new Bitfield(this.pieceCount, event.bitfield);
+        } catch (error) {
+          return this.drop(peer, (error as Error).message, false);
+        }
+        this.count(peer.bitfield, -1);
+        peer.bitfield = field;
+        this.count(peer.bitfield, 1);
+        return;
+      }
+      case "peer-complete": {
+        const peer = this.peers.get(event.peer);
+        if (peer) for (let i = 0; i < this.pieceCount; i++) this.peerHas(peer, i);
+        return;
+      }
+      case "rejected": {
+        const peer = this.peers.get(event.peer);
+        if (!peer) return;
+        this.release(peer, event.index);
+        peer.rejectedUntil = now + this.tuning.rejectBackoffMs;
+        return;
+      }
+      case "piece-arrived":
+        return this.onArrived(event.index, event.from, now);
+      case "piece-verified":
+        return this.onVerified(event.index, event.from, now);
+      case "piece-invalid":
+        return this.onInvalid(event.index, event.from);
+      case "web-seed-failed":
+        this.webInFlight.delete(event.index);
+        this.webSeedFailures++;
+        this.webSeedRetryAt = now + Math.min(this.tuning.maxWebSeedBackoffMs, 500 * 2 ** (this.webSeedFailures - 1));
+        return;
+      case "timer":
+        return;
+    }
+  }
+
+  private onStart(have: readonly number[], now: number): void {
+    if (this.started) return;
+    this.started = true;
+    for (const index of have) {
+      if (Number.isInteger(index) && index >= 0 && index < this.pieceCount && !this.haveField.has(index)) {
+        this.haveField.set(index);
+        this.haveCount++;
+      }
+    }
+    this.lastProgressAt = now;
+    this.lastPollAt = now;
+    if (this.haveCount === this.pieceCount) return this.finish();
+    this.nextAnnounceAt = now;
+  }
+
+  private onAnnounced(response: { interval: number; peers: HandoutPeer[]; webSeedStartPiece: number; webSeedSlicePieces?: number }, now: number): void {
+    this.announcing = false;
+    if (this.done) return;
+    const first = !this.webSeed.announced;
+    const others = response.peers.filter((p) => p.peerId !== this.config.selfPeerId);
+    this.webSeed.answered(response.webSeedStartPiece, response.webSeedSlicePieces, others, now);
+    // The first answer comes while the swarm forms (peers pulling at once announce within a
+    // moment): ask again soon, so the web-seed slice is the settled one.
+    const interval = first ? Math.min(response.interval, this.tuning.firstReannounceSeconds) : response.interval;
+    this.nextAnnounceAt = now + interval * 1000;
+    for (const peer of others) this.connect(peer, now);
+  }
+
+  private connect(to: HandoutPeer, now: number): void {
+    const key = `${to.ip}:${to.port}`;
+    if (this.banned.has(key) || this.banned.has(to.peerId) || this.peers.has(key) || this.connecting.has(key)) return;
+    if (this.connectedIds.has(to.peerId)) return; // already connected the other way
+    if (this.peers.size + this.connecting.size >= this.config.maxPeers) return;
+    if ((this.retryAfter.get(key) ?? 0) > now) return;
+    this.connecting.add(key);
+    this.out.push({ type: "connect", peer: key, to });
+  }
+
+  private onConnected(key: PeerKey, peerId: string, inbound: boolean, bits: Uint8Array, now: number): void {
+    this.connecting.delete(key);
+    if (!inbound) this.failures.delete(key);
+    if (this.done) {
+      if (!inbound) this.out.push({ type: "drop", peer: key, reason: "download finished", ban: false });
+      return;
+    }
+    if (this.banned.has(peerId) || this.banned.has(key)) {
+      this.out.push({ type: "drop", peer: key, reason: "banned from this swarm", ban: true });
+      return;
+    }
+    let bitfield: Bitfield;
+    try {
+      bitfield = new Bitfield(this.pieceCount, bits);
+    } catch (error) {
+      this.out.push({ type: "drop", peer: key, reason: (error as Error).message, ban: false });
+      return;
+    }
+    const replaced = this.peers.get(key);
+    if (replaced) this.forget(replaced, now);
+    const peer: Peer = { key, peerId, inbound, bitfield, requested: new Map(), rejectedUntil: 0, strikes: 0 };
+    this.peers.set(key, peer);
+    this.connectedIds.set(peerId, (this.connectedIds.get(peerId) ?? 0) + 1);
+    this.count(bitfield, 1);
+  }
+
+  private onLeft(key: PeerKey, now: number): void {
+    this.connecting.delete(key);
+    const peer = this.peers.get(key);
+    if (peer) this.forget(peer, now);
+    this.backOff(key, now);
+  }
+
+  private onArrived(index: number, from: PieceSource, now: number): void {
+    if (from === WEB_SEED) {
+      const startedAt = this.webInFlight.get(index);
+      if (startedAt !== undefined) this.notePieceTime(now - startedAt);
+      this.webInFlight.delete(index);
+      this.webSeedFailures = 0;
+      this.webSeedRetryAt = 0;
+    } else {
+      const peer = this.peers.get(from);
+      const request = peer?.requested.get(index);
+      if (peer && request) {
+        this.notePieceTime(now - request.startedAt);
+        this.release(peer, index);
+      }
+    }
+    if (this.accepts(index)) this.verifying.add(index);
+  }
+
+  private onVerified(index: number, from: PieceSource, now: number): void {
+    this.verifying.delete(index);
+    if (this.done || this.haveField.has(index)) return;
+    this.haveField.set(index);
+    this.haveCount++;
+    this.lastProgressAt = now;
+    // Endgame: whoever else was fetching this piece can stop.
+    for (const key of [...(this.inFlight.get(index) ?? [])]) {
+      const peer = this.peers.get(key);
+      if (!peer) continue;
+      this.release(peer, index);
+      if (key !== from) this.out.push({ type: "cancel", peer: key, index });
+    }
+    this.out.push({ type: "have", index });
+    if (this.haveCount === this.pieceCount) this.finish();
+  }
+
+  private onInvalid(index: number, from: PieceSource): void {
+    this.verifying.delete(index);
+    if (from === WEB_SEED) return;
+    const peer = this.peers.get(from);
+    this.banned.add(from);
+    if (peer) {
+      this.banned.add(peer.peerId);
+      this.drop(peer, `piece ${index} failed verification`, true);
+    }
+  }
+
+  // ---- the pass --------------------------------------------------------------------------------
+
+  private lastPollAt = 0;
+
+  /** The actions that the events so far (and the time) call for. */
+  poll(now: number): SchedulerAction[] {
+    this.lastPollAt = now;
+    if (this.started && !this.done) {
+      this.expireRequests(now);
+      if (now - this.lastProgressAt > this.config.stallTimeoutMs) {
+        this.fail(`no verified piece for ${Math.round(this.config.stallTimeoutMs / 1000)} s from ${this.peers.size} peers or the web seed`);
+      } else {
+        if (this.dirty || now >= this.nextAnnounceAt) this.pass(now);
+        this.maybeAnnounce(now);
+      }
+    }
+    this.dirty = false;
+    return this.out.splice(0);
+  }
+
+  private maybeAnnounce(now: number): void {
+    if (this.done || this.announcing || now < this.nextAnnounceAt) return;
+    this.announcing = true;
+    this.webSeed.announcing(now);
+    this.nextAnnounceAt = Number.POSITIVE_INFINITY;
+    this.out.push({ type: "announce", have: this.haveCount });
+  }
+
+  private expireRequests(now: number): void {
+    for (const peer of [...this.peers.values()]) {
+      for (const [index, request] of [...peer.requested]) {
+        if (request.deadline > now) continue;
+        // Too slow: give the piece back and count a strike against the peer.
+        peer.strikes++;
+        this.release(peer, index);
+        this.out.push({ type: "cancel", peer: peer.key, index });
+        if (peer.strikes >= this.tuning.maxStrikes) {
+          this.drop(peer, "too slow", false);
+          break;
+        }
+      }
+    }
+  }
+
+  private busy(i: number): boolean {
+    return this.inFlight.has(i) || this.webInFlight.has(i) || this.verifying.has(i);
+  }
+
+  /** Picks work for every peer with room, then for the web seed. */
+  private pass(now: number): void {
+    const missing: number[] = [];
+    const unassigned: number[] = [];
+    for (let i = 0; i < this.pieceCount; i++) {
+      if (this.haveField.has(i)) continue;
+      missing.push(i);
+      if (!this.busy(i)) unassigned.push(i);
+    }
+    if (missing.length === 0) return;
+    const endgame = unassigned.length === 0;
+    const candidates = endgame ? missing.filter((i) => !this.verifying.has(i)) : unassigned;
+    const ranked = this.policy.rank({ candidates, availability: this.availability, endgame }, this.random);
+    // Few pieces at a time: each completes (and can be passed on) sooner than if every peer's
+    // piece were fetched at once, sharing the link; and memory stays a few pieces per swarm.
+    const peers = shuffled([...this.peers.values()], this.random);
+    for (const peer of peers) {
+      if (peer.rejectedUntil > now) continue;
+      peer.rejectedUntil = 0;
+      for (const i of ranked) {
+        if (peer.requested.size >= this.config.piecesPerPeer) break;
+        if (!endgame && this.inFlight.size + this.webInFlight.size >= this.tuning.maxPiecesInFlight) break;
+        if (!peer.bitfield.has(i) || peer.requested.has(i) || this.haveField.has(i) || this.verifying.has(i)) continue;
+        if (!endgame && this.busy(i)) continue;
+        if (endgame && (this.inFlight.get(i)?.size ?? 0) >= this.tuning.endgameMaxRequests) continue;
+        this.request(peer, i, now);
+      }
+    }
+    this.passWebSeed(now);
+  }
+
+  /**
+   * The web seed, for pieces no connected peer has: this agent's slice of the piece ring first
+   * (see WebSeedPlan), pieces past it only after a while with nothing from peers.
+   */
+  private passWebSeed(now: number): void {
+    if (now < this.webSeedRetryAt) return;
+    const waitingForPeers = [...this.peers.values()].some((p) => p.requested.size > 0);
+    const idleMs = waitingForPeers || this.webInFlight.size > 0 ? 0 : now - this.lastProgressAt;
+    const wanted = this.webSeed.pick({
+      now,
+      concurrency: this.config.webSeedConcurrency - this.webInFlight.size,
+      idleMs,
+      patienceMs: Math.max(this.tuning.webSeedPatienceMinMs, 2 * this.pieceMs),
+      connecting: this.connecting.size,
+      connectedPeers: this.peers.size,
+      distinctPeers: this.connectedIds.size,
+      eligible: (i) => !this.haveField.has(i) && !this.busy(i) && this.availability[i] === 0,
+      announcing: this.announcing,
+      wantAnnounceAt: (at) => {
+        if (!this.announcing) this.nextAnnounceAt = Math.min(this.nextAnnounceAt, at);
+      },
+    });
+    for (const index of wanted) {
+      this.webInFlight.set(index, now);
+      this.out.push({ type: "web-seed", index });
+    }
+  }
+
+  private request(peer: Peer, index: number, now: number): void {
+    peer.requested.set(index, { startedAt: now, deadline: now + this.config.requestTimeoutMs });
+    let askers = this.inFlight.get(index);
+    if (!askers) this.inFlight.set(index, (askers = new Set()));
+    askers.add(peer.key);
+    this.out.push({ type: "request", peer: peer.key, index });
+  }
+
+  // ---- bookkeeping -----------------------------------------------------------------------------
+
+  private release(peer: Peer, index: number): void {
+    peer.requested.delete(index);
+    const askers = this.inFlight.get(index);
+    askers?.delete(peer.key);
+    if (askers?.size === 0) this.inFlight.delete(index);
+  }
+
+  private peerHas(peer: Peer, index: number): void {
+    if (peer.bitfield.has(index)) return;
+    peer.bitfield.set(index);
+    this.availability[index]!++;
+  }
+
+  /** Adds (or takes away) a peer's pieces to the availability counts. */
+  private count(bitfield: Bitfield, sign: 1 | -1): void {
+    const bytes = bitfield.bytes;
+    for (let b = 0; b < bytes.length; b++) {
+      const byte = bytes[b]!;
+      if (byte === 0) continue;
+      for (let bit = 0; bit < 8; bit++) if (byte & (0x80 >> bit)) this.availability[b * 8 + bit]! += sign;
+    }
+  }
+
+  private forget(peer: Peer, _now: number): void {
+    for (const index of [...peer.requested.keys()]) this.release(peer, index);
+    this.count(peer.bitfield, -1);
+    this.peers.delete(peer.key);
+    const n = (this.connectedIds.get(peer.peerId) ?? 1) - 1;
+    if (n <= 0) this.connectedIds.delete(peer.peerId);
+    else this.connectedIds.set(peer.peerId, n);
+  }
+
+  private drop(peer: Peer, reason: string, ban: boolean): void {
+    this.out.push({ type: "drop", peer: peer.key, reason, ban });
+    this.forget(peer, 0);
+  }
+
+  /** Exponential backoff for a peer that failed or left: 1 s, 2 s, 4 s … up to a minute. */
+  private backOff(key: PeerKey, now: number): void {
+    const failures = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, failures);
+    this.retryAfter.set(key, now + Math.min(this.tuning.maxPeerBackoffMs, 1000 * 2 ** (failures - 1)));
+  }
+
+  private notePieceTime(ms: number): void {
+    this.pieceMs = this.pieceMs === 0 ? ms : 0.8 * this.pieceMs + 0.2 * ms;
+  }
+
+  private missing(): number {
+    return this.pieceCount - this.haveCount;
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.out.push({ type: "finished" });
+    this.closeAll();
+  }
+
+  private fail(reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.out.push({ type: "failed", reason });
+    this.closeAll();
+  }
+
+  /** Done: nothing more is asked of anyone. The driver closes what it opened. */
+  private closeAll(): void {
+    for (const peer of this.peers.values()) for (const index of [...peer.requested.keys()]) this.release(peer, index);
+    this.nextAnnounceAt = Number.POSITIVE_INFINITY;
+  }
+}

@@ -1,0 +1,113 @@
+import type { HandoutPeer } from "../../api/announce.js";
+import type { SchedulerTuning } from "./config.js";
+
+export interface WebSeedPick {
+  now: number;
+  /** How many more web-seed reads may start. */
+  concurrency: number;
+  /** How long nothing has come from peers (0 while peers or the web seed are busy for us). */
+  idleMs: number;
+  /** How long to wait for peers before fetching outside our slice. */
+  patienceMs: number;
+  /** Handshakes under way, and peers connected (by connection and by peer id). */
+  connecting: number;
+  connectedPeers: number;
+  distinctPeers: number;
+  /** Missing, not in flight, and no connected peer has it. */
+  eligible: (index: number) => boolean;
+  announcing: boolean;
+  /** Ask the tracker again at this time (to see whether the slice has settled). */
+  wantAnnounceAt: (at: number) => void;
+}
+
+/**
+ * Which pieces this agent reads from the web seed. Each agent owns a slice of the piece ring: the
+ * tracker gives it a start and a length so that the live leechers' slices tile the ring, and it
+ * fetches only its slice from the edge at first, so that a cluster pulling at once asks the edge
+ * for about one copy in all. Past the first piece of the slice it fetches only once the slice has
+ * held for a while (peers still joining take their part of it). A piece past the slice (its owner
+ * left, or is not connected to us) is fetched once this agent has had nothing to do for a while,
+ * the longer the farther the piece is from its slice: the agent nearest before an orphan piece
+ * takes it, and the others then get it from that agent. The first read waits for the first
+ * announce, and for the handshakes it started when the handed-out peers have pieces.
+ */
+export class WebSeedPlan {
+  /** At least one announce was answered (or failed): the slice is as good as it gets. */
+  announced = false;
+  private start = 0;
+  private slice: number | undefined;
+  /** How many other peers the tracker handed out last time (the swarm size, bounded). */
+  private handoutSize = 0;
+  /** When the tracker last gave us our slice (infinity: it could not be asked). */
+  private sliceAt = 0;
+  /** When the slice last changed: it is trusted once it has held a while. */
+  private sliceChangedAt = 0;
+  private lastAnnounceAt = 0;
+  private holdUntil = Number.POSITIVE_INFINITY;
+
+  constructor(
+    private readonly pieceCount: number,
+    private readonly tuning: SchedulerTuning,
+  ) {}
+
+  announcing(now: number): void {
+    this.lastAnnounceAt = now;
+  }
+
+  answered(startPiece: number, slicePieces: number | undefined, others: readonly HandoutPeer[], now: number): void {
+    const start = startPiece % Math.max(1, this.pieceCount);
+    if (start !== this.start || slicePieces !== this.slice) this.sliceChangedAt = now;
+    this.start = start;
+    this.slice = slicePieces;
+    this.sliceAt = now;
+    this.handoutSize = others.length;
+    if (!this.announced) {
+      // Handed-out peers with pieces may have ours: wait for their handshakes before asking the
+      // edge. Peers that have nothing yet (a cluster pulling at once) are not waited for.
+      const worthWaiting = others.some((p) => p.complete || (p.have ?? 1) > 0);
+      this.holdUntil = worthWaiting ? now + this.tuning.webSeedHoldMs : 0;
+    }
+    this.announced = true;
+  }
+
+  /** The tracker could not be reached: go on with the slice we had (or the estimate). */
+  trackerUnreachable(): void {
+    this.sliceAt = Number.POSITIVE_INFINITY;
+    this.announced = true;
+  }
+
+  pick(p: WebSeedPick): number[] {
+    const picked: number[] = [];
+    if (!this.announced || (p.connecting > 0 && p.now < this.holdUntil)) return picked;
+    const slice = this.slice ?? this.estimatedSlice(p.distinctPeers);
+    for (let k = 0; k < this.pieceCount && picked.length < p.concurrency; k++) {
+      const i = (this.start + k) % this.pieceCount;
+      if (!p.eligible(i)) continue;
+      if (k >= slice && p.idleMs < p.patienceMs * (1 + (k - slice) / Math.max(1, slice))) break;
+      if (k > 0 && k < slice && !this.settled(p)) break;
+      picked.push(i);
+    }
+    return picked;
+  }
+
+  /**
+   * Is the slice settled enough to fetch more than its first piece: unchanged over two answers at
+   * least a second apart? Else asks the tracker again (at most once a second). An agent alone in
+   * its swarm at the last announce goes on (a newcomer costs at most the piece in flight).
+   */
+  private settled(p: WebSeedPick): boolean {
+    if (this.sliceAt === Number.POSITIVE_INFINITY) return true;
+    if (this.handoutSize === 0 && p.connectedPeers === 0) return true;
+    const settled = this.sliceAt - this.sliceChangedAt >= this.tuning.webSeedReannounceMs;
+    if (!p.announcing) {
+      if (p.now - this.lastAnnounceAt >= this.tuning.webSeedReannounceMs) p.wantAnnounceAt(p.now);
+      else if (!settled) p.wantAnnounceAt(this.lastAnnounceAt + this.tuning.webSeedReannounceMs);
+    }
+    return settled;
+  }
+
+  /** Without the tracker's slice (an older edge): the ring over the swarm size we know of. */
+  private estimatedSlice(distinctPeers: number): number {
+    return Math.ceil(this.pieceCount / (Math.max(this.handoutSize, distinctPeers) + 1));
+  }
+}

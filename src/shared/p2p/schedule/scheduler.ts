@@ -48,7 +48,8 @@ interface Request {
  * give up on a slow request, drop or ban a peer, and when the download has failed.
  *
  * Events only update state; the work they call for is chosen in `poll`, once for however many
- * events arrived (a burst of `have`s costs one pass). `nextTimeout()` says when to call `poll`
+ * events arrived (the driver polls once per turn of its event loop: a burst of `have`s costs one
+ * pass). `nextTimeout()` says when to call `poll`
  * again if nothing else happens. The same seed and the same events give the same actions.
  */
 export class SwarmScheduler {
@@ -81,7 +82,6 @@ export class SwarmScheduler {
   private announcing = false;
   private nextAnnounceAt = Number.POSITIVE_INFINITY;
   private lastProgressAt = 0;
-  private dirty = true;
   private readonly out: SchedulerAction[] = [];
 
   constructor(private readonly config: SchedulerConfig) {
@@ -132,21 +132,27 @@ export class SwarmScheduler {
   /** When `poll` should be called next if no event comes first (absolute ms), or undefined. */
   nextTimeout(): number | undefined {
     if (this.done || !this.started) return undefined;
-    let next = Math.min(this.nextAnnounceAt, this.lastProgressAt + this.config.stallTimeoutMs);
+    // Only what lies ahead of the last poll counts: what is due now was handled by it.
+    const after = this.lastPollAt;
+    let next = Number.POSITIVE_INFINITY;
+    const consider = (at: number) => {
+      if (at > after && at < next) next = at;
+    };
+    consider(this.nextAnnounceAt);
+    consider(this.lastProgressAt + this.config.stallTimeoutMs + 1);
     for (const peer of this.peers.values()) {
-      for (const request of peer.requested.values()) next = Math.min(next, request.deadline);
-      if (peer.rejectedUntil > 0) next = Math.min(next, peer.rejectedUntil);
+      for (const request of peer.requested.values()) consider(request.deadline);
+      consider(peer.rejectedUntil);
     }
-    if (this.webSeedRetryAt > 0) next = Math.min(next, this.webSeedRetryAt);
+    consider(this.webSeedRetryAt);
     // Patience and the web seed's hold have no deadline of their own: look again now and then.
-    if (this.missing() > 0) next = Math.min(next, this.lastPollAt + this.tuning.tickMs);
-    return next;
+    if (this.missing() > 0) consider(after + this.tuning.tickMs);
+    return next === Number.POSITIVE_INFINITY ? undefined : next;
   }
 
   // ---- events ----------------------------------------------------------------------------------
 
   handle(event: SchedulerEvent, now: number): void {
-    this.dirty = true;
     switch (event.type) {
       case "start":
         return this.onStart(event.have, now);
@@ -342,11 +348,10 @@ export class SwarmScheduler {
       if (now - this.lastProgressAt > this.config.stallTimeoutMs) {
         this.fail(`no verified piece for ${Math.round(this.config.stallTimeoutMs / 1000)} s from ${this.peers.size} peers or the web seed`);
       } else {
-        if (this.dirty || now >= this.nextAnnounceAt) this.pass(now);
+        this.pass(now);
         this.maybeAnnounce(now);
       }
     }
-    this.dirty = false;
     return this.out.splice(0);
   }
 

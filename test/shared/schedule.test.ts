@@ -1,0 +1,283 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { SwarmScheduler, WEB_SEED, rarestFirst, seededRandom, sequential, type SchedulerAction, type SchedulerConfig } from "../../src/shared/p2p/schedule/index.js";
+import { runModel, type ModelPeer, type PeerBehaviour } from "../helpers/schedule-model.js";
+
+/**
+ * The swarm scheduler alone: no sockets, no timers, a virtual clock. Table-driven cases for each
+ * rule, then properties over random swarms (peer behaviours, pieces, failures) checked by the
+ * model world in test/helpers/schedule-model.ts on every action.
+ */
+
+const SELF = "00".repeat(20);
+const idOf = (n: number) => n.toString(16).padStart(40, "0");
+
+function scheduler(pieceCount: number, overrides: Partial<SchedulerConfig> = {}): SwarmScheduler {
+  return new SwarmScheduler({
+    pieceCount,
+    selfPeerId: SELF,
+    maxPeers: 16,
+    piecesPerPeer: 2,
+    webSeedConcurrency: 1,
+    requestTimeoutMs: 1_000,
+    stallTimeoutMs: 60_000,
+    random: seededRandom(1),
+    ...overrides,
+  });
+}
+
+function bits(pieceCount: number, pieces: number[]): Uint8Array {
+  const out = new Uint8Array(Math.ceil(pieceCount / 8));
+  for (const i of pieces) out[i >> 3]! |= 0x80 >> (i & 7);
+  return out;
+}
+
+const handoutPeer = (n: number, have = 0) => ({ peerId: idOf(n), ip: `10.0.0.${n}`, port: 4000, zone: "z", cluster: "c", complete: false, have });
+const of = <T extends SchedulerAction["type"]>(actions: SchedulerAction[], type: T) => actions.filter((a): a is Extract<SchedulerAction, { type: T }> => a.type === type);
+
+describe("SwarmScheduler, rule by rule", () => {
+  it("announces first, dials the handout (never itself), and asks connected peers only for pieces they have", () => {
+    const s = scheduler(8);
+    s.handle({ type: "start", have: [] }, 0);
+    expect(of(s.poll(0), "announce")).toHaveLength(1);
+    s.handle({ type: "announced", response: { interval: 3, peers: [{ ...handoutPeer(0), peerId: SELF }, handoutPeer(1, 4), handoutPeer(2, 4)], webSeedStartPiece: 0, webSeedSlicePieces: 0 } }, 10);
+    const connects = of(s.poll(10), "connect");
+    expect(connects.map((c) => c.peer)).toEqual(["10.0.0.1:4000", "10.0.0.2:4000"]);
+    s.handle({ type: "peer-connected", peer: "10.0.0.1:4000", peerId: idOf(1), inbound: false, bitfield: bits(8, [0, 1, 2, 3]) }, 20);
+    const requests = of(s.poll(20), "request");
+    expect(requests).toHaveLength(2);
+    for (const r of requests) expect([0, 1, 2, 3]).toContain(r.index);
+  });
+
+  it("resumes with the pieces it was given and finishes at once when it has them all", () => {
+    const s = scheduler(3);
+    s.handle({ type: "start", have: [0, 1, 2] }, 0);
+    expect(s.poll(0)).toEqual([{ type: "finished" }]);
+  });
+
+  it("gives a timed-out request back, cancels it, and drops a peer after three strikes", () => {
+    const s = scheduler(8, { piecesPerPeer: 1, requestTimeoutMs: 100 });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "peer-connected", peer: "p", peerId: idOf(1), inbound: true, bitfield: bits(8, [0, 1, 2, 3, 4, 5, 6, 7]) }, 0);
+    let t = 0;
+    const seen: SchedulerAction[] = [];
+    for (let round = 0; round < 3; round++) {
+      seen.push(...s.poll(t));
+      t = s.nextTimeout()!;
+      expect(t).toBeLessThanOrEqual(round * 100 + 100 + 1);
+      s.handle({ type: "timer" }, t);
+    }
+    seen.push(...s.poll(t));
+    expect(of(seen, "cancel")).toHaveLength(3);
+    expect(of(seen, "drop")).toEqual([{ type: "drop", peer: "p", reason: "too slow", ban: false }]);
+    expect(s.isConnected("p")).toBe(false);
+  });
+
+  it("bans a peer whose piece fails verification, by address and by peer id, and never dials it again", () => {
+    const s = scheduler(4);
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "peer-connected", peer: "10.0.0.1:4000", peerId: idOf(1), inbound: false, bitfield: bits(4, [0, 1, 2, 3]) }, 0);
+    const [first] = of(s.poll(0), "request");
+    s.handle({ type: "piece-arrived", index: first!.index, from: "10.0.0.1:4000" }, 5);
+    s.handle({ type: "piece-invalid", index: first!.index, from: "10.0.0.1:4000" }, 6);
+    expect(of(s.poll(6), "drop")).toEqual([{ type: "drop", peer: "10.0.0.1:4000", reason: `piece ${first!.index} failed verification`, ban: true }]);
+    expect(s.isBanned(idOf(1))).toBe(true);
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1, 4)], webSeedStartPiece: 0 } }, 10);
+    expect(of(s.poll(10), "connect")).toHaveLength(0);
+    // The same peer id from another address, inbound: refused.
+    s.handle({ type: "peer-connected", peer: "in:10.0.0.9:5000", peerId: idOf(1), inbound: true, bitfield: bits(4, [0, 1, 2, 3]) }, 11);
+    expect(of(s.poll(11), "drop")[0]).toMatchObject({ peer: "in:10.0.0.9:5000", ban: true });
+  });
+
+  it("backs off a busy peer that rejected a request, then asks it again", () => {
+    const s = scheduler(4, { tuning: { rejectBackoffMs: 500 } });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "peer-connected", peer: "p", peerId: idOf(1), inbound: false, bitfield: bits(4, [0, 1, 2, 3]) }, 0);
+    const requests = of(s.poll(0), "request");
+    for (const r of requests) s.handle({ type: "rejected", peer: "p", index: r.index }, 10);
+    expect(of(s.poll(10), "request")).toHaveLength(0);
+    expect(of(s.poll(400), "request")).toHaveLength(0);
+    expect(of(s.poll(511), "request")).toHaveLength(2);
+  });
+
+  it("in the endgame asks a second peer for a piece in flight, and cancels the loser when one arrives", () => {
+    const s = scheduler(1, { piecesPerPeer: 1 });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "peer-connected", peer: "a", peerId: idOf(1), inbound: false, bitfield: bits(1, [0]) }, 0);
+    s.handle({ type: "peer-connected", peer: "b", peerId: idOf(2), inbound: false, bitfield: bits(1, [0]) }, 0);
+    s.handle({ type: "peer-connected", peer: "c", peerId: idOf(3), inbound: false, bitfield: bits(1, [0]) }, 0);
+    // The first pass asks one peer; once every missing piece is in flight (the endgame), one
+    // more, and no third (at most 2 peers per piece).
+    const [first] = of(s.poll(0), "request");
+    const [second] = of(s.poll(1), "request");
+    expect(of(s.poll(2), "request")).toHaveLength(0);
+    expect(second!.peer).not.toBe(first!.peer);
+    const [winner, loser] = [second!, first!];
+    s.handle({ type: "piece-arrived", index: 0, from: winner!.peer }, 50);
+    s.handle({ type: "piece-verified", index: 0, from: winner!.peer }, 51);
+    const after = s.poll(51);
+    expect(of(after, "cancel")).toEqual([{ type: "cancel", peer: loser!.peer, index: 0 }]);
+    expect(of(after, "have")).toEqual([{ type: "have", index: 0 }]);
+    expect(after.at(-1)).toEqual({ type: "finished" });
+  });
+
+  it("reads only its own slice from the web seed while peers are joining, the first piece at once", () => {
+    const s = scheduler(16);
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1), handoutPeer(2)], webSeedStartPiece: 4, webSeedSlicePieces: 4 } }, 10);
+    const first = s.poll(10);
+    expect(of(first, "web-seed")).toEqual([{ type: "web-seed", index: 4 }]);
+    // Not settled yet (the slice has not held a second): the next piece waits, and it asks again.
+    s.handle({ type: "piece-arrived", index: 4, from: WEB_SEED }, 200);
+    s.handle({ type: "piece-verified", index: 4, from: WEB_SEED }, 201);
+    const second = s.poll(201);
+    expect(of(second, "web-seed")).toHaveLength(0);
+    s.handle({ type: "connect-failed", peer: "10.0.0.1:4000", backoff: true }, 300);
+    s.handle({ type: "connect-failed", peer: "10.0.0.2:4000", backoff: true }, 300);
+    expect(of(s.poll(1_000), "announce")).toHaveLength(1);
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1), handoutPeer(2)], webSeedStartPiece: 4, webSeedSlicePieces: 4 } }, 1_050);
+    expect(of(s.poll(1_050), "web-seed")).toEqual([{ type: "web-seed", index: 5 }]);
+  });
+
+  it("pauses web-seed reads after failures, longer each time", () => {
+    const s = scheduler(2);
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "announced", response: { interval: 3, peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 2 } }, 0);
+    expect(of(s.poll(0), "web-seed")).toHaveLength(1);
+    s.handle({ type: "web-seed-failed", index: 0 }, 10);
+    expect(of(s.poll(10), "web-seed")).toHaveLength(0);
+    expect(of(s.poll(511), "web-seed")).toHaveLength(1);
+    s.handle({ type: "web-seed-failed", index: 0 }, 520);
+    expect(of(s.poll(1_100), "web-seed")).toHaveLength(0);
+    expect(of(s.poll(1_521), "web-seed")).toHaveLength(1);
+  });
+
+  it("fails when nothing verifies for the stall timeout", () => {
+    const s = scheduler(2, { stallTimeoutMs: 1_000 });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "announce-failed" }, 5);
+    s.handle({ type: "web-seed-failed", index: 0 }, 6);
+    let t = 6;
+    let actions: SchedulerAction[] = [];
+    while (!s.finished && t < 10_000) {
+      actions = s.poll(t);
+      for (const a of of(actions, "web-seed")) s.handle({ type: "web-seed-failed", index: a.index }, t);
+      t = s.nextTimeout() ?? t + 100;
+    }
+    expect(s.finished).toBe(true);
+    expect(of(actions, "failed")[0]?.reason).toMatch(/no verified piece for 1 s/);
+  });
+
+  it("ranks rare pieces first and common ones in order; sequential takes the lowest index", () => {
+    const availability = Uint16Array.from([5, 1, 4, 3, 1, 0]);
+    const ranked = rarestFirst(3).rank({ candidates: [0, 1, 2, 3, 4, 5], availability, endgame: false }, seededRandom(3));
+    expect(ranked.slice(0, 2).sort()).toEqual([1, 4]);
+    expect(ranked.slice(2)).toEqual([0, 2, 3]);
+    expect(sequential.rank({ candidates: [0, 1, 2, 3, 4, 5], availability, endgame: false }, seededRandom(3))).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+const behaviours: PeerBehaviour[] = ["good", "slow", "busy", "corrupt", "leaver", "unreachable", "grower"];
+
+const worldArb = fc.record({
+  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  pieceCount: fc.integer({ min: 1, max: 40 }),
+  peers: fc.array(fc.record({ behaviour: fc.constantFrom(...behaviours), share: fc.double({ min: 0, max: 1, noNaN: true }), pick: fc.integer({ min: 0, max: 2 ** 31 - 1 }) }), { maxLength: 12 }),
+  webSeedFailure: fc.constantFrom(0, 0.2, 0.6),
+  announceFailure: fc.constantFrom(0, 0.3),
+  slice: fc.option(fc.record({ start: fc.integer({ min: 0, max: 39 }), pieces: fc.integer({ min: 0, max: 40 }) }), { nil: undefined }),
+  piecesPerPeer: fc.integer({ min: 1, max: 4 }),
+  maxPiecesInFlight: fc.integer({ min: 1, max: 8 }),
+  webSeedConcurrency: fc.integer({ min: 1, max: 3 }),
+});
+
+function toModel(world: fc.RecordValue<typeof worldArb extends fc.Arbitrary<infer T> ? T : never>) {
+  const random = seededRandom(world.seed + 7);
+  const peers: ModelPeer[] = world.peers.map((p) => ({
+    behaviour: p.behaviour,
+    pieces: Array.from({ length: world.pieceCount }, (_, i) => i).filter(() => random() < p.share),
+  }));
+  return {
+    seed: world.seed,
+    pieceCount: world.pieceCount,
+    peers,
+    webSeedFailure: world.webSeedFailure,
+    announceFailure: world.announceFailure,
+    slice: world.slice ? { start: world.slice.start % world.pieceCount, pieces: world.slice.pieces } : undefined,
+    config: {
+      piecesPerPeer: world.piecesPerPeer,
+      webSeedConcurrency: world.webSeedConcurrency,
+      stallTimeoutMs: 10 * 60_000,
+      tuning: { maxPiecesInFlight: world.maxPiecesInFlight },
+    },
+  };
+}
+
+describe("SwarmScheduler, properties over random swarms", () => {
+  it("keeps its promises on every action, and always finishes while the web seed works in the end", () => {
+    fc.assert(
+      fc.property(worldArb, (world) => {
+        const result = runModel(toModel(world));
+        // Never a piece from a peer without it, never twice outside the endgame, per-peer and
+        // per-swarm limits, never a banned peer again, nothing after the end (checked per action).
+        expect(result.violations).toEqual([]);
+        // Liveness: the web seed always gives every piece in the end, so the download finishes
+        // (endgame included), whatever the peers do.
+        expect(result.failed).toBeUndefined();
+        expect(result.finished).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("gets everything from good peers without the web seed when they hold every piece", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 6 }), (seed, pieceCount, n) => {
+        const all = Array.from({ length: pieceCount }, (_, i) => i);
+        const peers: ModelPeer[] = Array.from({ length: n }, () => ({ behaviour: "good", pieces: all }));
+        // Seeders handed out: the web seed holds off while their handshakes finish, then peers serve it all.
+        const result = runModel({ seed, pieceCount, peers, webSeedFailure: 0, announceFailure: 0, slice: { start: 0, pieces: 0 } });
+        expect(result.violations).toEqual([]);
+        expect(result.finished).toBe(true);
+        expect(result.webSeedReads).toBe(0);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("a corrupt peer is banned after its first bad piece and never asked again", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 4, max: 30 }), (seed, pieceCount) => {
+        const all = Array.from({ length: pieceCount }, (_, i) => i);
+        const result = runModel({ seed, pieceCount, peers: [{ behaviour: "corrupt", pieces: all }, { behaviour: "good", pieces: all }], webSeedFailure: 0, announceFailure: 0 });
+        expect(result.violations).toEqual([]);
+        expect(result.finished).toBe(true);
+        const bans = result.actions.filter((a) => a.type === "drop" && a.ban && a.peer === "10.0.0.1:4000");
+        const bad = result.invalidFrom.get("10.0.0.1:4000") ?? 0;
+        expect(bans.length).toBe(bad > 0 ? 1 : 0);
+        // At most the pieces it had in flight when the first bad one was caught.
+        expect(bad).toBeLessThanOrEqual(2);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("replays exactly from its seed", () => {
+    fc.assert(
+      fc.property(worldArb, (world) => {
+        const a = runModel(toModel(world));
+        const b = runModel(toModel(world));
+        expect(JSON.stringify(b.actions)).toBe(JSON.stringify(a.actions));
+        expect(b.elapsedMs).toBe(a.elapsedMs);
+      }),
+      { numRuns: 50 },
+    );
+  });
+});

@@ -198,7 +198,9 @@ const worldArb = fc.record({
   webSeedConcurrency: fc.integer({ min: 1, max: 3 }),
 });
 
-function toModel(world: fc.RecordValue<typeof worldArb extends fc.Arbitrary<infer T> ? T : never>) {
+type World = typeof worldArb extends fc.Arbitrary<infer T> ? T : never;
+
+function toModel(world: World) {
   const random = seededRandom(world.seed + 7);
   const peers: ModelPeer[] = world.peers.map((p) => ({
     behaviour: p.behaviour,

@@ -50,7 +50,10 @@ export class BlockServer {
     }
     if (frame.type === "cancel") {
       const at = this.queue.findIndex((q) => q.index === frame.index && q.begin === frame.begin);
-      if (at >= 0) this.options.bandwidth?.uploads?.release(this.queue.splice(at, 1)[0]!.length);
+      if (at < 0) return true;
+      // Not inside the optional call below: `a?.b(x)` does not evaluate x when a is undefined.
+      const [cancelled] = this.queue.splice(at, 1);
+      this.options.bandwidth?.uploads?.release(cancelled!.length);
       return true;
     }
     return false;

@@ -230,8 +230,9 @@ export class SwarmSession implements BlobFiller {
         if (this.settled) return connection.close();
         const server = new BlockServer(connection, { metainfo: this.options.metainfo, read: (i, b, l, into) => this.readBlock(i, b, l, into).catch(() => undefined), metrics: this.options.metrics, bandwidth: this.options.bandwidth });
         this.attach(key, connection);
-        connection.onFrames((frame) => server.handle(frame) || this.onFrame(key, connection, frame));
         this.event({ type: "peer-connected", peer: key, peerId: Buffer.from(remote.peerId).toString("hex"), inbound: false, bitfield });
+        // After the peer is known: frames that came with the handshake are delivered at once.
+        connection.onFrames((frame) => server.handle(frame) || this.onFrame(key, connection, frame));
       })
       .catch(() => {
         connection.close();

@@ -225,7 +225,7 @@ export class SwarmSession implements BlobFiller {
     if (budget) socket.once("close", () => budget.release());
     const connection = new PeerConnection(socket, { idleTimeoutMs: 60_000, keepAliveMs: 20_000, bandwidth: this.options.bandwidth });
     const pieceCount = this.options.metainfo.pieces.length;
-    initiateHandshake(connection, { digest: this.digest, pieceCount, bitfield: this.bitfield() }, { key: this.options.clusterKey, peerId: this.options.peerId, timeoutMs: 5_000 })
+    initiateHandshake(connection, { digest: this.digest, pieceCount, bitfield: this.bitfield() }, { key: this.options.clusterKey, peerId: this.options.peerId, timeoutMs: 5_000, expectedPeerId: Buffer.from(to.peerId, "hex") })
       .then(({ remote, bitfield }) => {
         if (this.settled) return connection.close();
         const server = new BlockServer(connection, { metainfo: this.options.metainfo, read: (i, b, l, into) => this.readBlock(i, b, l, into).catch(() => undefined), metrics: this.options.metrics, bandwidth: this.options.bandwidth });

@@ -175,6 +175,67 @@ describe("SwarmScheduler, rule by rule", () => {
     expect(of(actions, "failed")[0]?.reason).toMatch(/no verified piece for 1 s/);
   });
 
+  it("reads a piece a reader waits for from the web seed at once, outside its slice and before handshakes end", () => {
+    const s = scheduler(100);
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    // Handed-out seeders: the web seed would hold its first read while their handshakes run.
+    s.handle({ type: "announced", response: { interval: 3, peers: [{ ...handoutPeer(1, 100), complete: true }], webSeedStartPiece: 0, webSeedSlicePieces: 10 } }, 10);
+    expect(of(s.poll(10), "web-seed")).toHaveLength(0);
+    s.handle({ type: "priorities", pieces: [98, 99] }, 20);
+    const actions = s.poll(20);
+    // One more read than the usual concurrency (1) for readers: both pieces at once.
+    expect(of(actions, "web-seed")).toEqual([
+      { type: "web-seed", index: 98 },
+      { type: "web-seed", index: 99 },
+    ]);
+  });
+
+  it("asks a peer for the pieces a reader waits for first, in the reader's order", () => {
+    const s = scheduler(50, { piecesPerPeer: 2 });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    const all = Array.from({ length: 50 }, (_, i) => i);
+    s.handle({ type: "peer-connected", peer: "a", peerId: idOf(1), inbound: false, bitfield: bits(50, all) }, 0);
+    s.handle({ type: "priorities", pieces: [40, 41] }, 0);
+    const requests = of(s.poll(0), "request");
+    expect(requests.slice(0, 2).map((r) => r.index)).toEqual([40, 41]);
+    // Once they are here the list empties itself and the rest goes on as before.
+    for (const index of [40, 41]) {
+      s.handle({ type: "piece-arrived", index, from: "a" }, 5);
+      s.handle({ type: "piece-verified", index, from: "a" }, 6);
+    }
+    const next = of(s.poll(6), "request");
+    expect(next.every((r) => r.index !== 40 && r.index !== 41)).toBe(true);
+  });
+
+  it("finishes whatever the readers ask for, and ignores pieces out of range", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.array(fc.integer({ min: -3, max: 40 }), { maxLength: 10 }), (seed, wanted) => {
+        const s = scheduler(30, { random: seededRandom(seed) });
+        s.handle({ type: "start", have: [] }, 0);
+        s.handle({ type: "priorities", pieces: wanted }, 0);
+        let t = 0;
+        const inFlight = new Set<number>();
+        for (let step = 0; step < 10_000 && !s.finished; step++) {
+          for (const a of s.poll(t)) {
+            if (a.type === "announce") s.handle({ type: "announced", response: { interval: 3, peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 30 } }, t);
+            if (a.type === "web-seed") inFlight.add(a.index);
+          }
+          const [next] = inFlight;
+          if (next !== undefined) {
+            inFlight.delete(next);
+            s.handle({ type: "piece-arrived", index: next, from: WEB_SEED }, t);
+            s.handle({ type: "piece-verified", index: next, from: WEB_SEED }, t);
+          }
+          t += 10;
+        }
+        expect(s.finished).toBe(true);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it("ranks rare pieces first and common ones in order; sequential takes the lowest index", () => {
     const availability = Uint16Array.from([5, 1, 4, 3, 1, 0]);
     const ranked = rarestFirst(3).rank({ candidates: [0, 1, 2, 3, 4, 5], availability, endgame: false }, seededRandom(3));

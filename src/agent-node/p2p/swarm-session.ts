@@ -64,6 +64,8 @@ export class SwarmSession implements BlobFiller {
   private flushQueued = false;
   private timer: NodeJS.Timeout | undefined;
   private settled = false;
+  /** Byte ranges readers wait for (Range reads of a blob not yet here): their pieces go first. */
+  private readonly readers = new Set<{ start: number; end: number }>();
   private resolveDone!: () => void;
   private rejectDone!: (error: Error) => void;
 
@@ -161,6 +163,34 @@ export class SwarmSession implements BlobFiller {
     if (!this.scheduler.has(index) || !this.sink) return undefined;
     const { start } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
     return this.sink.readAt(start + begin, length, into);
+  }
+
+  /**
+   * A reader waits for bytes [start, end] (inclusive): the pieces that cover them are fetched
+   * first, in order. Returns the function that takes the wish back (the reader is done or gone).
+   */
+  prioritize(start: number, end: number): () => void {
+    const range = { start, end };
+    this.readers.add(range);
+    this.updatePriorities();
+    return () => {
+      if (this.readers.delete(range)) this.updatePriorities();
+    };
+  }
+
+  private updatePriorities(): void {
+    if (this.settled) return;
+    const { pieceLength, size } = this.options.metainfo;
+    const pieces: number[] = [];
+    const seen = new Set<number>();
+    for (const { start, end } of this.readers) {
+      const last = Math.floor(Math.min(end, size - 1) / pieceLength);
+      for (let i = Math.floor(start / pieceLength); i <= last; i++) {
+        if (!seen.has(i) && !this.scheduler.has(i)) pieces.push(i);
+        seen.add(i);
+      }
+    }
+    this.event({ type: "priorities", pieces });
   }
 
   // ---- events in, actions out ------------------------------------------------------------------

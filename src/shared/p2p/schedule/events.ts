@@ -33,6 +33,12 @@ export type SchedulerEvent =
   | { type: "piece-verified"; index: number; from: PieceSource }
   | { type: "piece-invalid"; index: number; from: PieceSource }
   | { type: "web-seed-failed"; index: number }
+  /**
+   * Pieces readers are waiting for, most urgent first (a Range read of a blob not yet here): they
+   * go ahead of everything else, from a peer that has them or else from the web seed at once.
+   * Each event replaces the last list; an empty list clears it.
+   */
+  | { type: "priorities"; pieces: readonly number[] }
   /** The time `nextTimeout()` named has come (or any other wake-up). */
   | { type: "timer" };
 

@@ -73,6 +73,8 @@ export class SwarmScheduler {
   /** Pieces whose bytes are being verified and written (a duplicate arriving meanwhile is dropped). */
   private readonly verifying = new Set<number>();
   private readonly webSeed: WebSeedPlan;
+  /** Pieces readers wait for, most urgent first (see the `priorities` event). */
+  private wanted: number[] = [];
   private webSeedFailures = 0;
   private webSeedRetryAt = 0;
   /** Moving average of how long a piece takes to arrive, for the web seed's patience. */
@@ -213,6 +215,9 @@ export class SwarmScheduler {
         this.webInFlight.delete(event.index);
         this.webSeedFailures++;
         this.webSeedRetryAt = now + Math.min(this.tuning.maxWebSeedBackoffMs, 500 * 2 ** (this.webSeedFailures - 1));
+        return;
+      case "priorities":
+        this.wanted = event.pieces.filter((i) => Number.isInteger(i) && i >= 0 && i < this.pieceCount);
         return;
       case "timer":
         return;
@@ -393,6 +398,7 @@ export class SwarmScheduler {
       if (!this.busy(i)) unassigned.push(i);
     }
     if (missing.length === 0) return;
+    this.passWanted(now);
     const endgame = unassigned.length === 0;
     const candidates = endgame ? missing.filter((i) => !this.verifying.has(i)) : unassigned;
     const ranked = this.policy.rank({ candidates, availability: this.availability, endgame }, this.random);
@@ -412,6 +418,31 @@ export class SwarmScheduler {
       }
     }
     this.passWebSeed(now);
+  }
+
+  /**
+   * Pieces a reader waits for come first, in its order, outside the usual limits (a reader's
+   * latency is what lazy pulling is for): from a connected peer that has the piece and is not
+   * busy, preferring the one with the fewest requests in flight; when no peer has it, from the
+   * web seed at once, whatever the slice, with one read more than the usual concurrency.
+   */
+  private passWanted(now: number): void {
+    if (this.wanted.length === 0) return;
+    this.wanted = this.wanted.filter((i) => !this.haveField.has(i));
+    for (const i of this.wanted) {
+      if (this.busy(i)) continue;
+      let best: Peer | undefined;
+      for (const peer of this.peers.values()) {
+        if (peer.rejectedUntil > now || !peer.bitfield.has(i) || peer.requested.size > this.config.piecesPerPeer) continue;
+        if (!best || peer.requested.size < best.requested.size) best = peer;
+      }
+      if (best) {
+        this.request(best, i, now);
+      } else if (this.availability[i] === 0 && now >= this.webSeedRetryAt && this.webInFlight.size <= this.config.webSeedConcurrency) {
+        this.webInFlight.set(i, now);
+        this.out.push({ type: "web-seed", index: i });
+      }
+    }
   }
 
   /**

@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import { OciError } from "../../shared/oci/errors.js";
 import type { Digest } from "../../shared/oci/digest.js";
-import { BLOCK_BYTES, blockHashes, buildMetainfo, type Metainfo } from "../../shared/p2p/metainfo.js";
+import { buildMetainfo, type Metainfo } from "../../shared/p2p/metainfo.js";
+import { BlockHasher } from "./block-hasher.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { MetainfoStore } from "../storage/metainfo-store.js";
 import type { AppEnv } from "../services.js";
@@ -17,27 +18,9 @@ export async function metainfoFor(store: MetainfoStore, blobs: BlobStore, digest
   if (existing) return existing;
   const read = await blobs.read(digest);
   if (!read) return null;
-  const blocks: string[] = [];
-  let block = new Uint8Array(BLOCK_BYTES);
-  let filled = 0;
-  const reader = read.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    let at = 0;
-    while (at < value.length) {
-      const take = Math.min(BLOCK_BYTES - filled, value.length - at);
-      block.set(value.subarray(at, at + take), filled);
-      filled += take;
-      at += take;
-      if (filled === BLOCK_BYTES) {
-        blocks.push(...(await blockHashes(block)));
-        filled = 0;
-        block = new Uint8Array(BLOCK_BYTES);
-      }
-    }
-  }
-  if (filled > 0) blocks.push(...(await blockHashes(block.subarray(0, filled))));
+  const hasher = new BlockHasher();
+  await hasher.consume(read.body);
+  const blocks = await hasher.finish();
   const metainfo = await buildMetainfo(digest, read.info.size, blocks);
   await store.put(metainfo);
   return metainfo;

@@ -38,7 +38,7 @@ blobRoutes.on(["GET", "HEAD"], `/v2/${NAME}/blobs/:digest`, async (c) => {
   // An empty body as bytes: an empty stream would lose Content-Length: 0.
   if (length === 0) return c.body(new Uint8Array(0), status, headers);
 
-  const read = await services.blobs.read(digest, range);
+  const read = await services.blobs.read(digest, range, info);
   if (!read) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in storage`);
   return c.body(read.body, status, headers);
 });

@@ -1,5 +1,4 @@
 import { digestAlgorithm, digestHex, type Digest } from "../../shared/oci/digest.js";
-import { concatBytes } from "../../shared/bytes.js";
 import type { ByteRange } from "../../shared/oci/range.js";
 
 /**
@@ -13,6 +12,8 @@ import type { ByteRange } from "../../shared/oci/range.js";
 export interface BlobInfo {
   digest: Digest;
   size: number;
+  /** The storage key holding the bytes (a multipart-assembled blob's differs from its digest's key). */
+  location?: string;
 }
 
 export interface BlobRead {
@@ -23,7 +24,8 @@ export interface BlobRead {
 
 export interface BlobStore {
   stat(digest: Digest): Promise<BlobInfo | null>;
-  read(digest: Digest, range?: ByteRange): Promise<BlobRead | null>;
+  /** The blob's bytes (or a range), as storage hands them out; `known` (from `stat`) saves a lookup. */
+  read(digest: Digest, range?: ByteRange, known?: BlobInfo): Promise<BlobRead | null>;
   readBytes(digest: Digest): Promise<Uint8Array<ArrayBuffer> | null>;
   /** Stores bytes whose SHA-256 the backend verifies; false when they do not match the digest. */
   putVerified(digest: Digest, body: ReadableStream | Uint8Array, size: number): Promise<boolean>;
@@ -32,10 +34,6 @@ export interface BlobStore {
 }
 
 const LOCATION_META = "shoal-location";
-/** Blob reads go to storage in ranged segments of this size (see `segmentedBody`). */
-export const READ_SEGMENT_BYTES = 8 * 1024 * 1024;
-/** Largest chunk a blob read passes on at once (small storage chunks are joined up to this). */
-const ENQUEUE_BYTES = 1024 * 1024;
 const SIZE_META = "shoal-size";
 
 export function blobKey(digest: Digest): string {
@@ -48,60 +46,21 @@ export class R2BlobStore implements BlobStore {
   async stat(digest: Digest): Promise<BlobInfo | null> {
     const head = await this.bucket.head(blobKey(digest));
     if (!head) return null;
-    return { digest, size: sizeOf(head) };
-  }
-
-  async read(digest: Digest, range?: ByteRange): Promise<BlobRead | null> {
-    const head = await this.bucket.head(blobKey(digest));
-    if (!head) return null;
-    const location = head.customMetadata?.[LOCATION_META] ?? blobKey(digest);
-    const info = { digest, size: sizeOf(head) };
-    const start = range?.start ?? 0;
-    const end = range?.end ?? info.size - 1;
-    // A fixed length keeps Content-Length on the response (workerd would send a stream of unknown
-    // length chunked, and drop the header).
-    const body = end < start ? emptyStream() : this.segmentedBody(location, start, end).pipeThrough(new FixedLengthStream(end - start + 1));
-    return range ? { info, body, range } : { info, body };
+    return { digest, size: sizeOf(head), location: head.customMetadata?.[LOCATION_META] ?? blobKey(digest) };
   }
 
   /**
-   * Streams [start, end] as consecutive ranged reads of READ_SEGMENT_BYTES, each asked for only
-   * when the client has taken the previous one. A single get of a big object can be buffered
-   * whole when the client reads slower than storage (seen under miniflare); this bounds memory
-   * to about one segment per reader, whatever the backend does.
+   * R2's own body, handed to the runtime as it is: workerd then sends the bytes natively (with
+   * their Content-Length) instead of JavaScript pumping them, which in production is billed CPU
+   * time. Backpressure is the runtime's: a slow client slows the read from storage.
    */
-  private segmentedBody(location: string, start: number, end: number): ReadableStream<Uint8Array> {
-    const bucket = this.bucket;
-    let next = start;
-    let current: ReadableStreamDefaultReader<Uint8Array> | undefined;
-    return new ReadableStream<Uint8Array>(
-      {
-        async pull(controller) {
-          for (;;) {
-            if (!current) {
-              if (next > end) return controller.close();
-              const length = Math.min(READ_SEGMENT_BYTES, end - next + 1);
-              const object = await bucket.get(location, { range: { offset: next, length } });
-              if (!object) return controller.error(new Error(`blob object ${location} disappeared`));
-              next += length;
-              current = object.body.getReader();
-            }
-            // Storage may hand out small chunks (4 KiB under miniflare: 19 MB/s); pass them on in
-            // batches of up to ENQUEUE_BYTES, so per-chunk costs do not set the read speed.
-            const batch = await readBatch(current, ENQUEUE_BYTES);
-            if (batch.done) current = undefined;
-            if (batch.bytes.length > 0) {
-              controller.enqueue(batch.bytes);
-              return;
-            }
-          }
-        },
-        async cancel(reason) {
-          await current?.cancel(reason);
-        },
-      },
-      { highWaterMark: 0 },
-    );
+  async read(digest: Digest, range?: ByteRange, known?: BlobInfo): Promise<BlobRead | null> {
+    const info = known?.location ? known : await this.stat(digest);
+    if (!info) return null;
+    if (range && range.end < range.start) return { info, body: emptyStream(), range };
+    const object = await this.bucket.get(info.location ?? blobKey(digest), range ? { range: { offset: range.start, length: range.end - range.start + 1 } } : undefined);
+    if (!object) return null;
+    return range ? { info, body: object.body, range } : { info, body: object.body };
   }
 
   async readBytes(digest: Digest): Promise<Uint8Array<ArrayBuffer> | null> {
@@ -113,7 +72,8 @@ export class R2BlobStore implements BlobStore {
   async putVerified(digest: Digest, body: ReadableStream | Uint8Array, size: number): Promise<boolean> {
     try {
       // R2 computes the hash natively and refuses the put on a mismatch: nothing is stored.
-      // A streamed body must have a known length for R2.
+      // A streamed body must have a known length for R2 (FixedLengthStream is native: no
+      // JavaScript touches the bytes).
       const value = body instanceof Uint8Array ? body : body.pipeThrough(new FixedLengthStream(size));
       await this.bucket.put(blobKey(digest), value, { [digestAlgorithm(digest)]: digestHex(digest), customMetadata: { [SIZE_META]: String(size) } });
       return true;
@@ -143,20 +103,4 @@ function isChecksumMismatch(error: unknown): boolean {
 
 function emptyStream(): ReadableStream<Uint8Array> {
   return new ReadableStream({ start: (controller) => controller.close() });
-}
-
-/**
- * Reads chunks from `reader` until `max` bytes or the end, joined into one array. A chunk that
- * would overflow is still taken whole (the batch then exceeds `max` by less than one chunk).
- */
-async function readBatch(reader: ReadableStreamDefaultReader<Uint8Array>, max: number): Promise<{ bytes: Uint8Array; done: boolean }> {
-  const parts: Uint8Array[] = [];
-  let length = 0;
-  while (length < max) {
-    const { done, value } = await reader.read();
-    if (done) return { bytes: concatBytes(parts, length), done: true };
-    parts.push(value);
-    length += value.length;
-  }
-  return { bytes: concatBytes(parts, length), done: false };
 }

@@ -3,11 +3,12 @@ import { OciError } from "../../shared/oci/errors.js";
 import { DIGEST_ALGORITHMS, digestAlgorithm, toHex, type Digest } from "../../shared/oci/digest.js";
 import { bufferSource } from "../../shared/bytes.js";
 import { uploadRangeHeader } from "../../shared/oci/range.js";
-import { ResumableSha256, type Sha256State } from "../../shared/hash/resumable-sha256.js";
+import { concatBytes } from "../../shared/bytes.js";
 import { R2BlobStore } from "../storage/blob-store.js";
 import { MetainfoStore } from "../storage/metainfo-store.js";
 import { BLOCK_BYTES, LEGACY_BLOCK_BYTES, blockHashes, buildMetainfo } from "../../shared/p2p/metainfo.js";
 import { asRpcResult, type RpcResult } from "./rpc-result.js";
+import { segmentKey, segmentsToMerge, tailLength, type TailSegment } from "./tail.js";
 import type { Env } from "../env.js";
 
 /**
@@ -20,17 +21,23 @@ export const UPLOAD_IDLE_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The durable state of one upload. Invariant: bytes [0, offset - offset % PART_BYTES) are in R2
- * multipart parts 1…n; the rest (the tail, under one part) is in the object `tailKey`. The running
- * SHA-256 covers bytes [0, offset).
+ * multipart parts 1…n; the rest (the tail, under one part) is in the segments `tail`, in order.
  */
 export interface UploadState {
   id: string;
   repository: string;
   offset: number;
-  hash: Sha256State;
   multipartId?: string;
   parts: R2UploadedPart[];
+  tail?: TailSegment[];
+  /**
+   * Set once a chunk arrived while no live hash covered the bytes before it (the object was
+   * restarted between chunks): the digest is then checked by hashing the assembled blob.
+   */
+  rehash?: boolean;
+  /** Uploads begun by an older edge: one tail object, and a saved pure-JS hash state (ignored now). */
   tailKey?: string;
+  hash?: unknown;
   /** Hex SHA-256 of each block in the uploaded parts (metainfo, hashed natively as parts fill). */
   blocks: string[];
   /** The blocks' length: absent in uploads begun before metainfo hashed BLOCK_BYTES (they hashed 4 MiB). */
@@ -61,15 +68,25 @@ function blockLengthOf(state: UploadState): number {
   return state.blockLength ?? LEGACY_BLOCK_BYTES;
 }
 
+/** A native SHA-256 of the upload's bytes [0, offset), alive as long as this object is. */
+interface LiveHash {
+  offset: number;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  digest: Promise<ArrayBuffer>;
+}
+
 /**
  * One blob upload (distribution-spec "Pushing blobs"), spanning any number of requests. Chunks
- * are streamed into R2 multipart parts; the SHA-256 state carries over between chunks, so the
- * digest is checked at the end without reading the blob again. A thin shell: the byte handling is
- * in `appendChunk`, state in DO storage, expiry by alarm.
+ * are streamed into R2 multipart parts. The blob's SHA-256 is computed natively as the bytes pass
+ * (`crypto.DigestStream`, held by this object between chunks), so the digest is checked at the end
+ * without reading the blob again; only when the object was restarted mid-upload (its native state
+ * cannot be saved) is the assembled blob hashed once more. A thin shell: the byte handling is in
+ * `appendChunk`, state in DO storage, expiry by alarm.
  */
 export class UploadSession extends DurableObject<Env> {
   /** Chunks of one upload are applied one at a time, in arrival order. */
   private queue: Promise<unknown> = Promise.resolve();
+  private live: LiveHash | undefined;
 
   private serial<T>(run: () => Promise<T>): Promise<T> {
     const next = this.queue.then(run, run);
@@ -83,12 +100,12 @@ export class UploadSession extends DurableObject<Env> {
         id,
         repository,
         offset: 0,
-        hash: ResumableSha256.create().save(),
         parts: [],
         blocks: [],
         blockLength: BLOCK_BYTES,
         updatedAt: Date.now(),
       };
+      this.dropLiveHash();
       await this.save(state);
       return { repository, offset: 0 };
     });
@@ -117,13 +134,16 @@ export class UploadSession extends DurableObject<Env> {
       this.serial(async () => {
         const state = await this.load(request.repository);
         if (request.body) await this.appendChunk(state, request);
-        if (digestAlgorithm(request.digest) === "sha256") {
+        const live = this.live;
+        this.live = undefined;
+        if (digestAlgorithm(request.digest) === "sha256" && live && live.offset === state.offset && !state.rehash) {
           // The common case: the running hash already covers every byte.
-          const actual = `sha256:${ResumableSha256.restore(state.hash).hex()}` as Digest;
+          await live.writer.close();
+          const actual = `sha256:${toHex(new Uint8Array(await live.digest))}` as Digest;
           if (actual !== request.digest) await this.refuse(state, request.digest, actual);
           await this.commit(state, actual);
         } else {
-          // Another algorithm (sha512): assemble, then hash the stored bytes once, natively.
+          // Another algorithm (sha512), or the live hash was lost: hash the stored bytes once, natively.
           await this.commitRehashed(state, request.digest);
         }
         return { digest: request.digest, size: state.offset };
@@ -164,7 +184,34 @@ export class UploadSession extends DurableObject<Env> {
     if (!state || state.repository !== repository) {
       throw new OciError("BLOB_UPLOAD_UNKNOWN");
     }
+    if (state.tailKey !== undefined || state.hash !== undefined) {
+      // Begun by an older edge: its one tail object holds the bytes after the last full part.
+      const length = state.offset % PART_BYTES;
+      state.tail = state.tailKey && length > 0 ? [{ key: state.tailKey, start: state.offset - length, length }] : [];
+      state.rehash = state.offset > 0;
+      delete state.tailKey;
+      delete state.hash;
+    }
     return state;
+  }
+
+  /** The live hash for a chunk starting at `state.offset`, or none (then the digest is checked by rehashing). */
+  private liveHashFor(state: UploadState): LiveHash | undefined {
+    if (state.offset === 0) {
+      this.dropLiveHash();
+      const stream = new (workersCrypto().DigestStream)("SHA-256");
+      this.live = { offset: 0, writer: stream.getWriter(), digest: stream.digest };
+      state.rehash = false;
+    } else if (!this.live || this.live.offset !== state.offset) {
+      this.dropLiveHash();
+      state.rehash = true;
+    }
+    return state.rehash ? undefined : this.live;
+  }
+
+  private dropLiveHash(): void {
+    this.live?.writer.abort().catch(() => undefined);
+    this.live = undefined;
   }
 
   private async save(state: UploadState): Promise<void> {
@@ -185,17 +232,34 @@ export class UploadSession extends DurableObject<Env> {
     const expected = request.range ? request.range.end - request.range.start + 1 : null;
     if (expected !== null && expected > request.limit) throw chunkTooLarge(request.limit);
 
-    const hash = ResumableSha256.restore(state.hash);
-    // Bytes not yet in a part: the stored tail, then whatever arrives.
-    const pending = new PartBuffer(PART_BYTES);
-    if (state.tailKey) {
-      const tail = await bucket.get(state.tailKey);
-      if (!tail) throw new Error(`upload ${state.id}: tail ${state.tailKey} is missing`);
-      pending.push(new Uint8Array(await tail.arrayBuffer()));
+    const live = this.liveHashFor(state);
+    try {
+      await this.receive(state, request, expected, live);
+    } catch (error) {
+      // The live hash took bytes the state does not have: it no longer matches any offset.
+      if (live) this.dropLiveHash();
+      throw error;
     }
+  }
+
+  private async receive(state: UploadState, request: AppendRequest, expected: number | null, live: LiveHash | undefined): Promise<void> {
+    const bucket = this.env.BLOBS;
+    const tail = state.tail ?? [];
+    const stored = tailLength(tail);
+    /** Bytes not yet in a part: this chunk's, then (once a part fills) the stored tail before them. */
+    const pending = new PartBuffer(PART_BYTES);
+    let tailTaken = false;
+    const consumed: string[] = [];
     let received = 0;
     let partBase = state.offset - (state.offset % PART_BYTES);
     const uploadFullParts = async () => {
+      if (!tailTaken) {
+        if (stored + pending.size < PART_BYTES) return;
+        // A part fills: the stored tail goes first. Each tail byte is read back once.
+        pending.prepend(await readSegments(bucket, tail, state.id));
+        consumed.push(...tail.map((segment) => segment.key));
+        tailTaken = true;
+      }
       for (let part = pending.takePart(); part; part = pending.takePart()) {
         const partNumber = partBase / PART_BYTES + 1;
         const blockLength = blockLengthOf(state);
@@ -221,7 +285,7 @@ export class UploadSession extends DurableObject<Env> {
           await drain(reader);
           throw new OciError("SIZE_INVALID", `chunk is longer than its Content-Range (${expected} bytes)`, { status: 400 });
         }
-        hash.update(value);
+        if (live) await live.writer.write(value);
         pending.push(value);
         await uploadFullParts();
       }
@@ -229,20 +293,29 @@ export class UploadSession extends DurableObject<Env> {
     if (expected !== null && received !== expected) {
       throw new OciError("SIZE_INVALID", `chunk has ${received} bytes, its Content-Range says ${expected}`);
     }
-    const oldTail = state.tailKey;
-    state.offset += received;
-    state.hash = hash.save();
+    const end = state.offset + received;
     const rest = pending.drain();
+    const segments = tailTaken ? [] : [...tail];
     if (rest.byteLength > 0) {
-      // The tail waits durably for the next chunk; its key names the offset it ends at, so a
-      // chunk that fails before the state is saved never overwrites the tail the state points to.
-      state.tailKey = `uploads/${state.id}/tail/${state.offset}`;
-      if (state.tailKey !== oldTail) await bucket.put(state.tailKey, rest);
-    } else {
-      delete state.tailKey;
+      // The bytes after the last part wait durably for the next chunk, in a segment of their own;
+      // small segments at the end are merged (see segmentsToMerge).
+      let bytes = rest;
+      const merge = segmentsToMerge([...segments.map((segment) => segment.length), rest.byteLength]) - 1;
+      const merged = segments.splice(segments.length - merge, merge);
+      if (merged.length > 0) {
+        bytes = concatBytes([await readSegments(bucket, merged, state.id), rest], tailLength(merged) + rest.byteLength);
+        consumed.push(...merged.map((segment) => segment.key));
+      }
+      const start = end - bytes.byteLength;
+      const segment = { key: segmentKey(state.id, start, bytes.byteLength), start, length: bytes.byteLength };
+      await bucket.put(segment.key, bytes);
+      segments.push(segment);
     }
+    state.offset = end;
+    state.tail = segments;
+    if (live) live.offset = end;
     await this.save(state);
-    if (oldTail && oldTail !== state.tailKey) await bucket.delete(oldTail);
+    if (consumed.length > 0) await bucket.delete(consumed);
   }
 
   private async multipart(state: UploadState): Promise<R2MultipartUpload> {
@@ -319,8 +392,8 @@ export class UploadSession extends DurableObject<Env> {
    */
   private async assemble(state: UploadState): Promise<{ kind: "bytes"; bytes: Uint8Array } | { kind: "object"; key: string }> {
     const bucket = this.env.BLOBS;
-    const tail = state.tailKey ? await bucket.get(state.tailKey) : null;
-    const tailBytes = tail ? new Uint8Array(await tail.arrayBuffer()) : new Uint8Array(0);
+    const tail = state.tail ?? [];
+    const tailBytes = await readSegments(bucket, tail, state.id);
     const blockLength = blockLengthOf(state);
     const firstTailBlock = Math.floor((state.offset - tailBytes.byteLength) / blockLength);
     state.blocks.splice(firstTailBlock, state.blocks.length - firstTailBlock, ...(await blockHashes(tailBytes, blockLength)));
@@ -337,7 +410,7 @@ export class UploadSession extends DurableObject<Env> {
       await upload.complete(parts);
       result = { kind: "object", key: contentKey(state) };
     }
-    if (state.tailKey) await bucket.delete(state.tailKey);
+    if (tail.length > 0) await bucket.delete(tail.map((segment) => segment.key));
     return result;
   }
 
@@ -350,11 +423,13 @@ export class UploadSession extends DurableObject<Env> {
         // Already completed or aborted.
       }
     }
-    if (state.tailKey) await bucket.delete(state.tailKey);
+    const tail = state.tail ?? [];
+    if (tail.length > 0) await bucket.delete(tail.map((segment) => segment.key));
     await this.forget();
   }
 
   private async forget(): Promise<void> {
+    this.dropLiveHash();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
   }
@@ -389,26 +464,48 @@ function chunkTooLarge(limit: number): OciError {
   });
 }
 
+/** The segments' bytes, in order, as one array. */
+async function readSegments(bucket: R2Bucket, segments: readonly TailSegment[], id: string): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for (const segment of segments) {
+    const object = await bucket.get(segment.key);
+    if (!object) throw new Error(`upload ${id}: tail segment ${segment.key} is missing`);
+    parts.push(new Uint8Array(await object.arrayBuffer()));
+  }
+  return parts.length === 1 ? parts[0]! : concatBytes(parts, tailLength(segments));
+}
+
 /** Collects streamed bytes and hands them out in parts of exactly `partBytes`. */
 class PartBuffer {
   private chunks: Uint8Array[] = [];
-  private size = 0;
+  private length = 0;
 
   constructor(private readonly partBytes: number) {}
+
+  get size(): number {
+    return this.length;
+  }
+
+  /** Puts bytes before everything held (the stored tail, once a part fills). */
+  prepend(bytes: Uint8Array): void {
+    if (bytes.byteLength === 0) return;
+    this.chunks.unshift(bytes);
+    this.length += bytes.byteLength;
+  }
 
   push(bytes: Uint8Array): void {
     if (bytes.byteLength === 0) return;
     this.chunks.push(bytes);
-    this.size += bytes.byteLength;
+    this.length += bytes.byteLength;
   }
 
   takePart(): Uint8Array | undefined {
-    if (this.size < this.partBytes) return undefined;
+    if (this.length < this.partBytes) return undefined;
     return this.take(this.partBytes);
   }
 
   drain(): Uint8Array {
-    return this.take(this.size);
+    return this.take(this.length);
   }
 
   private take(n: number): Uint8Array {
@@ -427,7 +524,7 @@ class PartBuffer {
         filled += need;
       }
     }
-    this.size -= n;
+    this.length -= n;
     return out;
   }
 }

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { benchServe, parseServeArgs } from "./serve.js";
 import { benchP2p, parseP2pArgs } from "./p2p.js";
 import { benchAgent, parseAgentArgs } from "./agent.js";
+import { benchEdge, parseEdgeArgs } from "./edge.js";
 
 /**
  * `npm run bench -- <name> [options]`. Benchmarks print their figures side by side with a
@@ -12,6 +13,7 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
                             [--wan-bandwidth 12.5MiB/s] [--out bench-out] [--sweep]
                             [--modes p2p,direct,registry]
        npm run bench -- agent [--size 1GiB] [--seeders 3] [--rounds 3] [--shoal-only] [--out bench-out]
+       npm run bench -- edge [--size 64MiB] [--rounds 3] [--requests 200] [--out bench-out]
 
   serve   a blob served from a warm agent store to concurrent readers, against
           Debian's docker-registry (distribution 2.8) serving the same blob
@@ -20,7 +22,10 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
           physical bound; --sweep runs N = 4, 8, 16, 32 at a smaller size
   agent   one agent pulls a blob from K seeder agents with no bandwidth limit, against
           aria2 pulling the same bytes from K aria2 seeders (BitTorrent, opentracker):
-          MB/s, CPU per GiB received and served, peak RSS`;
+          MB/s, CPU per GiB received and served, peak RSS
+  edge    the edge's data path (GET, Range GET, monolithic and chunked push,
+          HEAD blob and GET manifest latency) against distribution, and reads
+          against the edge's runtime port directly (what the Node front costs)`;
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -35,6 +40,7 @@ const { positionals, values } = parseArgs({
     modes: { type: "string" },
     seeders: { type: "string" },
     "shoal-only": { type: "boolean" },
+    requests: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
@@ -48,6 +54,9 @@ if (values.help || !name) {
 switch (name) {
   case "serve":
     await benchServe(parseServeArgs(values));
+    break;
+  case "edge":
+    await benchEdge(parseEdgeArgs(values));
     break;
   case "p2p":
     await benchP2p(parseP2pArgs(values));

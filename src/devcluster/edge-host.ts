@@ -22,6 +22,8 @@ export interface EdgeHostOptions {
 
 export interface EdgeHost {
   url: string;
+  /** The runtime's own plain-HTTP port, behind the front (benchmarks measure the front against it). */
+  runtimeUrl: string;
   miniflare: Miniflare;
   close(): Promise<void>;
 }
@@ -112,6 +114,7 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
   const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
   return {
     url,
+    runtimeUrl: inner.origin,
     miniflare,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -21,7 +21,7 @@ const log = (record: Record<string, unknown>) =>
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), component: "edge", ...record })}\n`);
 
 const edge = await startEdgeHost({ stateDir: path.join(home, "edge"), port, vars, log });
-log({ level: "info", msg: `edge listening on ${edge.url}`, state: path.join(home, "edge") });
+log({ level: "info", msg: `edge listening on ${edge.url}`, runtime: edge.runtimeUrl, state: path.join(home, "edge") });
 
 let stopping = false;
 const stop = async (signal: string) => {

@@ -15,6 +15,7 @@ import { EdgeClient } from "./edge/edge-client.js";
 import { AgentMetrics } from "./metrics.js";
 import { PullService } from "./registry/pull.js";
 import { PushProxy } from "./registry/push-proxy.js";
+import { AccessGate } from "./registry/access.js";
 import { Preheater } from "./registry/preheat.js";
 import { createRegistryServer } from "./registry/server.js";
 import { createAdminServer } from "./admin/server.js";
@@ -118,7 +119,8 @@ export class Agent {
     });
     const push = new PushProxy(this.edge, this.log.child({ part: "push" }));
     const preheater = new Preheater({ pull, fetcher, store: this.store, log: this.log.child({ part: "preheat" }) });
-    this.registryServer = createRegistryServer({ pull, push, metrics: this.metrics, log: this.log.child({ part: "registry" }) });
+    const access = new AccessGate(this.edge, this.log.child({ part: "access" }));
+    this.registryServer = createRegistryServer({ pull, push, access, metrics: this.metrics, log: this.log.child({ part: "registry" }) });
     this.adminServer = createAdminServer({
       metrics: this.metrics,
       log: this.log.child({ part: "admin" }),

@@ -31,6 +31,10 @@ export class EdgeClient {
   readonly baseUrl: string;
   private readonly dispatcher: Dispatcher;
   private readonly authorization: string | undefined;
+  /** Bearer tokens by scope ("" for none), and when to fetch a fresh one. */
+  private readonly tokens = new Map<string, { token: string; refreshAt: number }>();
+  private readonly tokenFlights = new Map<string, Promise<string | undefined>>();
+  private tokenService = true;
 
   constructor(options: EdgeClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -43,6 +47,55 @@ export class EdgeClient {
   }
 
   /**
+   * The agent's own credentials for a request: a bearer token from the edge's token service, for
+   * the repository the path names (pull) or none (announces), fetched with the configured secret
+   * and reused until shortly before it expires. So the edge checks a signature per request rather
+   * than a secret, and the secret travels once per token. An edge without a token service (404)
+   * gets the secret itself, as before.
+   */
+  private async ownAuthorization(path: string): Promise<string | undefined> {
+    if (!this.authorization || !this.tokenService) return this.authorization;
+    const repository = repositoryOfPath(path);
+    const scope = repository ? `repository:${repository}:pull` : "";
+    const cached = this.tokens.get(scope);
+    if (cached && Date.now() < cached.refreshAt) return `Bearer ${cached.token}`;
+    let flight = this.tokenFlights.get(scope);
+    if (!flight) {
+      flight = this.fetchToken(scope).finally(() => this.tokenFlights.delete(scope));
+      this.tokenFlights.set(scope, flight);
+    }
+    const token = await flight;
+    return token ? `Bearer ${token}` : this.authorization;
+  }
+
+  private async fetchToken(scope: string): Promise<string | undefined> {
+    try {
+      const res = await request(`${this.baseUrl}/token${scope ? `?scope=${encodeURIComponent(scope)}` : ""}`, {
+        method: "GET",
+        dispatcher: this.dispatcher,
+        headers: { authorization: this.authorization! },
+      });
+      if (res.statusCode === 404) {
+        await res.body.dump();
+        this.tokenService = false;
+        return undefined;
+      }
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return undefined;
+      }
+      const body = (await res.body.json()) as { token?: unknown; expires_in?: unknown };
+      if (typeof body.token !== "string") return undefined;
+      const lifeSeconds = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : 60;
+      if (this.tokens.size > 1000) this.tokens.clear();
+      this.tokens.set(scope, { token: body.token, refreshAt: Date.now() + lifeSeconds * 800 });
+      return body.token;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
    * One request to the edge. `onBehalfOfClient`: a client's request passed through (a push), which
    * carries the client's own credentials only, never the agent's: the agent's token lets it read and
    * announce, and must not let anyone who reaches the agent push.
@@ -52,15 +105,20 @@ export class EdgeClient {
     options: Omit<Dispatcher.RequestOptions, "origin" | "path"> & { method: Dispatcher.HttpMethod; onBehalfOfClient?: boolean },
   ): Promise<Dispatcher.ResponseData> {
     const { onBehalfOfClient, ...rest } = options;
-    const own: Record<string, string> = onBehalfOfClient ? {} : this.headers();
+    const own: Record<string, string> = {};
+    const authorization = onBehalfOfClient ? undefined : await this.ownAuthorization(path);
+    if (authorization) own.authorization = authorization;
     const requestId = currentRequestId();
     if (requestId) own["x-request-id"] = requestId;
     try {
-      return await request(`${this.baseUrl}${path}`, {
+      const res = await request(`${this.baseUrl}${path}`, {
         ...rest,
         dispatcher: this.dispatcher,
         headers: { ...own, ...((options.headers as Record<string, string>) ?? {}) },
       });
+      // A token the edge no longer takes (its key rotated away): fetch a fresh one next time.
+      if (res.statusCode === 401 && authorization?.startsWith("Bearer ")) this.tokens.delete(scopeOfPath(path));
+      return res;
     } catch (error) {
       throw new EdgeUnavailableError(`edge ${this.baseUrl} unreachable: ${(error as Error).message}`);
     }
@@ -142,4 +200,15 @@ export class EdgeClient {
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
+}
+
+/** The repository a /v2 or metainfo path names, if any. */
+function repositoryOfPath(path: string): string | undefined {
+  const match = /^\/(?:v2|shoal\/v1)\/(.+?)\/(?:blobs|manifests|tags|referrers|metainfo)\//.exec(path.split("?")[0]!);
+  return match?.[1];
+}
+
+function scopeOfPath(path: string): string {
+  const repository = repositoryOfPath(path);
+  return repository ? `repository:${repository}:pull` : "";
 }

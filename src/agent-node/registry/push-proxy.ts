@@ -25,8 +25,8 @@ export class PushProxy {
 
   /** Passes a request through to the same path at the edge and relays the answer. */
   async forward(req: IncomingMessage, res: ServerResponse, withBody: boolean): Promise<void> {
-    const edgeRes = await this.send(req.method as Dispatcher.HttpMethod, req.url ?? "/", forwardedHeaders(req, withBody), withBody ? req : null);
-    await relay(edgeRes, res);
+    const edgeRes = await this.send(req, req.method as Dispatcher.HttpMethod, req.url ?? "/", forwardedHeaders(req, withBody), withBody ? req : null);
+    await relay(edgeRes, res, req);
   }
 
   /**
@@ -49,7 +49,17 @@ export class PushProxy {
       res.writeHead(200, { "content-type": "application/json", "docker-distribution-api-version": "registry/2.0" });
       return void res.end("{}");
     }
-    await relay(edgeRes, res);
+    await relay(edgeRes, res, req);
+  }
+
+  /**
+   * `GET /token`: the edge's token service, passed through with the client's credentials, so a
+   * host's runtime logs in to its agent (`docker login localhost:16000`) and never needs the edge's
+   * address; the challenges the agent relays name this realm.
+   */
+  async token(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const edgeRes = await this.send(req, "GET", req.url ?? "/token", forwardedHeaders(req, false), null);
+    await relay(edgeRes, res, req);
   }
 
   async startUpload(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
@@ -57,31 +67,31 @@ export class PushProxy {
     const digest = url.searchParams.get("digest");
     if (digest === null || !hasBody(req)) return this.forward(req, res, hasBody(req));
     // Monolithic POST ?digest=<d> with the blob: a session, chunked PATCHes, then PUT.
-    const start = await this.send("POST", `/v2/${name}/blobs/uploads/`, {}, null);
-    if (start.statusCode !== 202) return relay(start, res);
+    const start = await this.send(req, "POST", `/v2/${name}/blobs/uploads/`, {}, null);
+    if (start.statusCode !== 202) return relay(start, res, req);
     await start.body.dump();
     const location = String(start.headers.location);
     const patched = await this.appendSegments(req, location);
-    if (patched.statusCode !== 202) return relay(patched, res);
+    if (patched.statusCode !== 202) return relay(patched, res, req);
     await patched.body.dump();
-    const put = await this.send("PUT", withQuery(String(patched.headers.location ?? location), "digest", digest), { "content-length": "0" }, null);
-    await relay(put, res);
+    const put = await this.send(req, "PUT", withQuery(String(patched.headers.location ?? location), "digest", digest), { "content-length": "0" }, null);
+    await relay(put, res, req);
   }
 
   async patch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const last = await this.appendSegments(req, req.url ?? "/");
-    await relay(last, res);
+    await relay(last, res, req);
   }
 
   async put(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!hasBody(req) || req.headers["content-range"]) return this.forward(req, res, hasBody(req));
     // The closing PUT carries the last chunk: append it in segments, then close without a body.
     const patched = await this.appendSegments(req, pathOnly(req.url ?? "/"));
-    if (patched.statusCode !== 202) return relay(patched, res);
+    if (patched.statusCode !== 202) return relay(patched, res, req);
     await patched.body.dump();
     const digest = new URL(req.url ?? "/", "http://agent").searchParams.get("digest") ?? "";
-    const put = await this.send("PUT", withQuery(String(patched.headers.location ?? pathOnly(req.url ?? "/")), "digest", digest), { "content-length": "0" }, null);
-    await relay(put, res);
+    const put = await this.send(req, "PUT", withQuery(String(patched.headers.location ?? pathOnly(req.url ?? "/")), "digest", digest), { "content-length": "0" }, null);
+    await relay(put, res, req);
   }
 
   /**
@@ -89,10 +99,10 @@ export class PushProxy {
    * a Content-Range that fits goes through as it is.
    */
   private async appendSegments(req: IncomingMessage, location: string): Promise<Dispatcher.ResponseData> {
-    const limit = await this.learnLimit(location);
+    const limit = await this.learnLimit(req, location);
     const declared = req.headers["content-length"] !== undefined ? Number(req.headers["content-length"]) : undefined;
     if (req.headers["content-range"] || (declared !== undefined && declared <= limit)) {
-      return this.send("PATCH", location, forwardedHeaders(req, true), req);
+      return this.send(req, "PATCH", location, forwardedHeaders(req, true), req);
     }
     const source = new SegmentSource(req);
     let remaining = declared;
@@ -103,7 +113,7 @@ export class PushProxy {
       const length = remaining !== undefined ? Math.min(limit, remaining) : undefined;
       const headers: Record<string, string> = { "content-type": "application/octet-stream" };
       if (length !== undefined) headers["content-length"] = String(length);
-      last = await this.send("PATCH", current, headers, Readable.from(source.segment(limit)));
+      last = await this.send(req, "PATCH", current, headers, Readable.from(source.segment(limit)));
       if (last.statusCode !== 202) {
         req.resume();
         return last;
@@ -113,12 +123,12 @@ export class PushProxy {
       this.log.debug({ location: current, range: last.headers.range }, "pushed a segment to the edge");
     }
     // An empty body: one empty PATCH keeps the protocol's answer (202 with Range).
-    return last ?? this.send("PATCH", current, { "content-length": "0" }, null);
+    return last ?? this.send(req, "PATCH", current, { "content-length": "0" }, null);
   }
 
-  private async learnLimit(location: string): Promise<number> {
+  private async learnLimit(req: IncomingMessage, location: string): Promise<number> {
     if (this.chunkMaxBytes !== undefined) return this.chunkMaxBytes;
-    const status = await this.send("GET", pathOnly(location), {}, null);
+    const status = await this.send(req, "GET", pathOnly(location), {}, null);
     await status.body.dump();
     const header = status.headers["oci-chunk-max-length"];
     if (header === undefined) {
@@ -128,12 +138,16 @@ export class PushProxy {
     return Number(header);
   }
 
-  private async send(method: Dispatcher.HttpMethod, path: string, headers: Record<string, string>, body: Readable | null): Promise<Dispatcher.ResponseData> {
+  /**
+   * One request to the edge for the client `req`: it carries the client's own credentials (taken
+   * from `req`, whatever headers the request is built with: docker's chunked PATCH, the
+   * monolithic POST and the closing PUT included) and never the agent's.
+   */
+  private async send(req: IncomingMessage, method: Dispatcher.HttpMethod, path: string, headers: Record<string, string>, body: Readable | null): Promise<Dispatcher.ResponseData> {
     try {
-      // Reads passed through (listings) may use the agent's credentials; writes carry the client's.
-      const onBehalfOfClient = method !== "GET" && method !== "HEAD";
-      const { authorization, ...rest } = headers;
-      const res = await this.edge.request(path, { method, headers: onBehalfOfClient && authorization ? { ...rest, authorization } : rest, body, onBehalfOfClient });
+      const { authorization: _ignored, ...rest } = headers;
+      const authorization = req.headers.authorization;
+      const res = await this.edge.request(path, { method, headers: authorization ? { ...rest, authorization } : rest, body, onBehalfOfClient: true });
       const advertised = res.headers["oci-chunk-max-length"];
       if (advertised !== undefined) this.chunkMaxBytes = Number(advertised);
       return res;
@@ -192,13 +206,25 @@ function forwardedHeaders(req: IncomingMessage, withBody: boolean): Record<strin
   return out;
 }
 
-async function relay(edgeRes: Dispatcher.ResponseData, res: ServerResponse): Promise<void> {
+async function relay(edgeRes: Dispatcher.ResponseData, res: ServerResponse, req: IncomingMessage): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(edgeRes.headers)) {
     if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
   }
+  const challenge = headers["www-authenticate"];
+  if (typeof challenge === "string") headers["www-authenticate"] = withAgentRealm(challenge, req);
   res.writeHead(edgeRes.statusCode, headers);
   await pipeline(edgeRes.body, res);
+}
+
+/** The edge's challenge with its realm moved to this agent's `/token` (which passes requests on to the edge's). */
+export function withAgentRealm(challenge: string, req: IncomingMessage): string {
+  return challenge.replace(/realm="[^"]*"/, `realm="${agentRealm(req)}"`);
+}
+
+export function agentRealm(req: IncomingMessage): string {
+  const host = req.headers.host && /^[A-Za-z0-9.:[\]-]+$/.test(req.headers.host) ? req.headers.host : "localhost";
+  return `http://${host}/token`;
 }
 
 function pathOnly(url: string): string {

@@ -4,6 +4,7 @@ import { parseRepositoryName } from "../../shared/oci/reference.js";
 /** The registry API routes the agent serves, matched from a request path (name has slashes). */
 export type Route =
   | { kind: "base" }
+  | { kind: "token" }
   | { kind: "catalog" }
   | { kind: "manifest"; name: string; reference: string }
   | { kind: "blob"; name: string; digest: string }
@@ -15,6 +16,8 @@ export type Route =
 
 const PATTERNS: [RegExp, (m: RegExpExecArray) => Route][] = [
   [/^\/v2\/?$/, () => ({ kind: "base" })],
+  // The edge's token service, passed through (push-proxy.ts token()).
+  [/^\/token$/, () => ({ kind: "token" })],
   [/^\/v2\/_catalog$/, () => ({ kind: "catalog" })],
   [/^\/v2\/(.+)\/blobs\/uploads\/?$/, (m) => ({ kind: "uploads", name: m[1]! })],
   [/^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (m) => ({ kind: "upload", name: m[1]!, id: m[2]! })],

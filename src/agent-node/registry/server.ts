@@ -5,6 +5,7 @@ import { OciError } from "../../shared/oci/errors.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { PullService } from "./pull.js";
 import type { PushProxy } from "./push-proxy.js";
+import type { AccessGate } from "./access.js";
 import { matchRoute, type Route } from "./routes.js";
 import { withRequestId } from "../request-context.js";
 import { API_VERSION_HEADER, sendError } from "./respond.js";
@@ -13,6 +14,8 @@ import { localHostNames, refusalFor } from "../local-guard.js";
 export interface RegistryServerOptions {
   pull: PullService;
   push: PushProxy;
+  /** Checks a client's pull right before anything of a repository is served (access.ts). */
+  access: AccessGate;
   metrics: AgentMetrics;
   log: Logger;
   /** Host names besides localhost, IP literals and the machine's name that mean this host. */
@@ -71,16 +74,28 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Regist
     case "base":
       if (!read) break;
       return options.push.base(req, res);
+    case "token":
+      if (method === "GET") return options.push.token(req, res);
+      break;
     case "manifest":
-      if (read) return options.pull.manifest(req, res, route.name, route.reference);
+      if (read) {
+        await options.access.checkPull(req, route.name);
+        return options.pull.manifest(req, res, route.name, route.reference);
+      }
       if (method === "PUT" || method === "DELETE") return options.push.forward(req, res, method === "PUT");
       break;
     case "blob":
-      if (read) return options.pull.blob(req, res, route.name, route.digest);
+      if (read) {
+        await options.access.checkPull(req, route.name);
+        return options.pull.blob(req, res, route.name, route.digest);
+      }
       if (method === "DELETE") return options.push.forward(req, res, false);
       break;
     case "namespace-blob":
-      if (read) return options.pull.blob(req, res, route.namespace, route.digest);
+      if (read) {
+        await options.access.checkPull(req, route.namespace);
+        return options.pull.blob(req, res, route.namespace, route.digest);
+      }
       break;
     case "uploads":
       if (method === "POST") return options.push.startUpload(req, res, route.name);
@@ -93,7 +108,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Regist
     case "tags":
     case "catalog":
     case "referrers":
-      // Listings are the edge's: read through.
+      // Listings are the edge's: read through, with the client's credentials.
       if (read) return options.push.forward(req, res, false);
       break;
   }

@@ -148,7 +148,8 @@ describe("structured logs", () => {
         .split("\n")
         .filter((l) => l.includes(requestId))
         .map((l) => JSON.parse(l.slice(l.indexOf("{"))) as Record<string, unknown>);
-    while (lines().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // The agent may ask the edge other things first (its access check): wait for the tag's line.
+    while (!lines().some((l) => l.path === "/v2/cli/app/manifests/v1") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const found = lines();
     // The agent's access log line and the edge's line for the tag it resolved there.
     expect(found).toContainEqual(expect.objectContaining({ msg: "request", requestId, route: "manifest", status: 200, component: "agent" }));

@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sign } from "hono/jwt";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
 import { startTestEdge, type TestEdge } from "../helpers/edge.js";
 import { errorCode, sha256 } from "../helpers/registry-client.js";
 
@@ -189,6 +192,27 @@ describe("pull auth and fail-closed settings", () => {
     }
     const { edgeSettings } = await import("../../src/worker/env.js");
     expect(() => edgeSettings(vars as never)).toThrow(reason);
+  });
+});
+
+describe("shoal token --access", () => {
+  it("makes an account for SHOAL_AUTH (secret stored hashed, added to the given setting) that the edge accepts", async () => {
+    const tsx = path.resolve("node_modules/.bin/tsx");
+    const base = JSON.stringify({ users: {}, anonymous: [{ repository: "public/*", actions: ["pull"] }] });
+    const { stdout, stderr } = await promisify(execFile)(tsx, ["src/agent-node/main.ts", "token", "--user", "ci", "--access", "team/*:pull,push", "--setting", base]);
+    const setting = JSON.parse(stdout) as { users: Record<string, { password: string }>; anonymous: unknown[] };
+    const secret = /secret, shown once: ([0-9a-f]{40})/.exec(stderr)![1]!;
+    expect(setting.users.ci!.password).toBe(sha256(secret));
+    expect(setting.anonymous).toEqual([{ repository: "public/*", actions: ["pull"] }]);
+    expect(stdout).not.toContain(secret);
+    const edge = await startTestEdge({ SHOAL_AUTH: stdout.trim() });
+    try {
+      await pushBlobWith(edge.url, "team/ci", "built by ci", { authorization: basic(`ci:${secret}`) });
+      expect((await fetch(`${edge.url}/v2/other/ci/blobs/uploads/`, { method: "POST", headers: { authorization: basic(`ci:${secret}`) } })).status).toBe(403);
+    } finally {
+      await edge.destroy();
+    }
+    await expect(promisify(execFile)(tsx, ["src/agent-node/main.ts", "token", "--access", "team/*:fly"])).rejects.toMatchObject({ code: 2 });
   });
 });
 

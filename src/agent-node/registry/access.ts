@@ -40,6 +40,8 @@ interface Entry {
 export class AccessGate {
   private readonly answers = new Map<string, Entry>();
   private lastOpen: Entry | undefined;
+  /** One question in flight per key: a burst of pulls asks the edge once. */
+  private readonly flights = new Map<string, Promise<Entry>>();
 
   constructor(
     private readonly edge: EdgeClient,
@@ -55,7 +57,12 @@ export class AccessGate {
     let entry = this.fresh(key) ?? this.fresh(anonymousKey, (a) => a.anonymousPull);
     if (!entry) {
       try {
-        entry = await this.ask(repository, authorization, agentRealm(req));
+        let flight = this.flights.get(key);
+        if (!flight) {
+          flight = this.ask(repository, authorization, agentRealm(req)).finally(() => this.flights.delete(key));
+          this.flights.set(key, flight);
+        }
+        entry = await flight;
       } catch (error) {
         if (!(error instanceof EdgeUnavailableError)) throw error;
         entry = this.stale(key) ?? this.stale(anonymousKey, (a) => a.anonymousPull) ?? (this.lastOpen && this.now() - this.lastOpen.at < ACCESS_STALE_MS ? this.lastOpen : undefined);

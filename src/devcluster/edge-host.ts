@@ -71,6 +71,8 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
     }
     // The Worker names its token service by the host the client used (auth.ts realmOf).
     if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
+    // As Cloudflare does: the client's address, whatever the client says (the tracker binds peer ids to it).
+    headers["cf-connecting-ip"] = (req.socket.remoteAddress ?? "").replace(/^::ffff:(?=\d+\.)/, "");
     const hasBody = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
     try {
       const response = await forward({

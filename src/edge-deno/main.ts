@@ -12,7 +12,7 @@ import { bucketFromEnv } from "./storage.js";
 import { ObjectNamespaces } from "./durable-objects.js";
 import { installWorkersGlobals } from "./platform.js";
 
-const VARS = ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION"];
+const VARS = ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION", "SHOAL_TRACKER_ALLOW_LOOPBACK", "SHOAL_TRACKER_PEERS_PER_ADDRESS"];
 
 const log = (record: Record<string, unknown>) => console.log(JSON.stringify({ time: new Date().toISOString(), component: "edge", runtime: "deno", ...record }));
 
@@ -63,9 +63,13 @@ for (const [binding, className] of Object.entries(await objectBindings())) env[b
 const alarms = await objects.restoreAlarms();
 
 const context = { waitUntil: (promise: Promise<unknown>) => void promise.catch(() => undefined), passThroughOnException: () => undefined, props: {} };
-const server = Deno.serve({ port, hostname: host, onListen: (addr) => log({ level: "info", msg: `edge listening on http://${addr.hostname}:${addr.port}`, state: stateDir, storage: storage.describe, alarms }) }, (request) =>
-  worker.fetch(request as never, env as never, context as never),
-);
+const server = Deno.serve({ port, hostname: host, onListen: (addr) => log({ level: "info", msg: `edge listening on http://${addr.hostname}:${addr.port}`, state: stateDir, storage: storage.describe, alarms }) }, (request, info) => {
+  // As Cloudflare does: the client's address, whatever the client says (the tracker binds peer ids to it).
+  const headers = new Headers(request.headers);
+  headers.set("CF-Connecting-IP", (info.remoteAddr as Deno.NetAddr).hostname);
+  const forwarded = new Request(request.url, { method: request.method, headers, body: request.body, redirect: request.redirect, duplex: "half" } as RequestInit);
+  return worker.fetch(forwarded as never, env as never, context as never);
+});
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, () => {

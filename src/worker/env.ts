@@ -34,6 +34,10 @@ export interface Env {
   /** JSON: repository prefix → registry that pushed tags are copied to. */
   SHOAL_REPLICATION?: string;
   REPLICATION: DurableObjectNamespace<ReplicationQueue>;
+  /** "true": the tracker accepts loopback peer addresses (a devcluster on 127.0.0.1; never in production). */
+  SHOAL_TRACKER_ALLOW_LOOPBACK?: string;
+  /** Most peers one source address (announcing without an account) may hold in a swarm object. */
+  SHOAL_TRACKER_PEERS_PER_ADDRESS?: string;
 }
 
 /** Workers' request-body cap on the Free/Pro plans (100 MB); the default chunk limit. */
@@ -51,6 +55,8 @@ export const EdgeSettingsSchema = z.object({
   tokenTtlSeconds: z.coerce.number().int().min(1).max(86_400).default(300),
   upstreams: remotes("SHOAL_UPSTREAMS"),
   replication: remotes("SHOAL_REPLICATION"),
+  trackerAllowLoopback: z.enum(["true", "false", ""]).default("").transform((v) => v === "true"),
+  trackerPeersPerAddress: z.coerce.number().int().min(1).default(256),
 }).transform(({ pushTokens, pullAuth, authJson, tokenKeys, service, tokenTtlSeconds, ...rest }, ctx) => {
   try {
     const policy = buildPolicy({ auth: authJson, pushTokens, pullAuth });
@@ -99,6 +105,8 @@ export function edgeSettings(env: Env): EdgeSettings {
     tokenTtlSeconds: env.SHOAL_TOKEN_TTL_SECONDS || undefined,
     upstreams: env.SHOAL_UPSTREAMS,
     replication: env.SHOAL_REPLICATION,
+    trackerAllowLoopback: env.SHOAL_TRACKER_ALLOW_LOOPBACK,
+    trackerPeersPerAddress: env.SHOAL_TRACKER_PEERS_PER_ADDRESS || undefined,
   });
   if (!result.success) {
     // Never echo the values: pushTokens holds secrets.

@@ -11,7 +11,7 @@ export async function startDenoEdge(home: string, vars: Record<string, string> =
   const service = await ServiceProcess.start({
     command: DENO,
     args: ["run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", "src/edge-deno/main.ts", "--port", String(p)],
-    env: { SHOAL_HOME: home, NO_COLOR: "1", ...vars },
+    env: { SHOAL_HOME: home, NO_COLOR: "1", SHOAL_TRACKER_ALLOW_LOOPBACK: "true", ...vars },
     // Up once it answers at all: a misconfigured edge answers every request with an error.
     readyUrl: `${url}/`,
     anyAnswer: true,

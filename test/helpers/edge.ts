@@ -16,7 +16,9 @@ export interface TestEdge extends EdgeHost {
  * SHOAL_TEST_EDGE=deno, the same app on the self-hosted Deno edge instead (the worker suites run
  * against both: test/e2e/deno-edge.test.ts).
  */
-export async function startTestEdge(vars: Record<string, string> = {}, stateDir?: string): Promise<TestEdge> {
+export async function startTestEdge(given: Record<string, string> = {}, stateDir?: string): Promise<TestEdge> {
+  // Test agents announce 127.0.0.1 (test/security/tracker-addresses.test.ts turns this off).
+  const vars = { SHOAL_TRACKER_ALLOW_LOOPBACK: "true", ...given };
   const dir = stateDir ?? (await mkdtemp(path.join(os.tmpdir(), "shoal-edge-")));
   if (process.env.SHOAL_TEST_EDGE === "deno") return startDenoTestEdge(vars, dir);
   const host = await startEdgeHost({ stateDir: dir, port: 0, vars });

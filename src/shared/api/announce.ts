@@ -42,8 +42,14 @@ export const HandoutPeerSchema = z.object({
 export type HandoutPeer = z.infer<typeof HandoutPeerSchema>;
 
 export const AnnounceResponseSchema = z.object({
-  /** Seconds until the next announce. */
+  /** Seconds until the next announce (grows with the swarm, so one tracker object is not flooded). */
   interval: z.number().positive(),
+  /**
+   * The least seconds between two announces of this peer for any reason (a quick second announce,
+   * refreshing a web-seed slice), a stop or the announce of completion excepted. Absent from older
+   * edges (agents then keep their own 1 s).
+   */
+  minInterval: z.number().positive().optional(),
   peers: z.array(HandoutPeerSchema),
   /**
    * Where this peer should start fetching pieces no peer has from the web seed: different for

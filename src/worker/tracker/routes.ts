@@ -1,10 +1,25 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { OciError } from "../../shared/oci/errors.js";
 import { ANNOUNCE_MAX_BYTES, AnnounceRequestSchema } from "../../shared/api/announce.js";
+import { sourceIdentity } from "../../shared/p2p/peer-address.js";
 import { readBodyCapped } from "../registry/http.js";
 import type { AppEnv } from "../services.js";
 
 export const trackerRoutes = new Hono<AppEnv>();
+
+/**
+ * Who is announcing, as the tracker binds peer ids to it: the account the auth middleware found
+ * (an account's credentials, or a token's subject), else the address the request came from.
+ * Cloudflare sets `CF-Connecting-IP` itself (a client's own is overwritten); the devcluster's front
+ * and the Deno edge set it from the socket.
+ */
+export function announcerIdentity(c: Context<AppEnv>): string {
+  const identity = c.get("identity");
+  if (identity?.kind === "account") return `account:${identity.account.name}`;
+  if (identity?.kind === "token") return `account:${identity.account?.name ?? identity.sub}`;
+  const ip = c.req.header("CF-Connecting-IP");
+  return ip ? sourceIdentity(ip) : "address:unknown";
+}
 
 /** `POST /shoal/v1/announce`: an agent's announce for one swarm; answers with a handout. */
 trackerRoutes.post("/shoal/v1/announce", async (c) => {
@@ -21,6 +36,7 @@ trackerRoutes.post("/shoal/v1/announce", async (c) => {
   if (!parsed.success) {
     throw new OciError("UNSUPPORTED", `invalid announce: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`, { status: 400 });
   }
-  const response = await c.get("services").tracker(parsed.data.digest).announce(parsed.data);
-  return c.json(response);
+  const outcome = await c.get("services").tracker(parsed.data.digest).announce(parsed.data, announcerIdentity(c));
+  if (!outcome.ok) throw new OciError(outcome.status === 429 ? "TOOMANYREQUESTS" : "DENIED", `announce refused: ${outcome.reason}`);
+  return c.json(outcome.response);
 });

@@ -1,64 +1,238 @@
 import type { AnnounceRequest, AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
+import { refusedAddress } from "../../shared/p2p/peer-address.js";
+import { arcOf, firstPointOfPiece, pieceAtPoint, ringPoint } from "../../shared/p2p/web-seed-ring.js";
+import { ExpiryWheel } from "./expiry-wheel.js";
+import { IndexedSet } from "./indexed-set.js";
+import { RingIndex } from "./ring-index.js";
 
+export { ringPosition } from "../../shared/p2p/web-seed-ring.js";
+
+/**
+ * The swarm of one blob, as one tracker object holds it: who has the blob (seeders), who is
+ * fetching it (leechers), what each announcer is handed, and which web-seed slice is whose. Pure,
+ * synchronous logic with an injected clock and randomness: the Durable Object around it
+ * (tracker.ts) only routes, alarms and reports, and the fleet simulator drives it directly.
+ *
+ * Cost. An announce costs O(handout + log swarm), never a pass over the swarm:
+ * - handouts draw from buckets (seeders and leechers, each by zone, by cluster, and all), kept as
+ *   sets with O(1) random draws: own zone first, then own cluster, then the rest, seeders first;
+ * - expiry is bucketed by the second (ExpiryWheel): an announce or the alarm drops only what fell due;
+ * - web-seed slices come from a Fenwick tree over the leechers' ring points (RingIndex).
+ *
+ * Load. The interval asked for grows with the swarm, so that the steady announce rate of one
+ * object stays near `targetAnnouncesPerSecond` (n peers / interval), and `minInterval` tells agents
+ * how often they may announce at most (refreshing a web-seed slice, a quick second announce).
+ * A peer is forgotten three of its intervals after its last announce.
+ *
+ * Trust (SECURITY.md, "the tracker"). Every announce comes with the identity the edge saw (the
+ * authenticated account, else the source address): a peer id belongs to the identity that first
+ * announced it, and only that identity may update or stop it until it is forgotten. Addresses that
+ * would point peers at a host's own services (loopback, link-local, metadata, unspecified) are
+ * refused unless allowed (a devcluster on 127.0.0.1). An object holds at most `maxPeers` peers; an
+ * address (an identity without an account) at most `maxPeersPerAddress` of them; each peer may
+ * re-announce ten times at once, then twice per minInterval.
+ */
 export interface SwarmOptions {
   now: () => number;
-  /** A peer not heard from for this long is forgotten. */
-  peerTtlMs: number;
-  /** Seconds between announces that the tracker asks for. */
-  intervalSeconds: number;
+  random?: () => number;
+  /** The interval (s) of a small swarm, and the shortest one asked for. */
+  baseIntervalSeconds: number;
+  /** Announces per second one object aims to take in the steady state; the interval grows to keep it. */
+  targetAnnouncesPerSecond?: number;
+  /** The longest interval (s) ever asked for. */
+  maxIntervalSeconds?: number;
   /** Most peers handed out in one answer. */
   maxHandout: number;
-  random?: () => number;
+  /** Most peers one object holds; newcomers past it get a handout but are not handed out themselves. */
+  maxPeers?: number;
+  /** Most peers one source address (an announcer without an account) may hold in the object. */
+  maxPeersPerAddress?: number;
+  /** Accept loopback peer addresses (the devcluster and tests run on 127.0.0.1). */
+  allowLoopback?: boolean;
+  /** This object is shard `index` of `count` of the swarm: its leechers tile that arc of the ring. */
+  shard?: { index: number; count: number };
 }
+
+export const SWARM_DEFAULTS = {
+  targetAnnouncesPerSecond: 400,
+  maxIntervalSeconds: 120,
+  maxPeers: 50_000,
+  maxPeersPerAddress: 256,
+} as const;
+
+/**
+ * The interval (s) for a swarm object holding `peers`: the base interval while that keeps the
+ * steady rate (peers / interval) under the target, else as long as it takes, up to the maximum.
+ */
+export function intervalFor(
+  peers: number,
+  { baseIntervalSeconds, targetAnnouncesPerSecond = SWARM_DEFAULTS.targetAnnouncesPerSecond, maxIntervalSeconds = SWARM_DEFAULTS.maxIntervalSeconds }: Pick<SwarmOptions, "baseIntervalSeconds" | "targetAnnouncesPerSecond" | "maxIntervalSeconds">,
+): number {
+  return Math.min(maxIntervalSeconds, Math.max(baseIntervalSeconds, Math.ceil(peers / targetAnnouncesPerSecond)));
+}
+
+/** The least time (s) between two announces of one peer: 1 s in a small swarm, a quarter interval in a big one. */
+export function minIntervalFor(peers: number, options: Pick<SwarmOptions, "baseIntervalSeconds" | "targetAnnouncesPerSecond" | "maxIntervalSeconds">): number {
+  const interval = intervalFor(peers, options);
+  return interval <= options.baseIntervalSeconds ? 1 : Math.ceil(interval / 4);
+}
+
+/** How an announce was taken: answered, or refused with a status and a reason for the announcer. */
+export type AnnounceOutcome = { ok: true; response: AnnounceResponse } | { ok: false; status: 403 | 429; reason: string };
 
 interface PeerEntry extends HandoutPeer {
-  lastSeen: number;
-  /** Order of arrival, for spreading web-seed start offsets. */
-  slot: number;
+  identity: string;
+  /** Its place on the web-seed ring while it is a leecher. */
+  slot: number | undefined;
+  bucket: string;
+  /** Re-announces it may make now (see spend). */
+  tokens: number;
+  refilledAt: number;
 }
 
+
+/** One role's handout buckets. */
+class Buckets {
+  readonly all = new IndexedSet<PeerEntry>();
+  readonly byCluster = new Map<string, IndexedSet<PeerEntry>>();
+  readonly byZone = new Map<string, IndexedSet<PeerEntry>>();
+
+  add(peer: PeerEntry): void {
+    this.all.add(peer);
+    bucketOf(this.byCluster, peer.cluster).add(peer);
+    bucketOf(this.byZone, peer.bucket).add(peer);
+  }
+
+  delete(peer: PeerEntry): void {
+    this.all.delete(peer);
+    dropFrom(this.byCluster, peer.cluster, peer);
+    dropFrom(this.byZone, peer.bucket, peer);
+  }
+}
+
+function bucketOf(map: Map<string, IndexedSet<PeerEntry>>, key: string): IndexedSet<PeerEntry> {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new IndexedSet()));
+  return set;
+}
+
+function dropFrom(map: Map<string, IndexedSet<PeerEntry>>, key: string, peer: PeerEntry): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(peer);
+  if (set.size === 0) map.delete(key);
+}
+
+const zoneKey = (cluster: string, zone: string) => `${cluster}\u0000${zone}`;
 /**
- * Where the k-th peer of a swarm starts on the piece ring, as a fraction: the base-2 van der Corput
- * sequence (0, 1/2, 1/4, 3/4, 1/8, …). Any first n peers split the ring into nearly equal arcs, so
- * each owns a different slice of the web-seed fetches; for n ≤ pieces that are a power of two,
- * every start is a different piece (the golden ratio gave two of four peers the same start).
+ * Re-announces a peer may make at once, and per minInterval after that. Two per minInterval, not
+ * one: an agent's leech session and its seeding announcer share its peer id, and agents that do not
+ * know minInterval yet refresh a web-seed slice once a second.
  */
-export function ringPosition(k: number): number {
-  let position = 0;
-  let weight = 0.5;
-  for (let n = k; n > 0; n >>>= 1, weight /= 2) if (n & 1) position += weight;
-  return position;
-}
+const PEER_ANNOUNCE_BURST = 10;
+const PEER_ANNOUNCES_PER_MIN_INTERVAL = 2;
 
-function startPiece(slot: number, pieceCount: number): number {
-  return pieceCount > 0 ? Math.floor(ringPosition(slot) * pieceCount) : 0;
-}
-
-/**
- * The swarm of one blob: who has it (seeders), who is fetching it, and what each newcomer is
- * handed. Pure logic with an injected clock; the Durable Object around it only stores and alarms.
- */
 export class Swarm {
   private readonly peers = new Map<string, PeerEntry>();
-  private nextSlot = 0;
+  private readonly seeders = new Buckets();
+  private readonly leechers = new Buckets();
+  private readonly ring = new RingIndex();
+  private readonly wheel: ExpiryWheel<PeerEntry>;
+  /** Peers held per identity. */
+  private readonly identities = new Map<string, number>();
   private readonly random: () => number;
+  private readonly settings: Required<Omit<SwarmOptions, "now" | "random" | "shard">> & { shard: { index: number; count: number } };
 
   constructor(private readonly options: SwarmOptions) {
     this.random = options.random ?? Math.random;
+    this.settings = {
+      baseIntervalSeconds: options.baseIntervalSeconds,
+      targetAnnouncesPerSecond: options.targetAnnouncesPerSecond ?? SWARM_DEFAULTS.targetAnnouncesPerSecond,
+      maxIntervalSeconds: options.maxIntervalSeconds ?? SWARM_DEFAULTS.maxIntervalSeconds,
+      maxHandout: options.maxHandout,
+      maxPeers: Math.min(options.maxPeers ?? SWARM_DEFAULTS.maxPeers, 1 << 16),
+      maxPeersPerAddress: options.maxPeersPerAddress ?? SWARM_DEFAULTS.maxPeersPerAddress,
+      allowLoopback: options.allowLoopback ?? false,
+      shard: options.shard ?? { index: 0, count: 1 },
+    };
+    this.wheel = new ExpiryWheel(options.now());
   }
 
   get size(): number {
     return this.peers.size;
   }
 
-  announce(request: AnnounceRequest): AnnounceResponse {
+  /** The interval (s) asked of every announcer now: grows with the swarm to hold the announce rate. */
+  interval(): number {
+    return intervalFor(this.peers.size, this.settings);
+  }
+
+  /** The least time (s) between two announces of one peer. */
+  minInterval(): number {
+    return minIntervalFor(this.peers.size, this.settings);
+  }
+
+  announce(request: AnnounceRequest, identity: string): AnnounceOutcome {
     const now = this.options.now();
     this.expire();
-    if (request.stopped) {
-      this.peers.delete(request.peerId);
-      return { interval: this.options.intervalSeconds, peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 0 };
-    }
     const existing = this.peers.get(request.peerId);
+    if (existing && existing.identity !== identity) {
+      return { ok: false, status: 403, reason: "this peer id belongs to another announcer" };
+    }
+    if (existing && !this.spend(existing, now)) return { ok: false, status: 429, reason: "too many announces; keep to the interval" };
+    if (request.stopped) {
+      if (existing) this.remove(existing);
+      return { ok: true, response: { interval: this.interval(), minInterval: this.minInterval(), peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 0 } };
+    }
+    const refused = refusedAddress(request.ip, { allowLoopback: this.settings.allowLoopback });
+    if (refused) return { ok: false, status: 403, reason: `peer address ${request.ip} is ${refused}` };
+
+    let entry = existing;
+    if (!entry) {
+      if (identity.startsWith("address:") && (this.identities.get(identity) ?? 0) >= this.settings.maxPeersPerAddress) {
+        return { ok: false, status: 429, reason: `at most ${this.settings.maxPeersPerAddress} peers per address in a swarm` };
+      }
+      if (this.peers.size >= this.settings.maxPeers) {
+        // Full: answered, so it can fetch, but not held (nor handed out) until room is made.
+        return { ok: true, response: this.answer(request, undefined) };
+      }
+      entry = this.add(request, identity, now);
+    } else {
+      this.update(entry, request);
+    }
+    const interval = this.interval();
+    this.wheel.set(entry, now + (3 * interval + 1) * 1000);
+    return { ok: true, response: this.answer(request, entry) };
+  }
+
+  /** Forgets peers that stopped announcing; returns how many. */
+  expire(): number {
+    const gone = this.wheel.expire(this.options.now());
+    for (const peer of gone) this.remove(peer);
+    return gone.length;
+  }
+
+  /** When the next peer would expire (for the alarm), within a second. */
+  nextExpiry(): number | undefined {
+    return this.wheel.next();
+  }
+
+  snapshot(): { peers: number; seeders: number } {
+    return { peers: this.peers.size, seeders: this.seeders.all.size };
+  }
+
+  private answer(request: AnnounceRequest, entry: PeerEntry | undefined): AnnounceResponse {
+    const { webSeedStartPiece, webSeedSlicePieces } = this.slice(entry, request.pieceCount);
+    return {
+      interval: this.interval(),
+      minInterval: this.minInterval(),
+      peers: this.handout(request),
+      webSeedStartPiece,
+      webSeedSlicePieces,
+    };
+  }
+
+  private add(request: AnnounceRequest, identity: string, now: number): PeerEntry {
     const entry: PeerEntry = {
       peerId: request.peerId,
       ip: request.ip,
@@ -67,81 +241,111 @@ export class Swarm {
       cluster: request.cluster,
       complete: request.complete,
       have: request.have,
-      lastSeen: now,
-      slot: existing?.slot ?? this.nextSlot++,
+      identity,
+      slot: undefined,
+      bucket: zoneKey(request.cluster, request.zone),
+      tokens: PEER_ANNOUNCE_BURST,
+      refilledAt: now,
     };
-    this.peers.set(request.peerId, entry);
-    const webSeedStartPiece = startPiece(entry.slot, request.pieceCount);
-    const webSeedSlicePieces = request.complete ? 0 : this.sliceOf(entry, request.pieceCount);
-    return { interval: this.options.intervalSeconds, peers: this.handout(entry), webSeedStartPiece, webSeedSlicePieces };
+    this.peers.set(entry.peerId, entry);
+    this.identities.set(identity, (this.identities.get(identity) ?? 0) + 1);
+    this.place(entry);
+    return entry;
+  }
+
+  private update(entry: PeerEntry, request: AnnounceRequest): void {
+    const moved = entry.complete !== request.complete || entry.zone !== request.zone || entry.cluster !== request.cluster;
+    if (moved) this.unplace(entry);
+    entry.ip = request.ip;
+    entry.port = request.port;
+    entry.zone = request.zone;
+    entry.cluster = request.cluster;
+    entry.complete = request.complete;
+    entry.have = request.have;
+    entry.bucket = zoneKey(request.cluster, request.zone);
+    if (moved) this.place(entry);
+  }
+
+  /** Puts a peer in its buckets, and a leecher on the ring. */
+  private place(entry: PeerEntry): void {
+    (entry.complete ? this.seeders : this.leechers).add(entry);
+    if (!entry.complete) entry.slot = this.ring.take();
+  }
+
+  private unplace(entry: PeerEntry): void {
+    (entry.complete ? this.seeders : this.leechers).delete(entry);
+    if (entry.slot !== undefined) this.ring.release(entry.slot);
+    entry.slot = undefined;
+  }
+
+  private remove(entry: PeerEntry): void {
+    this.unplace(entry);
+    this.peers.delete(entry.peerId);
+    this.wheel.delete(entry);
+    const held = (this.identities.get(entry.identity) ?? 1) - 1;
+    if (held > 0) this.identities.set(entry.identity, held);
+    else this.identities.delete(entry.identity);
   }
 
   /**
-   * How many pieces from its start a leecher fetches from the web seed: up to the next leecher's
-   * start on the ring, so the live leechers' slices tile the ring exactly (every piece has one
-   * owner, none has two). Of leechers that share a start (more leechers than pieces), the one
-   * that came first owns it and the others get nothing to fetch from the edge.
+   * Takes one re-announce from a peer's budget: PEER_ANNOUNCE_BURST at once, refilled by
+   * PEER_ANNOUNCES_PER_MIN_INTERVAL per minInterval. An agent keeping to the pace asked never runs dry; a flood of re-announces is
+   * refused before it costs a handout. (New peer ids are bounded by the caps instead, so a fleet
+   * joining at once is never refused; an identity's announce rate is its peers' budgets together.)
    */
-  private sliceOf(leecher: PeerEntry, pieceCount: number): number {
-    if (pieceCount === 0) return 0;
-    const start = startPiece(leecher.slot, pieceCount);
-    let next = Number.POSITIVE_INFINITY;
-    for (const other of this.peers.values()) {
-      if (other.complete || other.peerId === leecher.peerId) continue;
-      const otherStart = startPiece(other.slot, pieceCount);
-      if (otherStart === start) {
-        if (other.slot < leecher.slot) return 0;
-        continue;
-      }
-      next = Math.min(next, (otherStart - start + pieceCount) % pieceCount);
-    }
-    return Number.isFinite(next) ? next : pieceCount;
+  private spend(entry: PeerEntry, now: number): boolean {
+    entry.tokens = Math.min(PEER_ANNOUNCE_BURST, entry.tokens + ((now - entry.refilledAt) * PEER_ANNOUNCES_PER_MIN_INTERVAL) / (this.minInterval() * 1000));
+    entry.refilledAt = now;
+    if (entry.tokens < 1) return false;
+    entry.tokens--;
+    return true;
   }
 
   /**
-   * A bounded, shuffled list, never the requester: seeders before leechers, and within each, the
-   * requester's own zone and cluster first, then its cluster, then the rest.
+   * A leecher's web-seed start and slice. The leecher whose ring point comes first under a piece
+   * owns it, up to the next piece that has a leecher: so the live leechers' slices tile this
+   * object's arc exactly (every piece one owner, none two). Leechers sharing a piece with an
+   * earlier point get nothing to fetch from the edge; the first leecher on the arc starts at the
+   * arc's first piece, so no piece before it is left without an owner.
    */
-  private handout(requester: PeerEntry): HandoutPeer[] {
-    const rank = (p: PeerEntry) =>
-      (p.complete ? 0 : 3) + (p.cluster === requester.cluster ? (p.zone === requester.zone ? 0 : 1) : 2);
-    const others = [...this.peers.values()].filter((p) => p.peerId !== requester.peerId);
-    const keyed = others.map((p) => ({ p, rank: rank(p), tie: this.random() }));
-    keyed.sort((a, b) => a.rank - b.rank || a.tie - b.tie);
-    return keyed.slice(0, this.options.maxHandout).map(({ p }) => ({
-      peerId: p.peerId,
-      ip: p.ip,
-      port: p.port,
-      zone: p.zone,
-      cluster: p.cluster,
-      complete: p.complete,
-      have: p.have,
-    }));
+  private slice(entry: PeerEntry | undefined, pieceCount: number): { webSeedStartPiece: number; webSeedSlicePieces: number } {
+    if (!entry || entry.slot === undefined || pieceCount === 0) return { webSeedStartPiece: 0, webSeedSlicePieces: 0 };
+    const arc = arcOf(this.settings.shard.index, this.settings.shard.count, pieceCount);
+    if (arc.end <= arc.first) return { webSeedStartPiece: arc.first % pieceCount, webSeedSlicePieces: 0 };
+    const point = ringPoint(entry.slot);
+    const piece = pieceAtPoint(point, arc);
+    if (this.ring.firstAtOrAfter(firstPointOfPiece(piece, arc)) !== point) return { webSeedStartPiece: piece, webSeedSlicePieces: 0 };
+    const next = this.ring.firstAtOrAfter(firstPointOfPiece(piece + 1, arc));
+    const end = next === undefined ? arc.end : pieceAtPoint(next, arc);
+    const start = this.ring.first() === point ? arc.first : piece;
+    return { webSeedStartPiece: start, webSeedSlicePieces: end - start };
   }
 
-  /** Forgets peers that stopped announcing; returns how many. */
-  expire(): number {
-    const cutoff = this.options.now() - this.options.peerTtlMs;
-    let removed = 0;
-    for (const [id, peer] of this.peers) {
-      if (peer.lastSeen < cutoff) {
-        this.peers.delete(id);
-        removed++;
-      }
+  /**
+   * A bounded, shuffled list, never the requester: seeders before leechers, and within each the
+   * requester's own zone and cluster first, then its cluster, then the rest. Each rank is drawn at
+   * random from its bucket; a rank is reached only when the ranks before it were exhausted, so the
+   * members skipped (already taken) are at most a handout's worth: the cost is O(handout).
+   */
+  private handout(requester: AnnounceRequest): HandoutPeer[] {
+    const out: HandoutPeer[] = [];
+    const limit = this.settings.maxHandout;
+    const ownZone = zoneKey(requester.cluster, requester.zone);
+    const take = (set: IndexedSet<PeerEntry> | undefined, skip: (p: PeerEntry) => boolean) => {
+      if (!set || out.length >= limit) return;
+      set.draw(this.random, (p) => {
+        if (p.peerId !== requester.peerId && !skip(p)) {
+          out.push({ peerId: p.peerId, ip: p.ip, port: p.port, zone: p.zone, cluster: p.cluster, complete: p.complete, have: p.have });
+        }
+        return out.length < limit;
+      });
+    };
+    for (const role of [this.seeders, this.leechers]) {
+      take(role.byZone.get(ownZone), () => false);
+      take(role.byCluster.get(requester.cluster), (p) => p.bucket === ownZone);
+      take(role.all, (p) => p.cluster === requester.cluster);
+      if (out.length >= limit) break;
     }
-    return removed;
-  }
-
-  /** When the next peer would expire (for the alarm). */
-  nextExpiry(): number | undefined {
-    let oldest: number | undefined;
-    for (const peer of this.peers.values()) oldest = oldest === undefined ? peer.lastSeen : Math.min(oldest, peer.lastSeen);
-    return oldest === undefined ? undefined : oldest + this.options.peerTtlMs;
-  }
-
-  snapshot(): { peers: number; seeders: number } {
-    let seeders = 0;
-    for (const p of this.peers.values()) if (p.complete) seeders++;
-    return { peers: this.peers.size, seeders };
+    return out;
   }
 }

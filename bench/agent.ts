@@ -172,6 +172,7 @@ async function shoalRound(home: string, round: number, options: AgentBenchOption
     // A warm process, as in a fleet: the puller has talked to the edge before.
     await curl(manifestAndBlobs(puller.registry, WARMUP_NAME, [setup.warmup.configDigest, setup.warmup.layerDigest]));
     const originBefore = await originBytes(puller.admin);
+    progress(`pulling: puller pid ${puller.proc.child.pid}, seeder pids ${seeders.map((s) => s.proc.child.pid).join(" ")}`);
     const pullerCpu = new ProcessSampler(() => [puller.proc.child.pid!]);
     const seederCpu = new ProcessSampler(() => seeders.map((s) => s.proc.child.pid!));
     const started = performance.now();

@@ -245,3 +245,106 @@ describe("Download", () => {
     await expect(readAll(download.createReader(0, 9))).rejects.toThrow(/ended after 3 of 10/);
   });
 });
+
+describe("a swarm (filler) download", () => {
+  /** A filler that writes the given pieces in the given order, waiting for `step()` before each. */
+  function filler(pieces: Buffer[], order: number[]) {
+    const pieceLength = pieces[0]!.length;
+    const waiting: (() => void)[] = [];
+    let wake: (() => void) | undefined;
+    const step = () => (waiting.length > 0 ? waiting.shift()!() : undefined);
+    return {
+      step,
+      /** Resolves once the filler waits for the next step. */
+      pending: () => new Promise<void>((resolve) => (waiting.length > 0 ? resolve() : (wake = resolve))),
+      source: {
+        size: pieces.reduce((n, p) => n + p.length, 0),
+        async fill(sink: import("../../src/agent-node/store/download.js").FillSink) {
+          const have = new Set<number>();
+          for (const index of order) {
+            await new Promise<void>((resolve) => {
+              waiting.push(resolve);
+              wake?.();
+            });
+            await sink.writeAt(index * pieceLength, pieces[index]!);
+            have.add(index);
+            let contiguous = 0;
+            while (have.has(contiguous)) contiguous++;
+            sink.advance(Math.min(contiguous * pieceLength, this.size));
+          }
+        },
+      },
+    };
+  }
+
+  it("is committed on its pieces' verification, without hashing the whole blob again", async () => {
+    const store = await openStore();
+    const manager = new DownloadManager(store, log);
+    const pieces = [randomBytes(1000), randomBytes(1000), randomBytes(500)];
+    // The digest named is not the bytes' (a filler vouches for its pieces against the metainfo):
+    // the store takes them as verified, which proves it did not hash them a second time.
+    const named = digestOf(Buffer.from("what the metainfo was computed for"));
+    const fill = filler(pieces, [2, 0, 1]);
+    const download = manager.fetch(named, async () => fill.source);
+    for (let i = 0; i < 3; i++) {
+      await fill.pending();
+      fill.step();
+    }
+    await download.finished;
+    expect(store.get(named)?.size).toBe(2500);
+    expect(await readdir(path.join(dir, "partial"))).toEqual([]);
+  });
+
+  it("is sent to an HTTP client as its verified prefix grows; a failed download cuts the transfer", async () => {
+    const http = await import("node:http");
+    const { sendRange } = await import("../../src/agent-node/registry/send-file.js");
+    const store = await openStore();
+    const manager = new DownloadManager(store, log);
+    const pieces = [randomBytes(300_000), randomBytes(300_000), randomBytes(300_000)];
+    const blob = Buffer.concat(pieces);
+    for (const fails of [false, true]) {
+      const fill = filler(pieces, [1, 0, 2]);
+      const source = fails ? { ...fill.source, fill: async () => Promise.reject(new Error("every peer went away")) } : fill.source;
+      const digest = digestOf(fails ? Buffer.from("another") : blob);
+      const download = manager.fetch(digest, async () => source);
+      await download.ready;
+      const server = http.createServer((_req, res) => {
+        res.writeHead(200, { "Content-Length": blob.length });
+        sendRange({ name: "blob", open: () => download.openForReading(), readableUpTo: (p, e) => download.readableUpTo(p, e) }, 0, blob.length - 1, res).catch((error: Error) => res.destroy(error));
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      try {
+        const { port } = server.address() as import("node:net").AddressInfo;
+        const received: Buffer[] = [];
+        const done = new Promise<void>((resolve, reject) => {
+          http
+            .get(`http://127.0.0.1:${port}/`, (res) => {
+              res.on("data", (d: Buffer) => received.push(d));
+              res.on("end", resolve);
+              res.on("error", reject);
+              res.on("aborted", () => reject(new Error("aborted")));
+            })
+            .on("error", reject);
+        });
+        if (fails) {
+          await expect(done).rejects.toThrow();
+          expect(Buffer.concat(received).length).toBeLessThan(blob.length);
+          continue;
+        }
+        await fill.pending();
+        fill.step(); // piece 1: nothing contiguous yet
+        await fill.pending();
+        expect(received).toEqual([]);
+        fill.step(); // piece 0: the first 600 000 bytes may go
+        await fill.pending();
+        await new Promise((r) => setTimeout(r, 50));
+        expect(Buffer.concat(received).length).toBe(600_000);
+        fill.step();
+        await done;
+        expect(Buffer.concat(received).equals(blob)).toBe(true);
+      } finally {
+        server.close();
+      }
+    }
+  });
+});

@@ -12,7 +12,7 @@ import type { BlobFetcher } from "../p2p/blob-fetcher.js";
 import { EdgeUnavailableError, type EdgeClient } from "../edge/edge-client.js";
 import type { AgentMetrics } from "../metrics.js";
 import { API_VERSION_HEADER } from "./respond.js";
-import { sendFileRange } from "./send-file.js";
+import { sendFileRange, sendRange } from "./send-file.js";
 
 export interface PullOptions {
   store: DiskStore;
@@ -193,9 +193,8 @@ export class PullService {
         metrics.bytesServed.inc(await sendFileRange(store.blobPath(digest), range.start, range.end, res));
         return;
       }
-      const body = download!.createReader(range.start, range.end);
-      body.on("data", (chunk: Buffer) => metrics.bytesServed.inc(chunk.length));
-      await pipeline(body, res);
+      const growing = { name: `the download of ${digest}`, open: () => download!.openForReading(), readableUpTo: (p: number, e: number) => download!.readableUpTo(p, e) };
+      metrics.bytesServed.inc(await sendRange(growing, range.start, range.end, res));
     } finally {
       release();
     }

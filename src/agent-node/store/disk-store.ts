@@ -139,8 +139,10 @@ export class DiskStore {
    * `resumable` (a download filled piece by piece): the partial file has a fixed name and a log of
    * the pieces verified so far, both kept when the download stops short, so a later download of the
    * blob (after a crash or restart too) starts from them.
+   * `piecesVerified`: the filler checks every piece against the blob's metainfo before writing it
+   * (see BlobFiller), so the writer does not hash the blob again (see BlobWriter).
    */
-  async createWriter(digest: Digest, options: { resumable?: boolean } = {}): Promise<BlobWriter> {
+  async createWriter(digest: Digest, options: { resumable?: boolean; piecesVerified?: boolean } = {}): Promise<BlobWriter> {
     const stem = path.join(this.options.dir, "partial", `${digestAlgorithm(digest)}-${digestHex(digest)}`);
     if (!options.resumable) {
       const file = `${stem}-${randomUUID()}`;
@@ -152,7 +154,7 @@ export class DiskStore {
       return open(file, "w+");
     });
     const log = await ProgressLog.open(`${stem}.pieces`);
-    return new BlobWriter(this, digest, file, handle, log);
+    return new BlobWriter(this, digest, file, handle, log, options.piecesVerified);
   }
 
   /** Small metadata beside a blob (a manifest's media type). */
@@ -244,6 +246,11 @@ export class DiskStore {
  * Bytes written in order are hashed as they come; bytes written out of order (pieces from peers)
  * are hashed from the file as the verified prefix grows (`hashUpTo`), so little is left to hash
  * at commit, when the client waits for the verdict.
+ *
+ * A writer whose bytes were verified piece by piece (`piecesVerified`: a swarm download, every
+ * piece checked against the metainfo the edge computed from the bytes whose digest it checked)
+ * does not hash them again: the whole-blob SHA-256 was a second pass over every byte (a quarter of
+ * an agent's CPU pulling at full speed, half of it reading the pieces back from the file).
  */
 export class BlobWriter {
   private readonly hash: Hash;
@@ -268,6 +275,7 @@ export class BlobWriter {
     readonly file: string,
     private readonly handle: FileHandle,
     private readonly progress?: ProgressLog,
+    private readonly piecesVerified = false,
   ) {
     this.hash = createHash(digestAlgorithm(digest));
     this.recorded = progress?.recorded ?? [];
@@ -289,7 +297,7 @@ export class BlobWriter {
       const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, position + offset);
       offset += bytesWritten;
     }
-    if (position === this.hashed && this.catchUps === 0) {
+    if (!this.piecesVerified && position === this.hashed && this.catchUps === 0) {
       this.hash.update(chunk);
       this.hashed += chunk.byteLength;
     }
@@ -309,7 +317,7 @@ export class BlobWriter {
    * hash has not seen, reading them back in the background.
    */
   hashUpTo(limit: number): void {
-    if (this.closed || limit <= this.hashed) return;
+    if (this.closed || this.piecesVerified || limit <= this.hashed) return;
     this.catchUps++;
     this.catchingUp = this.catchingUp
       .then(() => this.readIntoHash(limit))
@@ -338,6 +346,15 @@ export class BlobWriter {
     if (this.catchUpError) {
       await this.handle.close().catch(() => undefined);
       throw this.catchUpError;
+    }
+    if (this.piecesVerified) {
+      await this.handle.close();
+      if (this.written !== size) {
+        await this.progress?.close();
+        throw new Error(`${this.digest}: ${this.written} of ${size} bytes written`);
+      }
+      await this.store.adopt(this.digest, this.file, size);
+      return this.progress?.remove();
     }
     await this.readIntoHash(size);
     await this.handle.close();

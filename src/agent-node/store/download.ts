@@ -24,7 +24,11 @@ export interface FillSink {
   record(index: number): Promise<void>;
 }
 
-/** A source that fills the blob out of order (the P2P swarm session). */
+/**
+ * A source that fills the blob out of order (the P2P swarm session). It verifies every piece
+ * against the blob's metainfo before writing it (and pieces left by an interrupted run before
+ * using them), so the store takes its bytes without hashing the whole blob again.
+ */
 export interface BlobFiller {
   size: number;
   fill(sink: FillSink): Promise<void>;
@@ -90,7 +94,7 @@ export class Download extends EventEmitter {
       throw error;
     });
     // A filler (swarm) download can resume from the pieces an interrupted one left.
-    const writer = await this.store.createWriter(this.digest, { resumable: "fill" in source });
+    const writer = await this.store.createWriter(this.digest, { resumable: "fill" in source, piecesVerified: "fill" in source });
     this.file = writer.file;
     this.size = source.size;
     this.state = "running";
@@ -105,7 +109,6 @@ export class Download extends EventEmitter {
           advance: (n) => {
             if (n > this.written) {
               this.written = n;
-              writer.hashUpTo(n);
               this.emit("progress");
             }
           },
@@ -131,34 +134,48 @@ export class Download extends EventEmitter {
     this.emit("progress");
   }
 
+  /**
+   * Waits until bytes past `position` may be handed out and returns where they stop (exclusive,
+   * at most end + 1); throws if the download failed. The last bytes of a blob wait until it
+   * verified: a client that got every byte must have got the right ones.
+   */
+  async readableUpTo(position: number, end: number): Promise<number> {
+    await this.ready;
+    for (;;) {
+      if (this.state === "failed") throw this.error ?? new Error("download failed");
+      const available = Math.min(this.state === "done" ? this.size! : this.written, end + 1);
+      if (available > position) {
+        if (available === end + 1 && this.state !== "done") {
+          await this.finished;
+          continue;
+        }
+        return available;
+      }
+      await new Promise<void>((resolve) => this.once("progress", resolve));
+    }
+  }
+
+  /** Opens the blob's file for reading, wherever it is now (partial, or in the store). */
+  openForReading(): Promise<FileHandle> {
+    return this.ready.then(() => this.openFile());
+  }
+
   /** Bytes [start, end] as they become available (end inclusive). */
   createReader(start: number, end: number): Readable {
     return Readable.from(this.follow(start, end), { objectMode: false, highWaterMark: 1 << 20 });
   }
 
   private async *follow(start: number, end: number): AsyncGenerator<Buffer> {
-    await this.ready;
     let handle: FileHandle | undefined;
     try {
-      handle = await this.openFile();
       let position = start;
       while (position <= end) {
-        if (this.state === "failed") throw this.error ?? new Error("download failed");
-        const available = this.state === "done" ? this.size! : this.written;
-        if (position >= available) {
-          await new Promise<void>((resolve) => this.once("progress", resolve));
-          continue;
-        }
-        const length = Math.min(available, end + 1) - position;
-        const buffer = Buffer.allocUnsafe(Math.min(length, 1 << 20));
+        const limit = await this.readableUpTo(position, end);
+        handle ??= await this.openFile();
+        const buffer = Buffer.allocUnsafe(Math.min(limit - position, 1 << 20));
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
         if (bytesRead === 0) throw new Error("partial file shorter than reported");
         position += bytesRead;
-        // Refuse to hand out the last bytes of a blob until it verified: a client that got every
-        // byte must have got the right ones.
-        if (position > end && this.state !== "done") {
-          await this.finished;
-        }
         yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
       }
     } finally {

@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import path from "node:path";
+import { run } from "../helpers/images.js";
+import { fleetLoad } from "../../src/worker/tracker/load.js";
+
+/** The tracker benchmarks, tiny: they still run and print their figures. */
+const TSX = path.resolve("node_modules/.bin/tsx");
+
+describe("tracker benchmarks (smoke runs)", () => {
+  it("bench/tracker.ts: announces/s of the pure Swarm, and the Worker requests per blob", async () => {
+    const { stdout } = await run(TSX, ["bench/tracker.ts", "--peers", "200,400", "--seconds", "0.2"]);
+    expect(stdout).toMatch(/200 peers: +[\d,]+ announces\/s/);
+    expect(stdout).toMatch(/20000 +50 s/);
+  });
+
+  it("bench/tracker-edge.ts: the same through the devcluster's edge", async () => {
+    const { stdout } = await run(TSX, ["bench/tracker-edge.ts", "--peers", "40", "--seconds", "1", "--concurrency", "4"]);
+    expect(stdout).toMatch(/40 peers: \d+ announces\/s, p50 \d+ ms, statuses \{"200":\d+\}/);
+  });
+
+  it("fleet load: a growing interval keeps one object near 400 announces/s and cuts the requests per blob", () => {
+    const fixed = fleetLoad({ hosts: 20_000, downloadSeconds: 20, seedSeconds: 600, pieces: 256 }, () => 3);
+    const grown = fleetLoad({ hosts: 20_000, downloadSeconds: 20, seedSeconds: 600, pieces: 256 });
+    expect(grown.intervalSeconds).toBe(50);
+    expect(grown.announcesPerSecondPerObject).toBeLessThanOrEqual(500);
+    expect(fixed.announcesPerSecondPerObject).toBeGreaterThan(6_000);
+    expect(grown.workerRequests).toBeLessThan(fixed.workerRequests / 10);
+  });
+});

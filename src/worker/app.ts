@@ -1,7 +1,6 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { OciError } from "../shared/oci/errors.js";
-import { drain } from "./upload/upload-session.js";
 import { servicesFromEnv, type AppEnv, type Services } from "./services.js";
 import { blobRoutes } from "./registry/blobs.js";
 import { uploadRoutes } from "./registry/uploads.js";
@@ -15,16 +14,33 @@ import { authMiddleware } from "./auth.js";
 import { authRoutes } from "./auth/routes.js";
 import { requestLog } from "./request-log.js";
 
-/** Bodies up to this size are read and dropped before an error response (see `drain`). */
+/**
+ * What happens to a refused request's unread body. A client refused for its credentials (401,
+ * 403) is answered at once and its body cancelled unread: whoever has no right to upload does not
+ * get to hold the request, or our bandwidth, for as long as its chunked body lasts. Any other
+ * refusal (413 for a chunk over the limit, …) comes from a client that may send, and clients such
+ * as skopeo read the answer only once their body is written (else: "broken pipe"), so up to
+ * DRAIN_MAX_BYTES of it are read and dropped first, counted as they arrive (a chunked body used
+ * to count as length 0, without limit).
+ */
 const DRAIN_MAX_BYTES = 2 * 1024 * 1024 * 1024;
 
-/** A refused request's unread body is drained first, so the client gets the response. */
-async function drainUnreadBody(request: Request): Promise<void> {
+async function drainUnreadBody(request: Request, refusedCaller: boolean): Promise<void> {
   const body = request.body;
   if (!body || request.bodyUsed || body.locked) return;
   const declared = Number(request.headers.get("Content-Length") ?? "0");
-  if (declared > DRAIN_MAX_BYTES) return;
-  await drain(body.getReader());
+  if (refusedCaller || !(declared <= DRAIN_MAX_BYTES)) return void (await body.cancel().catch(() => undefined));
+  const reader = body.getReader();
+  try {
+    for (let read = 0; read <= DRAIN_MAX_BYTES; ) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The client went away: nothing left to drain.
+  }
 }
 
 export interface AppOptions {
@@ -68,7 +84,8 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
 
   app.onError(async (err, c) => {
     const headers = { "Docker-Distribution-API-Version": "registry/2.0" };
-    await drainUnreadBody(c.req.raw);
+    const status = err instanceof OciError ? err.status : 0;
+    await drainUnreadBody(c.req.raw, status === 401 || status === 403);
     if (err instanceof OciError) return err.toResponse(headers);
     if (err instanceof HTTPException) {
       return new OciError("UNSUPPORTED", err.message || "bad request", { status: err.status }).toResponse(headers);

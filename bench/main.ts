@@ -3,6 +3,7 @@ import { benchServe, parseServeArgs } from "./serve.js";
 import { benchP2p, parseP2pArgs } from "./p2p.js";
 import { benchAgent, parseAgentArgs } from "./agent.js";
 import { benchEdge, parseEdgeArgs } from "./edge.js";
+import { benchSim, parseSimArgs } from "./sim/cli.js";
 
 /**
  * `npm run bench -- <name> [options]`. Benchmarks print their figures side by side with a
@@ -14,6 +15,9 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
                             [--modes p2p,direct,registry]
        npm run bench -- agent [--size 1GiB] [--seeders 3] [--rounds 3] [--shoal-only] [--out bench-out]
        npm run bench -- edge [--size 64MiB] [--rounds 3] [--requests 200] [--out bench-out]
+       npm run bench -- sim [--hosts 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s] [--wan-bandwidth 12.5MiB/s]
+                            [--edge-bandwidth B] [--clusters 1] [--zones 1] [--churn 0] [--stagger 0] [--slow 0]
+                            [--seed 1] [--out bench-out] [--sweep]
 
   serve   a blob served from a warm agent store to concurrent readers, against
           Debian's docker-registry (distribution 2.8) serving the same blob
@@ -25,7 +29,10 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
           MB/s, CPU per GiB received and served, peak RSS
   edge    the edge's data path (GET, Range GET, monolithic and chunked push,
           HEAD blob and GET manifest latency) against distribution, and reads
-          against the edge's runtime port directly (what the Node front costs)`;
+          against the edge's runtime port directly (what the Node front costs)
+  sim     a simulated fleet (the real scheduler and tracker logic, a modelled network):
+          completion times against the bound, WAN bytes, tracker load; --sweep over N`;
+
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -42,6 +49,14 @@ const { positionals, values } = parseArgs({
     "shoal-only": { type: "boolean" },
     requests: { type: "string" },
     out: { type: "string" },
+    hosts: { type: "string" },
+    "edge-bandwidth": { type: "string" },
+    clusters: { type: "string" },
+    zones: { type: "string" },
+    churn: { type: "string" },
+    stagger: { type: "string" },
+    slow: { type: "string" },
+    seed: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -63,6 +78,9 @@ switch (name) {
     break;
   case "agent":
     await benchAgent(parseAgentArgs(values));
+    break;
+  case "sim":
+    await benchSim(parseSimArgs(values));
     break;
   default:
     console.error(`unknown benchmark ${JSON.stringify(name)}\n${USAGE}`);

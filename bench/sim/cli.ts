@@ -1,0 +1,127 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { TopLevelSpec } from "vega-lite";
+import { parseSize } from "../../src/agent-node/config.js";
+import { renderSvg } from "../lib/plots.js";
+import { simulateFleet, type FleetOptions, type FleetResult, type FleetRun } from "./fleet.js";
+
+export interface SimBenchOptions extends FleetOptions {
+  out: string;
+  sweep: boolean;
+}
+
+const rate = (v: unknown, fallback: string) => parseSize(String(v ?? fallback).replace(/\/s$/, ""));
+
+export function parseSimArgs(values: Record<string, string | boolean | undefined>): SimBenchOptions {
+  const num = (name: string, fallback: number) => (values[name] === undefined ? fallback : Number(values[name]));
+  const options: SimBenchOptions = {
+    hosts: num("hosts", num("agents", 16)),
+    size: parseSize(String(values.size ?? "64MiB")),
+    agentBandwidth: rate(values["agent-bandwidth"], "6.25MiB"),
+    wanBandwidth: rate(values["wan-bandwidth"], "12.5MiB"),
+    edgeBandwidth: values["edge-bandwidth"] === undefined ? undefined : rate(values["edge-bandwidth"], "0"),
+    clusters: num("clusters", 1),
+    zones: num("zones", 1),
+    churn: num("churn", 0),
+    stagger: num("stagger", 0),
+    slow: num("slow", 0),
+    seed: num("seed", 1),
+    out: String(values.out ?? "bench-out"),
+    sweep: values.sweep === true,
+  };
+  for (const [k, v] of Object.entries(options)) if (typeof v === "number" && !Number.isFinite(v)) throw new Error(`--${k}: not a number`);
+  return options;
+}
+
+const SWEEP_HOSTS = [16, 64, 256, 1024, 4096, 20_000];
+
+/** `npm run bench -- sim`: one fleet run (DIR/sim.json, DIR/sim.svg) or a sweep over N. */
+export async function benchSim(options: SimBenchOptions): Promise<void> {
+  await mkdir(options.out, { recursive: true });
+  if (options.sweep) {
+    const results: FleetResult[] = [];
+    for (const hosts of SWEEP_HOSTS) {
+      const run = simulateFleet({ ...options, hosts });
+      print(run);
+      results.push(run.result);
+    }
+    await writeFile(path.join(options.out, "sim-sweep.json"), `${JSON.stringify(results, null, 2)}\n`);
+    await writeFile(path.join(options.out, "sim-sweep.svg"), await sweepPlot(results));
+    console.log(`written to ${path.join(options.out, "sim-sweep.json")} and sim-sweep.svg`);
+    return;
+  }
+  const run = simulateFleet(options);
+  print(run);
+  await writeFile(path.join(options.out, "sim.json"), `${JSON.stringify(run.result, null, 2)}\n`);
+  await writeFile(path.join(options.out, "sim.svg"), await cdfPlot(run));
+  console.log(`written to ${path.join(options.out, "sim.json")} and sim.svg`);
+}
+
+function print(run: FleetRun): void {
+  const r = run.result;
+  const x = (s: number) => `${s.toFixed(2)} s (${(s / r.bound_s).toFixed(3)}×)`;
+  console.log(
+    `sim: ${r.hosts} hosts, ${(r.blob_bytes / 2 ** 20).toFixed(0)} MiB (${run.pieceCount} pieces), bound ${r.bound_s.toFixed(2)} s\n` +
+      `  p50 ${x(r.p50_s)}  p90 ${x(r.p90_s)}  p99 ${x(r.p99_s)}  p99.9 ${x(r.p999_s)}  max ${x(r.max_s)}\n` +
+      `  completed ${r.completed} (killed ${run.killed}, unfinished ${run.unfinished.length})  WAN ${(r.wan_bytes / r.blob_bytes).toFixed(2)} copies  peers ${(r.peer_bytes / r.blob_bytes).toFixed(1)} copies\n` +
+      `  tracker: ${r.tracker.announces} announces, peak ${r.tracker.peak_announces_per_s_per_object}/s per object (${r.tracker.objects})\n` +
+      `  ${r.events} events, ${run.polls} polls (scheduler ${(run.schedulerMs / 1000).toFixed(1)} s), wall ${r.wall_s.toFixed(1)} s`,
+  );
+}
+
+function cdfPlot(run: FleetRun): Promise<string> {
+  const r = run.result;
+  const n = run.times.length;
+  // At most ~2,000 points: the curve, not every host.
+  const every = Math.max(1, Math.floor(n / 2000));
+  const rows = [{ seconds: 0, fraction: 0 }, ...run.times.flatMap((seconds, i) => (i % every === 0 || i === n - 1 ? [{ seconds, fraction: (i + 1) / n }] : []))];
+  return renderSvg({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: `simulated: ${r.hosts} hosts pulling ${(r.blob_bytes / 2 ** 20).toFixed(0)} MiB (${(r.agent_bandwidth / 2 ** 20).toFixed(2)} MiB/s per host, ${(r.wan_bandwidth / 2 ** 20).toFixed(2)} MiB/s WAN)`,
+    width: 640,
+    height: 360,
+    layer: [
+      {
+        data: { values: rows },
+        mark: { type: "line", interpolate: "step-after", strokeWidth: 2 },
+        encoding: {
+          x: { field: "seconds", type: "quantitative", title: "completion time (s)" },
+          y: { field: "fraction", type: "quantitative", title: "fraction of hosts done", axis: { format: "%" } },
+        },
+      },
+      {
+        data: { values: [{ bound: r.bound_s, label: `bound ${r.bound_s.toFixed(2)} s` }] },
+        layer: [
+          { mark: { type: "rule", strokeDash: [6, 4], color: "black" }, encoding: { x: { field: "bound", type: "quantitative" } } },
+          { mark: { type: "text", align: "left", dx: 4, dy: -150, color: "black" }, encoding: { x: { field: "bound", type: "quantitative" }, text: { field: "label" } } },
+        ],
+      },
+    ],
+  });
+}
+
+function sweepPlot(results: FleetResult[]): Promise<string> {
+  const rows = results.flatMap((r) => [
+    { hosts: r.hosts, what: "p50 / bound", value: r.p50_s / r.bound_s, panel: "completion / bound" },
+    { hosts: r.hosts, what: "p99 / bound", value: r.p99_s / r.bound_s, panel: "completion / bound" },
+    { hosts: r.hosts, what: "WAN bytes / blob", value: r.wan_bytes / r.blob_bytes, panel: "WAN bytes / blob" },
+    { hosts: r.hosts, what: "peak announces/s per object", value: r.tracker.peak_announces_per_s_per_object, panel: "peak announces/s per tracker object" },
+  ]);
+  const panel = (name: string) => ({
+    width: 260,
+    height: 220,
+    transform: [{ filter: { field: "panel", equal: name } }],
+    mark: { type: "line" as const, point: true },
+    encoding: {
+      x: { field: "hosts", type: "quantitative" as const, title: "hosts", scale: { type: "log" as const } },
+      y: { field: "value", type: "quantitative" as const, title: name },
+      color: { field: "what", type: "nominal" as const, title: "" },
+    },
+  });
+  return renderSvg({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: `simulated sweep: ${(results[0]!.blob_bytes / 2 ** 20).toFixed(0)} MiB blob`,
+    data: { values: rows },
+    hconcat: [panel("completion / bound"), panel("WAN bytes / blob"), panel("peak announces/s per tracker object")],
+  } as TopLevelSpec);
+}

@@ -1,0 +1,157 @@
+import type { EventQueue } from "./event-queue.js";
+
+/** The edge (web seed) as a transfer's source. */
+export const EDGE = -1;
+
+export interface Transfer {
+  src: number;
+  dst: number;
+  bytes: number;
+  remaining: number;
+  /** Clusters whose WAN uplink the bytes cross (the receiver's for the edge; both for a cross-cluster peer). */
+  wanA: number;
+  wanB: number;
+  done: (at: number) => void;
+  /** Taken out (cancelled, or a side died): the next step drops it. */
+  stopped: boolean;
+  rate: number;
+}
+
+export interface NetworkShape {
+  up: Float64Array;
+  down: Float64Array;
+  cluster: Int32Array;
+  /** Bytes/s of each cluster's uplink to the edge. */
+  wan: number[];
+  /** Bytes/s the edge serves in all (Infinity: the edge is not the bottleneck). */
+  edge: number;
+}
+
+/**
+ * A fluid network advanced in fixed steps: during a step every active transfer moves at
+ * min(sender's uplink / its active uploads, receiver's downlink / its active downloads, the WAN
+ * uplink / transfers crossing it, the edge / its transfers), so no host, uplink or edge ever
+ * carries more than its capacity. Stepping costs O(active transfers) per step instead of
+ * rescheduling every transfer that shares a link whenever one starts or ends (20,000 web-seed
+ * reads share one WAN at the start of a fleet run). A transfer that finishes inside a step is
+ * finished at the exact time its rate gives; one started inside a step moves from the next step.
+ */
+export class FluidNetwork {
+  private active: Transfer[] = [];
+  private readonly nUp: Int32Array;
+  private readonly nDown: Int32Array;
+  private readonly nWan: Int32Array;
+  readonly bytesUp: Float64Array;
+  readonly bytesDown: Float64Array;
+  readonly wanBytes: Float64Array;
+  edgeBytes = 0;
+  peerBytes = 0;
+  /** Highest load seen on any host link or uplink, as a fraction of its capacity (must stay ≤ 1). */
+  peakLoad = 0;
+  private readonly loadUp: Float64Array;
+  private readonly loadDown: Float64Array;
+
+  constructor(
+    private readonly shape: NetworkShape,
+    private readonly queue: EventQueue,
+    readonly stepMs: number,
+    /** Check the load of every link each step (the CI test's invariant; costs a pass). */
+    private readonly checkLoad = false,
+  ) {
+    const n = shape.up.length;
+    this.nUp = new Int32Array(n);
+    this.nDown = new Int32Array(n);
+    this.nWan = new Int32Array(shape.wan.length);
+    this.bytesUp = new Float64Array(n);
+    this.bytesDown = new Float64Array(n);
+    this.wanBytes = new Float64Array(shape.wan.length);
+    this.loadUp = new Float64Array(checkLoad ? n : 0);
+    this.loadDown = new Float64Array(checkLoad ? n : 0);
+  }
+
+  get busy(): boolean {
+    return this.active.length > 0;
+  }
+
+  start(src: number, dst: number, bytes: number, done: (at: number) => void): Transfer {
+    const cs = src === EDGE ? -1 : this.shape.cluster[src]!;
+    const cd = this.shape.cluster[dst]!;
+    const t: Transfer = { src, dst, bytes, remaining: bytes, wanA: cs === cd ? -1 : cd, wanB: cs === cd || cs < 0 ? -1 : cs, done, stopped: false, rate: 0 };
+    this.active.push(t);
+    return t;
+  }
+
+  stop(t: Transfer): void {
+    t.stopped = true;
+  }
+
+  /** Moves every transfer over [t0, t0 + stepMs) and schedules the completions inside it. */
+  step(t0: number): void {
+    const dt = this.stepMs / 1000;
+    const { up, down, wan, edge } = this.shape;
+    let live = 0;
+    let edgeN = 0;
+    for (const t of this.active) {
+      if (t.stopped) continue;
+      this.active[live++] = t;
+      if (t.src !== EDGE) this.nUp[t.src]!++;
+      else edgeN++;
+      this.nDown[t.dst]!++;
+      if (t.wanA >= 0) this.nWan[t.wanA]!++;
+      if (t.wanB >= 0) this.nWan[t.wanB]!++;
+    }
+    this.active.length = live;
+    const still: Transfer[] = [];
+    for (const t of this.active) {
+      let rate = down[t.dst]! / this.nDown[t.dst]!;
+      if (t.src !== EDGE) rate = Math.min(rate, up[t.src]! / this.nUp[t.src]!);
+      else rate = Math.min(rate, edge / edgeN);
+      if (t.wanA >= 0) rate = Math.min(rate, wan[t.wanA]! / this.nWan[t.wanA]!);
+      if (t.wanB >= 0) rate = Math.min(rate, wan[t.wanB]! / this.nWan[t.wanB]!);
+      t.rate = rate;
+      const moved = Math.min(t.remaining, rate * dt);
+      t.remaining -= moved;
+      this.bytesDown[t.dst]! += moved;
+      if (t.src !== EDGE) {
+        this.bytesUp[t.src]! += moved;
+        if (t.wanA < 0) this.peerBytes += moved;
+      } else this.edgeBytes += moved;
+      if (t.wanA >= 0) this.wanBytes[t.wanA]! += moved;
+      if (t.wanB >= 0) this.wanBytes[t.wanB]! += moved;
+      if (this.checkLoad) {
+        this.loadDown[t.dst]! += rate / down[t.dst]!;
+        if (t.src !== EDGE) this.loadUp[t.src]! += rate / up[t.src]!;
+      }
+      if (t.remaining <= 1e-6) {
+        const at = t0 + (moved / rate) * 1000;
+        const done = t.done;
+        this.queue.at(at, () => done(at));
+      } else still.push(t);
+    }
+    if (this.checkLoad) this.recordLoad(edgeN);
+    for (const t of this.active) {
+      if (t.src !== EDGE) this.nUp[t.src] = 0;
+      this.nDown[t.dst] = 0;
+    }
+    this.nWan.fill(0);
+    this.active = still;
+  }
+
+  private recordLoad(edgeN: number): void {
+    const wanRate = new Float64Array(this.shape.wan.length);
+    let edgeRate = 0;
+    for (const t of this.active) {
+      if (t.src !== EDGE) this.peakLoad = Math.max(this.peakLoad, this.loadUp[t.src]!);
+      else edgeRate += t.rate;
+      this.peakLoad = Math.max(this.peakLoad, this.loadDown[t.dst]!);
+      if (t.wanA >= 0) wanRate[t.wanA]! += t.rate;
+      if (t.wanB >= 0) wanRate[t.wanB]! += t.rate;
+    }
+    for (let c = 0; c < wanRate.length; c++) this.peakLoad = Math.max(this.peakLoad, wanRate[c]! / this.shape.wan[c]!);
+    if (edgeN > 0 && Number.isFinite(this.shape.edge)) this.peakLoad = Math.max(this.peakLoad, edgeRate / this.shape.edge);
+    for (const t of this.active) {
+      if (t.src !== EDGE) this.loadUp[t.src] = 0;
+      this.loadDown[t.dst] = 0;
+    }
+  }
+}

@@ -1,6 +1,6 @@
-import type { AnnounceResponse, HandoutPeer } from "../../src/shared/api/announce.js";
 import { BLOCK_BYTES, pieceCount as countPieces, pieceLengthFor } from "../../src/shared/p2p/metainfo.js";
 import { P2P_DEFAULTS, SCHEDULER_TUNING, SwarmScheduler, WEB_SEED, seededRandom, type PieceSource, type SchedulerAction, type SchedulerEvent, type SchedulerTuning } from "../../src/shared/p2p/schedule/index.js";
+import { ANNOUNCE_INTERVAL_SECONDS, MAX_HANDOUT } from "../../src/worker/tracker/constants.js";
 import { Swarm } from "../../src/worker/tracker/swarm.js";
 import { EventQueue } from "./event-queue.js";
 import { EDGE, FluidNetwork, type Transfer } from "./network.js";
@@ -73,6 +73,8 @@ export interface FleetRun {
   pieceLength: number;
   polls: number;
   schedulerMs: number;
+  /** Announces the tracker refused (caps, rate limits). */
+  refusedAnnounces: number;
 }
 
 interface Serve {
@@ -113,14 +115,6 @@ interface Host {
   timerAt: number;
   webReads: Map<number, Transfer | undefined>;
 }
-
-/**
- * The tracker Durable Object's settings (src/worker/tracker/tracker.ts, which imports the Workers
- * runtime and so cannot be loaded here): keep them the same.
- */
-const ANNOUNCE_INTERVAL_SECONDS = 3;
-const PEER_TTL_MS = ANNOUNCE_INTERVAL_SECONDS * 3 * 1000 + 1000;
-const MAX_HANDOUT = 30;
 
 const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!);
 
@@ -199,8 +193,9 @@ export function simulateFleet(options: FleetOptions): FleetRun {
   const net = new FluidNetwork({ up, down, cluster: clusterOf, wan: Array.from({ length: clusters }, () => options.wanBandwidth), edge: options.edgeBandwidth ?? Number.POSITIVE_INFINITY }, queue, stepMs, options.checkLoad);
 
   // The tracker: the real Swarm, on the virtual clock.
-  const swarm = new Swarm({ now: () => queue.now, peerTtlMs: PEER_TTL_MS, intervalSeconds: ANNOUNCE_INTERVAL_SECONDS, maxHandout: MAX_HANDOUT, random: seededRandom(seed ^ 0x9e3779b9) });
+  const swarm = new Swarm({ now: () => queue.now, baseIntervalSeconds: ANNOUNCE_INTERVAL_SECONDS, maxHandout: MAX_HANDOUT, random: seededRandom(seed ^ 0x9e3779b9) });
   let announces = 0;
+  let refused = 0;
   const announcesPerSecond = new Map<number, number>();
 
   const lat = (a: Host, b: Host) => (a.cluster !== b.cluster ? latency.crossCluster : a.zone !== b.zone ? latency.crossZone : a.rack !== b.rack ? latency.zone : latency.rack);
@@ -247,14 +242,17 @@ export function simulateFleet(options: FleetOptions): FleetRun {
       announces++;
       const second = Math.floor(queue.now / 1000);
       announcesPerSecond.set(second, (announcesPerSecond.get(second) ?? 0) + 1);
-      const response = swarm.announce({ digest, peerId: h.peerId, ip: h.ip, port: 4000, zone: `z${h.zone}`, cluster: `c${h.cluster}`, complete, have, pieceCount: pieces });
+      // Each host is its own address, the identity the edge would see.
+      const outcome = swarm.announce({ digest, peerId: h.peerId, ip: h.ip, port: 4000, zone: `z${h.zone}`, cluster: `c${h.cluster}`, complete, have, pieceCount: pieces }, h.ip);
+      if (!outcome.ok) refused++;
       queue.after(latency.edge, () => {
         if (complete) {
           // A seeder re-announces on the tracker's interval while it seeds.
-          if (!h.dead) queue.after(response.interval * 1000, () => announce(h, pieces, true));
+          const interval = outcome.ok ? outcome.response.interval : ANNOUNCE_INTERVAL_SECONDS;
+          if (!h.dead) queue.after(interval * 1000, () => announce(h, pieces, true));
           return;
         }
-        feed(h, { type: "announced", response: response as AnnounceResponse });
+        feed(h, outcome.ok ? { type: "announced", response: outcome.response } : { type: "announce-failed" });
       });
     });
   };
@@ -478,5 +476,5 @@ export function simulateFleet(options: FleetOptions): FleetRun {
     wall_s: (performance.now() - wallStart) / 1000,
     events: queue.processed,
   };
-  return { result, times, killed, unfinished, badPieces, peakLoad: net.peakLoad, pieceCount: pieces, pieceLength, polls, schedulerMs };
+  return { result, times, killed, unfinished, badPieces, peakLoad: net.peakLoad, pieceCount: pieces, pieceLength, polls, schedulerMs, refusedAnnounces: refused };
 }

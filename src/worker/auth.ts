@@ -48,13 +48,15 @@ export function authMiddleware(): MiddlewareHandler<AppEnv> {
         if (!allowed(auth, identity, requirement.action, "*")) throw denied(c, auth, identity, { type: "registry", name: "catalog", actions: [requirement.action] });
         break;
       case "repository":
-        for (const { repository, action } of requirement.needs) {
-          if (allowed(auth, identity, action, repository)) continue;
-          // docker asks for pull and push together when it pushes: say so in the scope.
-          const actions = action === "pull" ? ["pull"] : ["pull", action];
-          throw denied(c, auth, identity, { type: "repository", name: repository, actions });
-        }
-        break;
+        if (requirement.needs.every(({ repository, action }) => allowed(auth, identity, action, repository))) break;
+        // The challenge names every scope the request needs (a mount: push here and pull on the
+        // source), so one token covers it; docker asks for pull and push together when it pushes.
+        throw denied(
+          c,
+          auth,
+          identity,
+          requirement.needs.map(({ repository, action }) => ({ type: "repository", name: repository, actions: action === "pull" ? ["pull"] : ["pull", action] })),
+        );
     }
     return next();
   };
@@ -129,7 +131,7 @@ export function realmOf(c: Context<AppEnv>): string {
   return `${scheme}://${host}/token`;
 }
 
-function challenge(c: Context<AppEnv>, auth: AuthSettings, message: string, scope?: Scope): OciError {
+function challenge(c: Context<AppEnv>, auth: AuthSettings, message: string, scope?: Scope | Scope[]): OciError {
   return new OciError("UNAUTHORIZED", message, { headers: { "WWW-Authenticate": bearerChallenge(realmOf(c), auth.service, scope) } });
 }
 
@@ -140,12 +142,13 @@ function challenge(c: Context<AppEnv>, auth: AuthSettings, message: string, scop
  * whose rules do not allow it (logging in again would not help); 401 again when the account may but
  * the token was issued for less.
  */
-function denied(c: Context<AppEnv>, auth: AuthSettings, identity: Identity, scope: Scope): OciError {
-  const what = `${scope.actions.join(",")} on ${scope.name}`;
-  if (identity.kind === "anonymous") return challenge(c, auth, `authentication required (${what})`, scope);
-  const headers = { "WWW-Authenticate": bearerChallenge(realmOf(c), auth.service, scope, "insufficient_scope") };
+function denied(c: Context<AppEnv>, auth: AuthSettings, identity: Identity, scope: Scope | Scope[]): OciError {
+  const scopes = Array.isArray(scope) ? scope : [scope];
+  const what = scopes.map((s) => `${s.actions.join(",")} on ${s.name}`).join(" and ");
+  if (identity.kind === "anonymous") return challenge(c, auth, `authentication required (${what})`, scopes);
+  const headers = { "WWW-Authenticate": bearerChallenge(realmOf(c), auth.service, scopes, "insufficient_scope") };
   const account = accountOf(identity);
-  const accountMay = account !== undefined && scope.actions.every((a) => can(auth.policy, account, a as Action, scope.type === "registry" ? "*" : scope.name));
+  const accountMay = account !== undefined && scopes.every((s) => s.actions.every((a) => can(auth.policy, account, a as Action, s.type === "registry" ? "*" : s.name)));
   // A token narrower than its account's rules: a fresh token for the scope will do.
   if (!account || (identity.kind === "token" && accountMay)) return new OciError("UNAUTHORIZED", `insufficient scope: this token does not allow ${what}`, { headers });
   return new OciError("DENIED", `${account.name} may not ${what}`, { headers });

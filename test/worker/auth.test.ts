@@ -126,7 +126,7 @@ describe("SHOAL_AUTH: accounts, rules, anonymous repositories", () => {
     expect((await fetch(`${edge.url}/v2/team/src/blobs/${digest}`, { method: "DELETE", headers: ROBOT })).status).toBe(403);
     const mount = await fetch(`${edge.url}/v2/team/dst/blobs/uploads/?mount=${digest}&from=private/app`, { method: "POST", headers: ROBOT });
     expect(mount.status).toBe(403);
-    expect(mount.headers.get("www-authenticate")).toContain('scope="repository:private/app:pull"');
+    expect(mount.headers.get("www-authenticate")).toContain('scope="repository:team/dst:pull,push repository:private/app:pull"');
     expect((await fetch(`${edge.url}/v2/team/dst/blobs/uploads/?mount=${digest}&from=team/src`, { method: "POST", headers: ROBOT })).status).toBe(201);
   });
 

@@ -40,9 +40,11 @@ export function formatScope(scope: Scope): string {
  * The `WWW-Authenticate` value that sends a client to the token service; with `error`, the spec's
  * answer to a token that lacks the scope (`insufficient_scope`) or is bad (`invalid_token`).
  */
-export function bearerChallenge(realm: string, service: string, scope?: Scope, error?: "insufficient_scope" | "invalid_token"): string {
+export function bearerChallenge(realm: string, service: string, scope?: Scope | Scope[], error?: "insufficient_scope" | "invalid_token"): string {
   const parts = [`realm="${realm}"`, `service="${service}"`];
-  if (scope) parts.push(`scope="${formatScope(scope)}"`);
+  // Several scopes go space-separated in one parameter (a cross-repository mount needs two).
+  const scopes = scope === undefined ? [] : Array.isArray(scope) ? scope : [scope];
+  if (scopes.length) parts.push(`scope="${scopes.map(formatScope).join(" ")}"`);
   if (error) parts.push(`error="${error}"`);
   return `Bearer ${parts.join(",")}`;
 }

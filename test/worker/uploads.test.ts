@@ -264,6 +264,22 @@ describe("blob reads", () => {
     expect(back.equals(data)).toBe(true);
   }, 300_000);
 
+  it("a PUT carrying the whole blob stores it verified (201); a wrong digest is DIGEST_INVALID and ends the session", async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const location = await startUpload(edge.url, "up/whole");
+    const wrong = await fetch(`${location}?digest=${sha256("other")}`, { method: "PUT", body: data });
+    expect(await errorCode(wrong)).toBe("DIGEST_INVALID");
+    expect(await blobStatus("up/whole", sha256("other"))).toBe(404);
+    expect((await fetch(location)).status).toBe(404);
+    const again = await startUpload(edge.url, "up/whole");
+    const put = await fetch(`${again}?digest=${sha256(data)}`, { method: "PUT", body: data });
+    expect(put.status).toBe(201);
+    expect(put.headers.get("Docker-Content-Digest")).toBe(sha256(data));
+    expect(Buffer.from(await (await fetch(`${edge.url}/v2/up/whole/blobs/${sha256(data)}`)).arrayBuffer()).equals(data)).toBe(true);
+    const metainfo = (await (await fetch(`${edge.url}/shoal/v1/up/whole/metainfo/${sha256(data)}`)).json()) as { size: number; pieces: string[] };
+    expect(metainfo.size).toBe(data.length);
+  });
+
   it("an invalid digest is DIGEST_INVALID", async () => {
     const res = await fetch(`${edge.url}/v2/a/blobs/sha256:xyz`);
     expect(res.status).toBe(400);

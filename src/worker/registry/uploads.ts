@@ -59,6 +59,17 @@ uploadRoutes.put(`/v2/${NAME}/blobs/uploads/:id`, async (c) => {
   const limit = checkDeclaredLength(c);
   const range = chunkRange(c.req.header("Content-Range"));
   const services = c.get("services");
+  const declared = Number(c.req.header("Content-Length") ?? 0);
+  if (range === null && declared > 0 && c.req.raw.body && unwrap(await services.upload(id).status(name)).offset === 0) {
+    // The whole blob in this one request (POST, then PUT with the body: docker's small layers,
+    // curl): stored as one object that storage verifies natively, like a monolithic POST, instead
+    // of through multipart parts. The empty session is closed.
+    const stored = (await services.blobs.stat(digest)) !== null || (await services.blobs.putVerified(digest, c.req.raw.body, declared));
+    unwrap(await services.upload(id).cancel(name));
+    if (!stored) throw new OciError("DIGEST_INVALID", `uploaded content does not match ${digest}`);
+    await services.repository(name).linkBlob(name, digest, declared);
+    return created(c, name, digest);
+  }
   const blob = unwrap(
     await services.upload(id).finish({ repository: name, body: c.req.raw.body, range, limit, digest }),
   );

@@ -1,7 +1,7 @@
 /// <reference path="./node-sqlite.d.ts" />
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -37,7 +37,11 @@ export class ObjectNamespaces {
     const key = `${className}/${id.toString()}`;
     let live = this.instances.get(key);
     if (!live) {
-      live = new LiveObject(path.join(this.dir, className, `${id.toString()}.sqlite`), this.classes[className]!, id, this.env());
+      const made: LiveObject = new LiveObject(path.join(this.dir, className, `${id.toString()}.sqlite`), this.classes[className]!, id, this.env(), () => {
+        // Idle with no alarm to keep: forgotten (its file, if any, is read again on the next call).
+        if (this.instances.get(key) === made) this.instances.delete(key);
+      });
+      live = made;
       this.instances.set(key, live);
     }
     return live;
@@ -106,11 +110,11 @@ export class ObjectNamespace {
   }
 
   get(id: ObjectId): Record<string, (...args: unknown[]) => Promise<unknown>> {
-    const live = this.host.object(this.className, id);
     return new Proxy({} as Record<string, (...args: unknown[]) => Promise<unknown>>, {
       get: (_target, property) => {
         if (typeof property !== "string" || property === "then") return undefined;
-        return (...args: unknown[]) => live.call(property, args);
+        // Looked up per call: an idle object may have been forgotten since the stub was made.
+        return (...args: unknown[]) => this.host.object(this.className, id).call(property, args);
       },
     });
   }
@@ -131,9 +135,13 @@ class LiveObject {
     private readonly cls: ObjectClass,
     id: ObjectId,
     private readonly env: unknown,
+    private readonly forget: () => void,
   ) {
     this.state = new ObjectState(file, id, (at) => this.armAlarm(at));
   }
+
+  private pending = 0;
+  private alarmArmed = false;
 
   private get target(): Record<string, unknown> {
     this.instance ??= new this.cls(this.state, this.env);
@@ -143,6 +151,7 @@ class LiveObject {
   /** Runs a method after every earlier call to this object has finished. */
   call(method: string, args: unknown[]): Promise<unknown> {
     clearTimeout(this.idleTimer);
+    this.pending++;
     const run = async () => {
       await this.state.ready();
       const target = this.target;
@@ -153,11 +162,17 @@ class LiveObject {
     };
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
-    // An object nobody calls for a while gives its SQLite handle back (reopened on the next call):
-    // one per blob's tracker would otherwise pile up.
+    // An object nobody calls for a while gives its SQLite handle back and, unless an alarm is
+    // due, is forgotten altogether: one per blob's tracker, or per repository name anyone reads,
+    // would otherwise pile up for as long as the process runs.
     void this.queue.then(() => {
+      this.pending--;
       clearTimeout(this.idleTimer);
-      this.idleTimer = setTimeout(() => this.state.close(), IDLE_CLOSE_MS);
+      this.idleTimer = setTimeout(() => {
+        if (this.pending > 0) return;
+        this.state.close();
+        if (!this.alarmArmed) this.forget();
+      }, IDLE_CLOSE_MS);
       this.idleTimer.unref?.();
     });
     return result;
@@ -165,9 +180,11 @@ class LiveObject {
 
   armAlarm(at: number | null): void {
     clearTimeout(this.alarmTimer);
+    this.alarmArmed = at !== null;
     if (at === null) return;
     this.alarmTimer = setTimeout(
       () => {
+        this.alarmArmed = false;
         this.state.clearAlarmRecord();
         this.call("alarm", []).catch((error: Error) => console.error(JSON.stringify({ level: "error", msg: "alarm failed", error: error.message })));
       },
@@ -185,6 +202,7 @@ class LiveObject {
 /** `DurableObjectState` as the classes use it. */
 export class ObjectState {
   private db: DatabaseSync | undefined;
+  private inMemory = false;
   private blocked: Promise<unknown> = Promise.resolve();
   readonly storage: ObjectStorage;
 
@@ -193,7 +211,7 @@ export class ObjectState {
     readonly id: ObjectId,
     onAlarm: (at: number | null) => void,
   ) {
-    this.storage = new ObjectStorage(() => this.database(), () => this.reset(), onAlarm);
+    this.storage = new ObjectStorage(() => this.database(), () => this.reset(), onAlarm, () => this.persistIfWritten());
   }
 
   blockConcurrencyWhile<T>(fn: () => Promise<T>): Promise<T> {
@@ -210,16 +228,51 @@ export class ObjectState {
     promise.catch(() => undefined);
   }
 
+  /**
+   * The object's database. An object with no file yet starts in memory: a class's constructor
+   * creates its tables on every object, and an anonymous read of a repository that does not exist
+   * must not leave a file behind (200 reads of random names left 200 files). The first write of a
+   * row moves it to its file (`persistIfWritten`).
+   */
   private database(): DatabaseSync {
     if (!this.db) {
-      // Created on first use: an object that never stores anything leaves no file.
-      const folder = path.dirname(this.file);
-      mkdirSyncOnce(folder);
-      this.db = new DatabaseSync(this.file);
-      this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+      this.inMemory = !existsSync(this.file);
+      this.db = this.inMemory ? new DatabaseSync(":memory:") : this.openFile();
       this.db.exec("CREATE TABLE IF NOT EXISTS _shoal_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
     }
     return this.db;
+  }
+
+  private openFile(): DatabaseSync {
+    mkdirSyncOnce(path.dirname(this.file));
+    const db = new DatabaseSync(this.file);
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    return db;
+  }
+
+  /** After a statement outside a transaction: an in-memory database that holds rows goes to its file. */
+  persistIfWritten(): void {
+    const db = this.db;
+    if (!db || !this.inMemory) return;
+    const { changes } = db.prepare("SELECT total_changes() AS changes").get() as { changes: number };
+    if (Number(changes) === 0) return;
+    // Copied statement by statement: VACUUM INTO needs ATTACH, which Deno's sqlite refuses.
+    const file = this.openFile();
+    file.exec("BEGIN");
+    const objects = db.prepare("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY type <> 'table'").all() as { type: string; name: string; sql: string }[];
+    for (const { type, name, sql } of objects) {
+      file.exec(sql);
+      if (type !== "table") continue;
+      for (const row of db.prepare(`SELECT * FROM "${name}"`).all()) {
+        const columns = Object.keys(row);
+        const insert = `INSERT INTO "${name}" (${columns.map((c) => `"${c}"`).join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`;
+        file.prepare(insert).run(...(Object.values(row) as (string | number | bigint | null | Uint8Array)[]));
+      }
+    }
+    file.exec("COMMIT");
+    db.close();
+    this.db = file;
+    this.inMemory = false;
   }
 
   /** deleteAll(): the object's storage is gone, as if new. */
@@ -246,18 +299,30 @@ class ObjectStorage {
     private readonly db: () => DatabaseSync,
     private readonly reset: () => Promise<void>,
     private readonly onAlarm: (at: number | null) => void,
+    private readonly written: () => void,
   ) {
-    this.sql = new SqlShim(db);
+    this.sql = new SqlShim(db, () => this.touched());
   }
+
+  private touched(): void {
+    if (this.depth === 0) this.written();
+  }
+
+  /** Open transactionSync calls: an in-memory database moves to its file only after the commit. */
+  private depth = 0;
 
   transactionSync<T>(fn: () => T): T {
     const db = this.db();
     db.exec("BEGIN");
+    this.depth++;
     try {
       const result = fn();
+      this.depth--;
       db.exec("COMMIT");
+      this.written();
       return result;
     } catch (error) {
+      if (this.depth > 0) this.depth--;
       db.exec("ROLLBACK");
       throw error;
     }
@@ -270,6 +335,7 @@ class ObjectStorage {
 
   async put(key: string, value: unknown): Promise<void> {
     this.db().prepare(`INSERT OR REPLACE INTO _shoal_kv (key, value) VALUES (?, ?)`).run(key, encode(value));
+    this.touched();
   }
 
   async delete(key: string): Promise<boolean> {
@@ -307,7 +373,10 @@ class ObjectStorage {
 
 /** `SqlStorage.exec`: several statements at once, bindings, and a cursor over the last one's rows. */
 class SqlShim {
-  constructor(private readonly db: () => DatabaseSync) {}
+  constructor(
+    private readonly db: () => DatabaseSync,
+    private readonly written: () => void,
+  ) {}
 
   exec<T = Record<string, unknown>>(query: string, ...bindings: unknown[]): SqlCursor<T> {
     const db = this.db();
@@ -324,6 +393,7 @@ class SqlShim {
         rowsWritten += Number(statement.run(...params).changes);
       }
     }
+    this.written();
     return new SqlCursor(rows, rowsWritten);
   }
 

@@ -15,7 +15,10 @@ export interface Transfer {
   /** Taken out (cancelled, or a side died): the next step drops it. */
   stopped: boolean;
   rate: number;
+  extra: number;
 }
+
+const FILL_ROUNDS = 2;
 
 export interface NetworkShape {
   up: Float64Array;
@@ -30,8 +33,8 @@ export interface NetworkShape {
 /**
  * A fluid network advanced in fixed steps: during a step every active transfer moves at
  * min(sender's uplink / its active uploads, receiver's downlink / its active downloads, the WAN
- * uplink / transfers crossing it, the edge / its transfers), so no host, uplink or edge ever
- * carries more than its capacity. Stepping costs O(active transfers) per step instead of
+ * uplink / transfers crossing it, the edge / its transfers), then topped up with what links left
+ * unused, so no host, uplink or edge ever carries more than its capacity. Stepping costs O(active transfers) per step instead of
  * rescheduling every transfer that shares a link whenever one starts or ends (20,000 web-seed
  * reads share one WAN at the start of a fleet run). A transfer that finishes inside a step is
  * finished at the exact time its rate gives; one started inside a step moves from the next step.
@@ -48,6 +51,8 @@ export class FluidNetwork {
   peerBytes = 0;
   /** Highest load seen on any host link or uplink, as a fraction of its capacity (must stay ≤ 1). */
   peakLoad = 0;
+  private readonly usedUp: Float64Array;
+  private readonly usedDown: Float64Array;
   private readonly loadUp: Float64Array;
   private readonly loadDown: Float64Array;
 
@@ -65,6 +70,8 @@ export class FluidNetwork {
     this.bytesUp = new Float64Array(n);
     this.bytesDown = new Float64Array(n);
     this.wanBytes = new Float64Array(shape.wan.length);
+    this.usedUp = new Float64Array(n);
+    this.usedDown = new Float64Array(n);
     this.loadUp = new Float64Array(checkLoad ? n : 0);
     this.loadDown = new Float64Array(checkLoad ? n : 0);
   }
@@ -76,7 +83,7 @@ export class FluidNetwork {
   start(src: number, dst: number, bytes: number, done: (at: number) => void): Transfer {
     const cs = src === EDGE ? -1 : this.shape.cluster[src]!;
     const cd = this.shape.cluster[dst]!;
-    const t: Transfer = { src, dst, bytes, remaining: bytes, wanA: cs === cd ? -1 : cd, wanB: cs === cd || cs < 0 ? -1 : cs, done, stopped: false, rate: 0 };
+    const t: Transfer = { src, dst, bytes, remaining: bytes, wanA: cs === cd ? -1 : cd, wanB: cs === cd || cs < 0 ? -1 : cs, done, stopped: false, rate: 0, extra: 0 };
     this.active.push(t);
     return t;
   }
@@ -101,7 +108,6 @@ export class FluidNetwork {
       if (t.wanB >= 0) this.nWan[t.wanB]!++;
     }
     this.active.length = live;
-    const still: Transfer[] = [];
     for (const t of this.active) {
       let rate = down[t.dst]! / this.nDown[t.dst]!;
       if (t.src !== EDGE) rate = Math.min(rate, up[t.src]! / this.nUp[t.src]!);
@@ -109,6 +115,14 @@ export class FluidNetwork {
       if (t.wanA >= 0) rate = Math.min(rate, wan[t.wanA]! / this.nWan[t.wanA]!);
       if (t.wanB >= 0) rate = Math.min(rate, wan[t.wanB]! / this.nWan[t.wanB]!);
       t.rate = rate;
+    }
+    // An equal split wastes what a transfer held back elsewhere cannot use (TCP would take it):
+    // twice, hand each link's unused capacity out equally among its transfers (each still
+    // within every link it crosses), which comes close to max-min fairness.
+    for (let round = 0; round < FILL_ROUNDS; round++) this.fill(edgeN);
+    const still: Transfer[] = [];
+    for (const t of this.active) {
+      const rate = t.rate;
       const moved = Math.min(t.remaining, rate * dt);
       t.remaining -= moved;
       this.bytesDown[t.dst]! += moved;
@@ -135,6 +149,35 @@ export class FluidNetwork {
     }
     this.nWan.fill(0);
     this.active = still;
+  }
+
+  /** One round of handing out unused capacity (see step). */
+  private fill(edgeN: number): void {
+    const { up, down, wan, edge } = this.shape;
+    const usedUp = this.usedUp;
+    const usedDown = this.usedDown;
+    const usedWan = new Float64Array(wan.length);
+    let usedEdge = 0;
+    for (const t of this.active) {
+      if (t.src !== EDGE) usedUp[t.src]! += t.rate;
+      else usedEdge += t.rate;
+      usedDown[t.dst]! += t.rate;
+      if (t.wanA >= 0) usedWan[t.wanA]! += t.rate;
+      if (t.wanB >= 0) usedWan[t.wanB]! += t.rate;
+    }
+    for (const t of this.active) {
+      let extra = (down[t.dst]! - usedDown[t.dst]!) / this.nDown[t.dst]!;
+      if (t.src !== EDGE) extra = Math.min(extra, (up[t.src]! - usedUp[t.src]!) / this.nUp[t.src]!);
+      else if (Number.isFinite(edge)) extra = Math.min(extra, (edge - usedEdge) / edgeN);
+      if (t.wanA >= 0) extra = Math.min(extra, (wan[t.wanA]! - usedWan[t.wanA]!) / this.nWan[t.wanA]!);
+      if (t.wanB >= 0) extra = Math.min(extra, (wan[t.wanB]! - usedWan[t.wanB]!) / this.nWan[t.wanB]!);
+      t.extra = extra > 0 ? extra : 0;
+    }
+    for (const t of this.active) {
+      t.rate += t.extra;
+      if (t.src !== EDGE) usedUp[t.src] = 0;
+      usedDown[t.dst] = 0;
+    }
   }
 
   private recordLoad(edgeN: number): void {

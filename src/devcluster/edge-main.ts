@@ -8,7 +8,7 @@ const port = Number(process.env.SHOAL_EDGE_PORT ?? 15000);
 const vars: Record<string, string> = {};
 // The devcluster's agents announce 127.0.0.1: its tracker accepts loopback peers unless told not to.
 vars.SHOAL_TRACKER_ALLOW_LOOPBACK = "true";
-for (const name of ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION", "SHOAL_TRACKER_ALLOW_LOOPBACK", "SHOAL_TRACKER_PEERS_PER_ADDRESS"]) {
+for (const name of ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION", "SHOAL_TRACKER_ALLOW_LOOPBACK", "SHOAL_TRACKER_PEERS_PER_ADDRESS", "SHOAL_GC_GRACE_SECONDS", "SHOAL_GC_RETENTION"]) {
   const value = process.env[name];
   if (value !== undefined) vars[name] = value;
 }

@@ -10,6 +10,7 @@ import { metainfoRoutes } from "./origin/metainfo.js";
 import { trackerRoutes } from "./tracker/routes.js";
 import { replicationRoutes } from "./upstream/replication.js";
 import { dashboardRoutes } from "./dashboard/routes.js";
+import { gcRoutes } from "./gc/routes.js";
 import { authMiddleware } from "./auth.js";
 import { authRoutes } from "./auth/routes.js";
 import { requestLog } from "./request-log.js";
@@ -72,6 +73,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   app.route("/", trackerRoutes);
   app.route("/", replicationRoutes);
   app.route("/", dashboardRoutes);
+  app.route("/", gcRoutes);
 
   app.get("/", (c) => c.text("Shoal edge: OCI registry at /v2/, dashboard at /dashboard\n"));
 

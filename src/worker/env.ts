@@ -7,6 +7,9 @@ import type { RepositoryIndex } from "./build-index/repository-index.js";
 import type { UploadSession } from "./upload/upload-session.js";
 import type { Catalog } from "./build-index/catalog.js";
 import type { Tracker } from "./tracker/tracker.js";
+import type { GcLedger } from "./gc/ledger.js";
+import type { Collector } from "./gc/collector-object.js";
+import { parseRetention } from "./gc/policy.js";
 
 /** Bindings declared in wrangler.toml. */
 export interface Env {
@@ -38,7 +41,17 @@ export interface Env {
   SHOAL_TRACKER_ALLOW_LOOPBACK?: string;
   /** Most peers one source address (announcing without an account) may hold in a swarm object. */
   SHOAL_TRACKER_PEERS_PER_ADDRESS?: string;
+  /** Garbage collection: its state and interlock, and the object that runs it in batches. */
+  GC_LEDGER: DurableObjectNamespace<GcLedger>;
+  GC_COLLECTOR: DurableObjectNamespace<Collector>;
+  /** Unreachable objects younger than this are never collected (default 86400: one day). */
+  SHOAL_GC_GRACE_SECONDS?: string;
+  /** JSON: repository prefix → retention policy (see gc/policy.ts). */
+  SHOAL_GC_RETENTION?: string;
 }
+
+/** The grace period's default: a push has a day to put the manifest of the blobs it uploaded. */
+export const DEFAULT_GC_GRACE_SECONDS = 24 * 60 * 60;
 
 /** Workers' request-body cap on the Free/Pro plans (100 MB); the default chunk limit. */
 export const DEFAULT_CHUNK_MAX_BYTES = 100_000_000;
@@ -57,6 +70,18 @@ export const EdgeSettingsSchema = z.object({
   replication: remotes("SHOAL_REPLICATION"),
   trackerAllowLoopback: z.enum(["true", "false", ""]).default("").transform((v) => v === "true"),
   trackerPeersPerAddress: z.coerce.number().int().min(1).default(256),
+  gcGraceSeconds: z.coerce.number().int().nonnegative().default(DEFAULT_GC_GRACE_SECONDS),
+  gcRetention: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      try {
+        return parseRetention(value);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
 }).transform(({ pushTokens, pullAuth, authJson, tokenKeys, service, tokenTtlSeconds, ...rest }, ctx) => {
   try {
     const policy = buildPolicy({ auth: authJson, pushTokens, pullAuth });
@@ -107,6 +132,8 @@ export function edgeSettings(env: Env): EdgeSettings {
     replication: env.SHOAL_REPLICATION,
     trackerAllowLoopback: env.SHOAL_TRACKER_ALLOW_LOOPBACK,
     trackerPeersPerAddress: env.SHOAL_TRACKER_PEERS_PER_ADDRESS || undefined,
+    gcGraceSeconds: env.SHOAL_GC_GRACE_SECONDS || undefined,
+    gcRetention: env.SHOAL_GC_RETENTION,
   });
   if (!result.success) {
     // Never echo the values: pushTokens holds secrets.

@@ -6,9 +6,15 @@ export { Catalog } from "./build-index/catalog.js";
 export { UploadSession } from "./upload/upload-session.js";
 export { Tracker } from "./tracker/tracker.js";
 export { ReplicationQueue } from "./upstream/replication-queue.js";
+export { GcLedger } from "./gc/ledger.js";
+export { Collector } from "./gc/collector-object.js";
 
 const app = createApp();
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  // The cron trigger (wrangler.toml) starts a collection; its batches run in the Collector object.
+  scheduled: (_controller, env, ctx) => {
+    ctx.waitUntil(env.GC_COLLECTOR.get(env.GC_COLLECTOR.idFromName("collector")).start({ trigger: "cron", dryRun: false }));
+  },
 } satisfies ExportedHandler<Env>;

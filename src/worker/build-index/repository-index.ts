@@ -2,6 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env.js";
 import type { ManifestSummary } from "../../shared/oci/manifest.js";
 import type { Page } from "./paging.js";
+import { markRepository, type MarkResult } from "../gc/mark.js";
+import type { RetentionPolicy } from "../gc/policy.js";
 
 export interface StoredManifest {
   digest: string;
@@ -15,6 +17,28 @@ export interface ManifestPut {
   size: number;
   summary: ManifestSummary;
   tag?: string;
+  /** Digests the route found linked here (blobs, index children): checked again as the row is written. */
+  requires?: string[];
+}
+
+/** Why a manifest was not stored: what it needs is not (or no longer) here. */
+export type ManifestPutResult = { stored: true } | { stored: false; missing: string[] };
+
+export interface GcMarkRequest {
+  /** The run marking (absent in a dry run, which changes nothing). */
+  epoch?: number;
+  now: number;
+  graceMs: number;
+  policy: RetentionPolicy;
+}
+
+export interface GcMarkReport {
+  live: string[];
+  manifests: number;
+  liveManifests: number;
+  tagsDropped: number;
+  manifestsDropped: number;
+  linksDropped: number;
 }
 
 export interface ReferrerRow {
@@ -58,14 +82,26 @@ export class RepositoryIndex extends DurableObject<Env> {
         CREATE TABLE IF NOT EXISTS tags (tag TEXT PRIMARY KEY, digest TEXT NOT NULL, updated_at INTEGER NOT NULL);
         CREATE INDEX IF NOT EXISTS tags_digest ON tags (digest);
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS gc_refs (manifest TEXT PRIMARY KEY, refs TEXT NOT NULL);
       `);
     });
   }
 
-  /** Links a verified blob into the repository (after an upload or a mount). */
-  async linkBlob(repository: string, digest: string, size: number): Promise<void> {
-    this.sql.exec(`INSERT OR IGNORE INTO blobs (digest, size, linked_at) VALUES (?, ?, ?)`, digest, size, Date.now());
+  /**
+   * Links a verified blob into the repository (after an upload or a mount); false when the garbage
+   * collector is deleting it (the client pushes it again). A link refreshes `linked_at`: the grace
+   * period counts from the latest link.
+   */
+  async linkBlob(repository: string, digest: string, size: number): Promise<boolean> {
     await this.register(repository);
+    if (!(await this.guardLinks([digest]))) return false;
+    this.sql.exec(
+      `INSERT INTO blobs (digest, size, linked_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET linked_at = excluded.linked_at`,
+      digest,
+      size,
+      Date.now(),
+    );
+    return true;
   }
 
   /** The blob's size if it is linked here (manifests count: they are blobs too). */
@@ -87,9 +123,14 @@ export class RepositoryIndex extends DurableObject<Env> {
     return digests.filter((d) => this.sql.exec(`SELECT 1 FROM manifests WHERE digest = ?`, d).toArray().length === 0);
   }
 
-  async putManifest(put: ManifestPut): Promise<void> {
+  async putManifest(put: ManifestPut): Promise<ManifestPutResult> {
+    await this.register(put.repository);
+    if (!(await this.guardLinks([put.digest]))) return { stored: false, missing: [put.digest] };
     const now = Date.now();
     const { summary } = put;
+    // Checked again here, in one step with the write: a collection may have unlinked them since.
+    const missing = (put.requires ?? []).filter((d) => this.sql.exec(`SELECT 1 FROM blobs WHERE digest = ?`, d).toArray().length === 0);
+    if (missing.length > 0) return { stored: false, missing };
     this.ctx.storage.transactionSync(() => {
       this.sql.exec(
         `INSERT INTO manifests (digest, media_type, size, artifact_type, subject, annotations, pushed_at)
@@ -103,7 +144,13 @@ export class RepositoryIndex extends DurableObject<Env> {
         annotationsColumn(summary.annotations),
         now,
       );
-      this.sql.exec(`INSERT OR IGNORE INTO blobs (digest, size, linked_at) VALUES (?, ?, ?)`, put.digest, put.size, now);
+      this.sql.exec(
+        `INSERT INTO blobs (digest, size, linked_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET linked_at = excluded.linked_at`,
+        put.digest,
+        put.size,
+        now,
+      );
+      this.sql.exec(`INSERT OR REPLACE INTO gc_refs (manifest, refs) VALUES (?, ?)`, put.digest, JSON.stringify([...summary.blobs, ...summary.children]));
       if (put.tag !== undefined) {
         this.sql.exec(
           `INSERT INTO tags (tag, digest, updated_at) VALUES (?, ?, ?)
@@ -114,7 +161,7 @@ export class RepositoryIndex extends DurableObject<Env> {
         );
       }
     });
-    await this.register(put.repository);
+    return { stored: true };
   }
 
   async manifestByDigest(digest: string): Promise<StoredManifest | null> {
@@ -141,6 +188,7 @@ export class RepositoryIndex extends DurableObject<Env> {
       deleted = this.sql.exec(`DELETE FROM manifests WHERE digest = ?`, digest).rowsWritten > 0;
       this.sql.exec(`DELETE FROM tags WHERE digest = ?`, digest);
       this.sql.exec(`DELETE FROM blobs WHERE digest = ?`, digest);
+      this.sql.exec(`DELETE FROM gc_refs WHERE manifest = ?`, digest);
     });
     return deleted;
   }
@@ -187,9 +235,96 @@ export class RepositoryIndex extends DurableObject<Env> {
     });
   }
 
+  /** Manifests whose references the collector must read from their bytes (pushed before it kept them). */
+  async gcUnindexed(limit: number): Promise<string[]> {
+    return this.sql
+      .exec<{ digest: string }>(`SELECT digest FROM manifests WHERE digest NOT IN (SELECT manifest FROM gc_refs) LIMIT ?`, limit)
+      .toArray()
+      .map((r) => r.digest);
+  }
+
+  async gcIndex(digest: string, refs: string[]): Promise<void> {
+    if (this.sql.exec(`SELECT 1 FROM manifests WHERE digest = ?`, digest).toArray().length === 0) return;
+    this.sql.exec(`INSERT OR REPLACE INTO gc_refs (manifest, refs) VALUES (?, ?)`, digest, JSON.stringify(refs));
+  }
+
+  /**
+   * The collector's mark of this repository (see gc/mark.ts), applied in one synchronous step:
+   * tags retention drops, manifests and links nothing live needs are deleted, and the repository
+   * remembers the run (`gc_epoch`), so that every link from now on goes through `guardLinks`.
+   */
+  async gcMark(request: GcMarkRequest): Promise<GcMarkReport> {
+    const result = this.markNow(request);
+    if (request.epoch !== undefined) {
+      const epoch = request.epoch;
+      this.ctx.storage.transactionSync(() => {
+        for (const tag of result.droppedTags) this.sql.exec(`DELETE FROM tags WHERE tag = ?`, tag);
+        for (const digest of result.deadManifests) {
+          this.sql.exec(`DELETE FROM manifests WHERE digest = ?`, digest);
+          this.sql.exec(`DELETE FROM gc_refs WHERE manifest = ?`, digest);
+          this.sql.exec(`DELETE FROM tags WHERE digest = ?`, digest);
+        }
+        for (const digest of result.deadLinks) this.sql.exec(`DELETE FROM blobs WHERE digest = ?`, digest);
+        this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('gc_epoch', ?)`, String(epoch));
+      });
+    }
+    return {
+      live: [...result.liveDigests],
+      manifests: result.liveManifests.size + result.deadManifests.length,
+      liveManifests: result.liveManifests.size,
+      tagsDropped: result.droppedTags.length,
+      manifestsDropped: result.deadManifests.length,
+      linksDropped: result.deadLinks.length,
+    };
+  }
+
+  private markNow(request: GcMarkRequest): MarkResult {
+    const links = this.sql.exec<{ digest: string; linked_at: number }>(`SELECT digest, linked_at FROM blobs`).toArray();
+    const linkedAt = new Map(links.map((l) => [l.digest, l.linked_at]));
+    const manifests = this.sql
+      .exec<{ digest: string; subject: string | null; pushed_at: number }>(`SELECT digest, subject, pushed_at FROM manifests`)
+      .toArray()
+      .map((m) => ({ digest: m.digest, subject: m.subject, lastPushedAt: Math.max(m.pushed_at, linkedAt.get(m.digest) ?? 0) }));
+    const references = new Map(
+      this.sql.exec<{ manifest: string; refs: string }>(`SELECT manifest, refs FROM gc_refs`).toArray().map((r) => [r.manifest, JSON.parse(r.refs) as string[]]),
+    );
+    const tags = this.sql
+      .exec<{ tag: string; digest: string; updated_at: number }>(`SELECT tag, digest, updated_at FROM tags`)
+      .toArray()
+      .map((t) => ({ tag: t.tag, digest: t.digest, updatedAt: t.updated_at }));
+    return markRepository(
+      { tags, manifests, references, links: links.map((l) => ({ digest: l.digest, linkedAt: l.linked_at })) },
+      { policy: request.policy, now: request.now, graceMs: request.graceMs },
+    );
+  }
+
+  /**
+   * The link-time half of the collector's interlock (gc/ledger.ts). While this repository carries
+   * the mark of a run, each link first asks the ledger to protect the digests; false when one is
+   * already claimed for deletion. A mark that lands while the question is out (Durable Objects
+   * take other calls during an await) changes `gc_epoch`, and the question is asked again. With no
+   * mark on the repository nothing is asked: a run that has not marked it yet will see the link.
+   */
+  private async guardLinks(digests: string[]): Promise<boolean> {
+    for (;;) {
+      const epoch = this.gcEpoch();
+      if (epoch === null) return true;
+      const answer = await this.env.GC_LEDGER.get(this.env.GC_LEDGER.idFromName("ledger")).protect(digests);
+      if (this.gcEpoch() !== epoch) continue;
+      if (!answer.active) this.sql.exec(`DELETE FROM meta WHERE key = 'gc_epoch'`);
+      return answer.gone.length === 0;
+    }
+  }
+
+  private gcEpoch(): string | null {
+    return this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'gc_epoch'`).toArray()[0]?.value ?? null;
+  }
+
   private async register(repository: string): Promise<void> {
     if (this.sql.exec(`SELECT 1 FROM meta WHERE key = 'name'`).toArray().length > 0) return;
     await this.env.CATALOG.get(this.env.CATALOG.idFromName("catalog")).add(repository);
-    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('name', ?)`, repository);
+    // Listed in the catalog before its first link: a run that starts from now on marks it; one
+    // already past its name in the catalog answers the first guarded link as active.
+    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('name', ?), ('gc_epoch', 'new')`, repository);
   }
 }

@@ -52,10 +52,9 @@ manifestRoutes.put(`/v2/${NAME}/manifests/:reference`, async (c) => {
     throw new OciError("DIGEST_INVALID", `manifest has digest ${digest}, not ${reference.digest}`);
   }
   const repository = services.repository(name);
-  const missing = [
-    ...(await repository.missingBlobs(requiredBlobs(parsed))),
-    ...(await repository.missingManifests(parsed.kind === "index" ? parsed.manifest.manifests.map((d) => d.digest) : [])),
-  ];
+  const required = requiredBlobs(parsed);
+  const children = parsed.kind === "index" ? parsed.manifest.manifests.map((d) => d.digest) : [];
+  const missing = [...(await repository.missingBlobs(required)), ...(await repository.missingManifests(children))];
   if (missing.length > 0) {
     throw new OciError("MANIFEST_BLOB_UNKNOWN", `manifest references ${missing.length} unknown blob(s) or manifest(s): ${missing.slice(0, 3).join(", ")}`, {
       detail: { missing: missing.slice(0, 50) },
@@ -67,13 +66,20 @@ manifestRoutes.put(`/v2/${NAME}/manifests/:reference`, async (c) => {
     }
   }
   const summary = summarizeManifest(parsed);
-  await repository.putManifest({
+  const put = await repository.putManifest({
     repository: name,
     digest,
     size: bytes.byteLength,
     summary,
+    // Checked again as the row is written: a garbage collection may have unlinked them since.
+    requires: [...required, ...children],
     ...(reference.kind === "tag" ? { tag: reference.tag } : {}),
   });
+  if (!put.stored) {
+    throw new OciError("MANIFEST_BLOB_UNKNOWN", `manifest references blob(s) garbage-collected while it was pushed: ${put.missing.slice(0, 3).join(", ")}`, {
+      detail: { missing: put.missing.slice(0, 50) },
+    });
+  }
   const headers: Record<string, string> = {
     Location: `/v2/${name}/manifests/${digest}`,
     "Docker-Content-Digest": digest,

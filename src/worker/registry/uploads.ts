@@ -8,6 +8,7 @@ import { uploadLocation } from "../upload/upload-session.js";
 import { unwrap } from "../upload/rpc-result.js";
 import type { AppEnv } from "../services.js";
 import { NAME, repositoryParam, uploadIdParam } from "./names.js";
+import { linkBlob } from "../gc/interlock.js";
 
 /** distribution-spec "Pushing blobs": POST/PATCH/PUT/GET/DELETE on uploads, and mounts. */
 export const uploadRoutes = new Hono<AppEnv>();
@@ -28,7 +29,7 @@ uploadRoutes.post(`/v2/${NAME}/blobs/uploads/`, async (c) => {
     if (query.from !== undefined && isRepositoryName(query.from)) {
       const size = await services.repository(query.from).blobSize(digest);
       if (size !== null && (await services.blobs.stat(digest))) {
-        await services.repository(name).linkBlob(name, digest, size);
+        await linkBlob(services, name, digest, size);
         return created(c, name, digest);
       }
     }
@@ -73,7 +74,7 @@ uploadRoutes.put(`/v2/${NAME}/blobs/uploads/:id`, async (c) => {
   const blob = unwrap(
     await services.upload(id).finish({ repository: name, body: c.req.raw.body, range, limit, digest }),
   );
-  await services.repository(name).linkBlob(name, blob.digest, blob.size);
+  await linkBlob(services, name, blob.digest, blob.size);
   return created(c, name, blob.digest);
 });
 
@@ -105,7 +106,7 @@ async function monolithicUpload(c: Context<AppEnv>, name: string, digest: Digest
   const existing = await services.blobs.stat(digest);
   if (existing) {
     await c.req.raw.body?.cancel();
-    await services.repository(name).linkBlob(name, digest, existing.size);
+    await linkBlob(services, name, digest, existing.size);
     return created(c, name, digest);
   }
   if (declared !== undefined) {
@@ -114,7 +115,7 @@ async function monolithicUpload(c: Context<AppEnv>, name: string, digest: Digest
     if (!(await services.blobs.putVerified(digest, body, size))) {
       throw new OciError("DIGEST_INVALID", `uploaded content does not match ${digest}`);
     }
-    await services.repository(name).linkBlob(name, digest, size);
+    await linkBlob(services, name, digest, size);
     return created(c, name, digest);
   }
   // Streamed without a length: through an upload session, which counts and hashes as it goes.
@@ -122,7 +123,7 @@ async function monolithicUpload(c: Context<AppEnv>, name: string, digest: Digest
   const upload = services.upload(id);
   await upload.start(id, name);
   const blob = unwrap(await upload.finish({ repository: name, body: c.req.raw.body, range: null, limit, digest }));
-  await services.repository(name).linkBlob(name, blob.digest, blob.size);
+  await linkBlob(services, name, blob.digest, blob.size);
   return created(c, name, blob.digest);
 }
 

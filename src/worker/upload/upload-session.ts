@@ -168,6 +168,11 @@ export class UploadSession extends DurableObject<Env> {
     );
   }
 
+  /** Whether this upload is still open: the garbage collector leaves an open upload's objects alone. */
+  async gcOpen(): Promise<boolean> {
+    return (await this.ctx.storage.get<UploadState>("state")) !== undefined;
+  }
+
   override async alarm(): Promise<void> {
     const state = await this.ctx.storage.get<UploadState>("state");
     if (!state) return;

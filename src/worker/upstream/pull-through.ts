@@ -7,6 +7,7 @@ import type { StoredManifest } from "../build-index/repository-index.js";
 import type { Services } from "../services.js";
 import { remoteFor, type Remote } from "./config.js";
 import { RegistryClient, UpstreamError, reach } from "./registry-client.js";
+import { linkBlob } from "../gc/interlock.js";
 
 /**
  * Pull-through: a repository under a prefix of `SHOAL_UPSTREAMS` is filled from its upstream on
@@ -83,13 +84,14 @@ async function fetchManifest(services: Services, name: string, upstream: { remot
   if (!(await services.blobs.stat(digest)) && !(await services.blobs.putVerified(digest, bytes, bytes.byteLength))) {
     throw new Error(`storage refused manifest ${digest}`);
   }
-  await services.repository(name).putManifest({
+  const put = await services.repository(name).putManifest({
     repository: name,
     digest,
     size: bytes.byteLength,
     summary: summarizeManifest(parsed),
     ...(ref.kind === "tag" ? { tag: ref.tag } : {}),
   });
+  if (!put.stored) throw new OciError("MANIFEST_UNKNOWN", `manifest ${digest} was being garbage-collected; pull again`, { status: 503 });
   return { digest, mediaType: parsed.mediaType, size: bytes.byteLength };
 }
 
@@ -106,7 +108,7 @@ export async function ensureBlob(services: Services, name: string, digest: Diges
   const stored = await services.blobs.stat(digest);
   if (stored) {
     // Already here through another repository (content-addressed and verified): link it.
-    await repository.linkBlob(name, digest, stored.size);
+    await linkBlob(services, name, digest, stored.size);
     return stored.size;
   }
   const where = `${upstream.remote.url}/v2/${upstream.name}/blobs/${digest}`;
@@ -124,7 +126,7 @@ export async function ensureBlob(services: Services, name: string, digest: Diges
     }
     // Storage checks the digest as the bytes arrive: a wrong blob is never stored.
     if (!(await services.blobs.putVerified(digest, res.body, size))) throw new UpstreamError(`upstream ${where} sent bytes that do not match the digest`);
-    await repository.linkBlob(name, digest, size);
+    await linkBlob(services, name, digest, size);
     return size;
   } catch (error) {
     throw asOciError(error);

@@ -37,13 +37,41 @@ export type PutOptions = { customMetadata?: Record<string, string>; httpMetadata
 export type PutBody = ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView | string | null;
 export type RangeOption = { offset?: number; length?: number; suffix?: number };
 
+/** R2's list options, as far as the edge uses them: keys in order, after `startAfter`. */
+export interface ListOptions {
+  prefix?: string;
+  startAfter?: string;
+  limit?: number;
+  /** R2 lists metadata only when asked ("customMetadata"); these backends always give it. */
+  include?: string[];
+}
+
+export interface ListedObjects {
+  objects: StoredObject[];
+  truncated: boolean;
+}
+
+/** R2's most keys per list call (and its default). */
+export const LIST_MAX_KEYS = 1000;
+
 export interface ObjectBucket {
   head(key: string): Promise<StoredObject | null>;
+  /** Keys in lexicographic order (the garbage collector walks storage with it). */
+  list(options?: ListOptions): Promise<ListedObjects>;
   get(key: string, options?: { range?: RangeOption }): Promise<ObjectBody | null>;
   put(key: string, value: PutBody, options?: PutOptions): Promise<StoredObject>;
   delete(keys: string | string[]): Promise<void>;
   createMultipartUpload(key: string): Promise<MultipartUpload>;
   resumeMultipartUpload(key: string, uploadId: string): MultipartUpload;
+}
+
+/** One page of `keys` (any order) as R2 would list it: sorted, filtered, cut at the limit. */
+export function pageOfKeys(keys: string[], options: ListOptions = {}): { keys: string[]; truncated: boolean } {
+  const limit = Math.min(Math.max(1, options.limit ?? LIST_MAX_KEYS), LIST_MAX_KEYS);
+  const prefix = options.prefix ?? "";
+  const after = options.startAfter ?? "";
+  const matching = keys.filter((k) => k.startsWith(prefix) && k > after).sort();
+  return { keys: matching.slice(0, limit), truncated: matching.length > limit };
 }
 
 /** The byte range a ranged get asks for, within an object of `size` bytes. */

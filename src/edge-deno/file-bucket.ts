@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { BodyObject, CHECKSUMS, resolveRange, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
+import { BodyObject, CHECKSUMS, pageOfKeys, resolveRange, type ListOptions, type ListedObjects, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
 
 /**
  * The part of R2's bucket API the edge uses, on the local filesystem: objects with custom metadata,
@@ -47,6 +47,13 @@ export class FileBucket implements ObjectBucket {
     } catch {
       return null;
     }
+  }
+
+  async list(options: ListOptions = {}): Promise<ListedObjects> {
+    const names = await readdir(path.join(this.dir, "objects")).catch(() => [] as string[]);
+    const page = pageOfKeys(names.filter((n) => n.endsWith(".meta.json")).map((n) => decodeURIComponent(n.slice(0, -".meta.json".length))), options);
+    const objects = (await Promise.all(page.keys.map((key) => this.head(key)))).filter((o): o is FileObject => o !== null);
+    return { objects, truncated: page.truncated };
   }
 
   async get(key: string, options: { range?: RangeOption } = {}): Promise<BodyObject | null> {

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { PassThrough, Readable, Writable } from "node:stream";
 import { Client } from "basic-ftp";
-import { BodyObject, bodyBytes, resolveRange, verifyChecksum, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
+import { BodyObject, bodyBytes, pageOfKeys, resolveRange, verifyChecksum, type ListOptions, type ListedObjects, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
 
 /**
  * The edge's objects on an FTP server (basic-ftp), as the project's first notes ask ("ftp 存储接口"):
@@ -112,6 +112,24 @@ export class FtpBucket implements ObjectBucket {
     if (!meta) return null;
     const parsed = JSON.parse(meta.toString("utf8")) as { size: number; etag: string; uploaded: string; customMetadata: Record<string, string>; httpMetadata: Record<string, string> };
     return { key, size: parsed.size, etag: parsed.etag, httpEtag: `"${parsed.etag}"`, uploaded: new Date(parsed.uploaded), customMetadata: parsed.customMetadata, httpMetadata: parsed.httpMetadata };
+  }
+
+  async list(options: ListOptions = {}): Promise<ListedObjects> {
+    const names = await this.with(async (client) => {
+      try {
+        return (await client.list(`${this.root}/objects`)).map((f) => f.name);
+      } catch (error) {
+        if (isMissing(error)) return [];
+        throw error;
+      }
+    });
+    const page = pageOfKeys(names.filter((n) => n.endsWith(".meta.json")).map((n) => decodeURIComponent(n.slice(0, -".meta.json".length))), options);
+    const objects: StoredObject[] = [];
+    for (const key of page.keys) {
+      const object = await this.head(key);
+      if (object) objects.push(object);
+    }
+    return { objects, truncated: page.truncated };
   }
 
   async get(key: string, options: { range?: RangeOption } = {}): Promise<BodyObject | null> {

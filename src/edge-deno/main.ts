@@ -11,6 +11,7 @@ import worker, * as classes from "../worker/index.js";
 import { bucketFromEnv } from "./storage.js";
 import { ObjectNamespaces } from "./durable-objects.js";
 import { installWorkersGlobals } from "./platform.js";
+import { cronsFromToml, startCrons } from "./cron.js";
 
 const VARS = ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION", "SHOAL_TRACKER_ALLOW_LOOPBACK", "SHOAL_TRACKER_PEERS_PER_ADDRESS", "SHOAL_GC_GRACE_SECONDS", "SHOAL_GC_RETENTION"];
 
@@ -29,9 +30,11 @@ function options(): { port: number; host: string; home: string } {
   return { port, host: values.host!, home: path.resolve(Deno.env.get("SHOAL_HOME") ?? ".shoal") };
 }
 
+const wranglerToml = () => readFile(new URL("../../wrangler.toml", import.meta.url), "utf8");
+
 /** Durable Object bindings as wrangler.toml declares them (binding name → class name). */
 async function objectBindings(): Promise<Record<string, string>> {
-  const toml = await readFile(new URL("../../wrangler.toml", import.meta.url), "utf8");
+  const toml = await wranglerToml();
   const bindings: Record<string, string> = {};
   for (const block of toml.split("[[durable_objects.bindings]]").slice(1)) {
     const name = /^\s*name\s*=\s*"([^"]+)"/m.exec(block)?.[1];
@@ -71,9 +74,18 @@ const server = Deno.serve({ port, hostname: host, onListen: (addr) => log({ leve
   return worker.fetch(forwarded as never, env as never, context as never);
 });
 
+// The Worker's cron triggers (a daily garbage collection), run here as Cloudflare would run them.
+const crons = startCrons(cronsFromToml(await wranglerToml()), (cron, at) => {
+  log({ level: "info", msg: "cron trigger", cron });
+  void Promise.resolve(worker.scheduled({ cron, scheduledTime: at.getTime(), noRetry: () => undefined } as never, env as never, context as never)).catch((error: Error) =>
+    log({ level: "error", msg: "cron trigger failed", cron, error: error.message }),
+  );
+});
+
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, () => {
     log({ level: "info", msg: `stopping on ${signal}` });
+    crons.stop();
     void server.shutdown().finally(() => {
       objects.close();
       Deno.exit(0);

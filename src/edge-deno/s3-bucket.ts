@@ -1,5 +1,5 @@
 import { AwsClient } from "aws4fetch";
-import { BodyObject, bodyBytes, resolveRange, verifyChecksum, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
+import { BodyObject, LIST_MAX_KEYS, bodyBytes, resolveRange, verifyChecksum, type ListOptions, type ListedObjects, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
 
 /**
  * The edge's objects in any S3-compatible store (AWS S3, R2's S3 API, MinIO, Ceph) through
@@ -48,6 +48,32 @@ export class S3Bucket implements ObjectBucket {
     if (res.status === 404) return null;
     if (!res.ok) throw new Error(`S3 HEAD ${key} answered ${res.status}`);
     return objectFrom(key, res.headers, Number(res.headers.get("content-length") ?? 0));
+  }
+
+  /**
+   * ListObjects (version 1: its `marker` is R2's `startAfter`, and every S3-compatible store has
+   * it; s3rver cannot make V2's continuation tokens on OpenSSL 3). S3 lists no metadata: with
+   * `include`, it is read (HEAD) for empty objects, the only ones the edge keeps metadata that
+   * matters on (blob pointers name the object holding their bytes).
+   */
+  async list(options: ListOptions = {}): Promise<ListedObjects> {
+    const query = new URLSearchParams({ "max-keys": String(Math.min(options.limit ?? LIST_MAX_KEYS, LIST_MAX_KEYS)) });
+    if (options.prefix) query.set("prefix", options.prefix);
+    if (options.startAfter) query.set("marker", options.startAfter);
+    const base = `${this.settings.endpoint.replace(/\/+$/, "")}/${encodeURIComponent(this.settings.bucket)}`;
+    const res = await this.send(`${base}?${query}`);
+    const text = await res.text();
+    if (!res.ok) throw new Error(`S3 list answered ${res.status}: ${text.slice(0, 200)}`);
+    const objects: StoredObject[] = [];
+    for (const [, entry = ""] of text.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+      const key = xmlText(/<Key>([\s\S]*?)<\/Key>/.exec(entry)?.[1] ?? "");
+      const size = Number(/<Size>(\d+)<\/Size>/.exec(entry)?.[1] ?? 0);
+      const etag = xmlText(/<ETag>([\s\S]*?)<\/ETag>/.exec(entry)?.[1] ?? "");
+      const uploaded = new Date(/<LastModified>([^<]+)<\/LastModified>/.exec(entry)?.[1] ?? Date.now());
+      const listed: StoredObject = { key, size, etag: unquote(etag), httpEtag: etag, uploaded, customMetadata: {}, httpMetadata: {} };
+      objects.push(size === 0 && options.include?.includes("customMetadata") ? ((await this.head(key)) ?? listed) : listed);
+    }
+    return { objects, truncated: /<IsTruncated>true<\/IsTruncated>/.test(text) };
   }
 
   async get(key: string, options: { range?: RangeOption } = {}): Promise<BodyObject | null> {
@@ -146,6 +172,10 @@ function objectFrom(key: string, headers: Headers, size: number): StoredObject {
   });
   const etag = headers.get("etag") ?? "";
   return { key, size, etag: unquote(etag), httpEtag: etag, uploaded: new Date(headers.get("last-modified") ?? Date.now()), customMetadata, httpMetadata: {} };
+}
+
+function xmlText(text: string): string {
+  return text.replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
 }
 
 function unquote(etag: string | null): string {

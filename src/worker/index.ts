@@ -1,5 +1,6 @@
 import { createApp } from "./app.js";
 import type { Env } from "./env.js";
+import { startRun } from "./gc/collector-object.js";
 
 export { RepositoryIndex } from "./build-index/repository-index.js";
 export { Catalog } from "./build-index/catalog.js";
@@ -15,6 +16,6 @@ export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
   // The cron trigger (wrangler.toml) starts a collection; its batches run in the Collector object.
   scheduled: (_controller, env, ctx) => {
-    ctx.waitUntil(env.GC_COLLECTOR.get(env.GC_COLLECTOR.idFromName("collector")).start({ trigger: "cron", dryRun: false }));
+    ctx.waitUntil(startRun(env, (p) => ctx.waitUntil(p), { trigger: "cron", dryRun: false }));
   },
 } satisfies ExportedHandler<Env>;

@@ -71,6 +71,23 @@ describe.each(["files", "s3", "ftp"])("the %s backend", (name) => {
     expect(await bucket().head("uploads/x/tail/5")).toBeNull();
   });
 
+  it("lists keys in order under a prefix, a page at a time after a key, with sizes, times and metadata", async () => {
+    const keys = ["gc/list/b", "gc/list/a", "gc/list/c/d", "gc/list/c/e", "gc/other"];
+    for (const key of keys) await bucket().put(key, key);
+    await bucket().put("gc/list/pointer", new Uint8Array(0), { customMetadata: { "shoal-location": "content/x", "shoal-size": "7" } });
+    const first = await bucket().list({ prefix: "gc/list/", limit: 3, include: ["customMetadata"] });
+    expect(first.objects.map((o) => o.key)).toEqual(["gc/list/a", "gc/list/b", "gc/list/c/d"]);
+    expect(first.truncated).toBe(true);
+    expect(first.objects[0]!.size).toBe("gc/list/a".length);
+    expect(Math.abs(first.objects[0]!.uploaded.getTime() - Date.now())).toBeLessThan(120_000);
+    const rest = await bucket().list({ prefix: "gc/list/", startAfter: "gc/list/c/d", limit: 3, include: ["customMetadata"] });
+    expect(rest.objects.map((o) => o.key)).toEqual(["gc/list/c/e", "gc/list/pointer"]);
+    expect(rest.truncated).toBe(false);
+    expect(rest.objects[1]!.customMetadata["shoal-location"]).toBe("content/x");
+    await bucket().delete([...keys, "gc/list/pointer"]);
+    expect((await bucket().list({ prefix: "gc/" })).objects).toEqual([]);
+  });
+
   it("assembles multipart uploads from parts sent in any order, and aborts them", async () => {
     const parts = [randomBytes(5 * 1024 * 1024), randomBytes(5 * 1024 * 1024), randomBytes(1234)];
     const upload = await bucket().createMultipartUpload("content/upload-1");

@@ -65,7 +65,7 @@ describe("garbage collection, randomized", () => {
       const config = JSON.stringify({ architecture: "amd64", os: "linux", n: rand(6) });
       const layers = Array.from({ length: 1 + rand(2) }, () => `layer-${rand(14)}`);
       const configDigest = await pushBlob(url, name, config);
-      const layerDigests = [];
+      const layerDigests: string[] = [];
       for (const layer of layers) layerDigests.push(await pushBlob(url, name, layer));
       const manifest = {
         schemaVersion: 2,

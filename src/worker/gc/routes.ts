@@ -3,6 +3,7 @@ import { z } from "zod";
 import { OciError } from "../../shared/oci/errors.js";
 import type { AppEnv } from "../services.js";
 import type { GcRun } from "./run.js";
+import { startRun } from "./collector-object.js";
 
 /**
  * The collector's admin API. `POST /shoal/v1/gc` starts a run (or joins the one going on) and
@@ -24,8 +25,11 @@ const StartSchema = z
 gcRoutes.post("/shoal/v1/gc", async (c) => {
   const text = await c.req.text();
   const body = StartSchema.parse(text.trim() ? JSON.parse(text) : {});
-  const collector = c.env.GC_COLLECTOR.get(c.env.GC_COLLECTOR.idFromName("collector"));
-  const { run, joined } = await collector.start({ trigger: "api", dryRun: body.dryRun, ...(body.batchSize !== undefined ? { batchSize: body.batchSize } : {}) });
+  const { run, joined } = await startRun(c.env, (p) => c.executionCtx.waitUntil(p), {
+    trigger: "api",
+    dryRun: body.dryRun,
+    ...(body.batchSize !== undefined ? { batchSize: body.batchSize } : {}),
+  });
   return c.json({ run, joined }, joined ? 200 : 202);
 });
 

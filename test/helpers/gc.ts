@@ -1,13 +1,14 @@
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import type { TestEdge } from "./edge.js";
+import type { GcCounters } from "../../src/worker/gc/run.js";
 
 export interface GcRunJson {
   id: number;
   phase: string;
   dryRun: boolean;
   finishedAt?: number;
-  counters: Record<string, number>;
+  counters: GcCounters;
 }
 
 /** Starts a collection (or joins the one going on): the run as it starts. */

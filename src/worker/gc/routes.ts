@@ -4,13 +4,14 @@ import { OciError } from "../../shared/oci/errors.js";
 import type { AppEnv } from "../services.js";
 import type { GcRun } from "./run.js";
 import { startRun } from "./collector-object.js";
+import { requireAccess } from "../auth.js";
 
 /**
  * The collector's admin API. `POST /shoal/v1/gc` starts a run (or joins the one going on) and
  * answers at once; the run goes on in batches (gc/collector-object.ts) and `GET
  * /shoal/v1/gc/runs/<id>` shows its progress and, once `phase` is `done`, its report. Starting a
- * run changes state, so with SHOAL_PUSH_TOKENS set it needs a push token (auth.ts); once
- * per-repository scopes exist it needs an admin (`gc`) right over every repository.
+ * run needs the registry-wide `gc` right (a push token has it; with SHOAL_AUTH, a rule
+ * `{"repository": "*", "actions": ["gc"]}`); reading the status is a registry-wide read.
  */
 export const gcRoutes = new Hono<AppEnv>();
 
@@ -23,6 +24,7 @@ const StartSchema = z
   .strict();
 
 gcRoutes.post("/shoal/v1/gc", async (c) => {
+  requireAccess(c, "gc", "*");
   const text = await c.req.text();
   const body = StartSchema.parse(text.trim() ? JSON.parse(text) : {});
   const { run, joined } = await startRun(c.env, (p) => c.executionCtx.waitUntil(p), {

@@ -3,6 +3,7 @@ import { agentCommand, ConfigError } from "./cli/agent-command.js";
 import { CliError } from "./cli/cli-error.js";
 import { devclusterCommand } from "./cli/devcluster-command.js";
 import { getCommand } from "./cli/get-command.js";
+import { gcCommand } from "./cli/gc-command.js";
 import { putCommand } from "./cli/put-command.js";
 import { k8sCommand } from "./cli/k8s-command.js";
 import { preheatCommand } from "./cli/preheat-command.js";
@@ -22,6 +23,7 @@ const program = new Command("shoal")
   .addCommand(statusCommand())
   .addCommand(k8sCommand())
   .addCommand(tokenCommand())
+  .addCommand(gcCommand())
   .addCommand(devclusterCommand());
 for (const command of program.commands) command.showHelpAfterError();
 

@@ -7,6 +7,7 @@ import type { UploadSession } from "./upload/upload-session.js";
 import type { Catalog } from "./build-index/catalog.js";
 import type { Tracker } from "./tracker/tracker.js";
 import type { ReplicationQueue } from "./upstream/replication-queue.js";
+import type { GcRun } from "./gc/run.js";
 
 /** What route handlers use, built once per request from the bindings (hono `c.get("services")`). */
 export interface Services {
@@ -18,6 +19,8 @@ export interface Services {
   tracker(digest: string): DurableObjectStub<Tracker>;
   /** The queue of tags to copy to replication targets (one object). */
   replication(): DurableObjectStub<ReplicationQueue>;
+  /** The latest garbage collection runs, newest first (gc/ledger.ts). */
+  gcRuns(limit: number): Promise<GcRun[]>;
   settings: EdgeSettings;
 }
 
@@ -30,6 +33,7 @@ export function servicesFromEnv(env: Env): Services {
     catalog: () => env.CATALOG.get(env.CATALOG.idFromName("catalog")),
     tracker: (digest) => env.TRACKER.get(env.TRACKER.idFromName(digest)),
     replication: () => env.REPLICATION.get(env.REPLICATION.idFromName("replication")),
+    gcRuns: (limit) => env.GC_LEDGER.get(env.GC_LEDGER.idFromName("ledger")).history(limit),
     settings: edgeSettings(env),
   };
 }

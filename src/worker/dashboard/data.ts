@@ -1,6 +1,7 @@
 import type { PushRecord, SwarmRecord } from "../build-index/catalog.js";
 import type { Services } from "../services.js";
 import type { ReplicationJob } from "../upstream/replication-queue.js";
+import type { GcRun } from "../gc/run.js";
 
 export interface DashboardData {
   generatedAt: string;
@@ -8,6 +9,8 @@ export interface DashboardData {
   moreRepositories: boolean;
   pushes: PushRecord[];
   swarms: SwarmRecord[];
+  /** The latest garbage collection runs: bytes stored, reclaimable, freed. */
+  gc: GcRun[];
   replication?: { targets: { prefix: string; url: string }[]; pending: number; failing: number; done: number; jobs: ReplicationJob[] };
 }
 
@@ -24,7 +27,8 @@ export async function dashboardData(services: Services): Promise<DashboardData> 
       return { name, tags: tags.items, moreTags: tags.more };
     }),
   );
-  const data: DashboardData = { generatedAt: new Date().toISOString(), repositories, moreRepositories: page.more, pushes, swarms };
+  const gc = await services.gcRuns(5).catch(() => [] as GcRun[]);
+  const data: DashboardData = { generatedAt: new Date().toISOString(), repositories, moreRepositories: page.more, pushes, swarms, gc };
   if (services.settings.replication.length > 0) {
     const status = await services.replication().status();
     data.replication = { targets: services.settings.replication.map((r) => ({ prefix: r.prefix, url: r.url })), ...status, jobs: status.jobs.slice(0, 20) };

@@ -140,6 +140,27 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
             </Table>
           </section>
         ) : null}
+        <TableSection
+          id="gc"
+          title="Storage and garbage collection"
+          empty="No collection has run yet (a cron trigger runs one daily; shoal gc --edge URL runs one now)."
+          headers={["run", "when", "stored", "unreachable", "freed", "manifests dropped", "took"]}
+          rows={data.gc.map((r) => (
+            <tr data-gc-run={r.id}>
+              <td>
+                {r.id}
+                {r.dryRun ? " (dry)" : ""}
+                {r.finishedAt === undefined ? ` (${r.phase})` : ""}
+              </td>
+              <td>{ago(r.startedAt, now)}</td>
+              <td class="num">{formatBytes(r.counters.bytes)}</td>
+              <td class="num">{formatBytes(r.counters.garbageBytes)}</td>
+              <td class="num freed">{formatBytes(r.counters.freedBytes)}</td>
+              <td class="num">{r.counters.manifestsDropped}</td>
+              <td class="num">{r.finishedAt === undefined ? "" : `${((r.finishedAt - r.startedAt) / 1000).toFixed(1)} s`}</td>
+            </tr>
+          ))}
+        />
       </body>
     </html>
   );

@@ -228,5 +228,5 @@ describe("garbage collection, randomized", () => {
     await verify();
     expect(runs).toBeGreaterThan(5);
     expect(last.counters.repositories).toBe(3);
-  });
+  }, 600_000);
 });

@@ -33,6 +33,9 @@ interface GcRunReport {
     freedObjects: number;
     freedBytes: number;
     savedByInterlock: number;
+    storageLists?: number;
+    storageDeletes?: number;
+    storageReads?: number;
   };
 }
 
@@ -109,6 +112,7 @@ export function formatReport(run: GcRunReport): string {
     `  storage        ${c.objects} objects, ${formatBytes(c.bytes)}`,
     `  unreachable    ${c.garbageObjects} objects, ${formatBytes(c.garbageBytes)}`,
     `  ${verb.padEnd(14)} ${run.dryRun ? c.garbageObjects : c.freedObjects} objects, ${formatBytes(run.dryRun ? c.garbageBytes : c.freedBytes)}`,
+    `  storage calls  ${c.storageLists ?? 0} lists, ${c.storageDeletes ?? 0} deletes, ${c.storageReads ?? 0} manifest reads`,
     ...(c.savedByInterlock > 0 ? [`  kept           ${c.savedByInterlock} blobs linked again by pushes during the run`] : []),
     "",
   ].join("\n");

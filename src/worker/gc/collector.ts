@@ -85,7 +85,9 @@ export class GcCollector {
   async step(current?: GcRun): Promise<GcRun | null> {
     const run = current ?? (await this.deps.ledger.current());
     if (!run) return null;
-    const to = await this.batchOf(run);
+    this.calls = { lists: 0, deletes: 0 };
+    const batch = await this.batchOf(run);
+    const to: Advance = { ...batch, counters: { ...batch.counters, storageLists: (batch.counters?.storageLists ?? 0) + this.calls.lists, storageDeletes: this.calls.deletes } };
     const next = await this.deps.ledger.advance(run.id, { phase: run.phase, cursor: run.cursor }, to);
     // Another collector recorded this batch first: carry on from where the ledger is.
     return next ?? (await this.deps.ledger.current());
@@ -121,7 +123,10 @@ export class GcCollector {
     for (const name of page.items) {
       // Manifests pushed before the repository kept their references: read them once.
       for (let unindexed = await repositories.unindexed(name, 100); unindexed.length > 0; unindexed = await repositories.unindexed(name, 100)) {
-        for (const digest of unindexed) await repositories.index(name, digest, (await this.deps.manifestReferences(digest)) ?? []);
+        for (const digest of unindexed) {
+          await repositories.index(name, digest, (await this.deps.manifestReferences(digest)) ?? []);
+          counters.storageReads = (counters.storageReads ?? 0) + 1;
+        }
       }
       const request: GcMarkRequest = { now: this.now(), graceMs: run.graceMs, policy: policyFor(this.deps.policies, name) };
       if (!run.dryRun) request.epoch = run.id;
@@ -212,7 +217,10 @@ export class GcCollector {
     return this.onward(run, page, counters);
   }
 
+  private calls: { lists: number; deletes: number } = { lists: 0, deletes: 0 };
+
   private list(prefix: string, run: GcRun) {
+    this.calls.lists++;
     return this.deps.bucket.list(prefix, run.cursor, this.batch.objects);
   }
 
@@ -227,7 +235,10 @@ export class GcCollector {
     counters.garbageObjects = (counters.garbageObjects ?? 0) + objects;
     counters.garbageBytes = (counters.garbageBytes ?? 0) + bytes;
     if (run.dryRun || keys.length === 0) return;
-    for (let i = 0; i < keys.length; i += DELETE_MAX_KEYS) await this.deps.bucket.delete(keys.slice(i, i + DELETE_MAX_KEYS));
+    for (let i = 0; i < keys.length; i += DELETE_MAX_KEYS) {
+      this.calls.deletes++;
+      await this.deps.bucket.delete(keys.slice(i, i + DELETE_MAX_KEYS));
+    }
     counters.freedObjects = (counters.freedObjects ?? 0) + objects;
     counters.freedBytes = (counters.freedBytes ?? 0) + bytes;
   }

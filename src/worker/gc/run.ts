@@ -24,6 +24,10 @@ export interface GcCounters {
   freedBytes: number;
   /** Garbage kept because a push linked it again while the run went on (the interlock). */
   savedByInterlock: number;
+  /** Storage calls the run made: list pages, delete calls (of up to 1,000 keys), manifest reads. */
+  storageLists: number;
+  storageDeletes: number;
+  storageReads: number;
 }
 
 export interface GcRun {
@@ -60,12 +64,16 @@ export function emptyCounters(): GcCounters {
     freedObjects: 0,
     freedBytes: 0,
     savedByInterlock: 0,
+    storageLists: 0,
+    storageDeletes: 0,
+    storageReads: 0,
   };
 }
 
 export function addCounters(into: GcCounters, delta: Partial<GcCounters>): GcCounters {
   const out = { ...into };
-  for (const [key, value] of Object.entries(delta) as [keyof GcCounters, number][]) out[key] += value;
+  // `?? 0`: runs recorded before a counter existed lack it.
+  for (const [key, value] of Object.entries(delta) as [keyof GcCounters, number][]) out[key] = (out[key] ?? 0) + value;
   return out;
 }
 

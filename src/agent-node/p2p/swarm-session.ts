@@ -1,19 +1,20 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Digest } from "../../shared/oci/digest.js";
-import { pieceBounds, pieceHash, type Metainfo } from "../../shared/p2p/metainfo.js";
-import { MAX_BLOCK_BYTES, WIRE_ERROR, type Frame, type Handshake } from "../../shared/p2p/wire/frames.js";
-import type { AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
-import { P2P_DEFAULTS, SwarmScheduler, WEB_SEED, seededRandom, type PeerKey, type PieceSource, type SchedulerAction, type SchedulerEvent } from "../../shared/p2p/schedule/index.js";
+import { pieceBounds, type Metainfo } from "../../shared/p2p/metainfo.js";
+import type { Frame, Handshake } from "../../shared/p2p/wire/frames.js";
+import type { AnnounceResponse } from "../../shared/api/announce.js";
+import { P2P_DEFAULTS, SwarmScheduler, WEB_SEED, seededRandom, type PieceSource, type SchedulerAction, type SchedulerEvent } from "../../shared/p2p/schedule/index.js";
 import type { BlobFiller, FillSink } from "../store/download.js";
 import type { AgentMetrics } from "../metrics.js";
-import { PeerConnection } from "./peer-connection.js";
-import { initiateHandshake } from "./handshake.js";
-import { plainTransport, type PeerTransport } from "./transport.js";
+import type { PeerConnection } from "./peer-connection.js";
+import type { PeerTransport } from "./transport.js";
 import type { Bandwidth } from "./token-bucket.js";
 import { piecePool, type BufferPool } from "./buffer-pool.js";
-import { BlockServer } from "./block-server.js";
 import { PieceAssemblies } from "./piece-assembly.js";
+import { PieceStore } from "./piece-store.js";
+import { PeerLinks } from "./peer-links.js";
+import { ReaderRanges } from "./reader-ranges.js";
 import type { ConnectionBudget } from "./connection-budget.js";
 
 export interface SwarmSessionOptions {
@@ -54,18 +55,15 @@ export interface SwarmSessionOptions {
 export class SwarmSession implements BlobFiller {
   readonly size: number;
   private readonly scheduler: SwarmScheduler;
-  private readonly connections = new Map<PeerKey, PeerConnection>();
-  /** Inbound connections (the peer server's) that want our `have`s. */
-  private readonly listeners = new Set<PeerConnection>();
+  private readonly links: PeerLinks;
   private readonly assemblies: PieceAssemblies;
   private readonly now: () => number;
-  private sink: FillSink | undefined;
-  private contiguous = 0;
+  private pieces: PieceStore | undefined;
   private flushQueued = false;
   private timer: NodeJS.Timeout | undefined;
   private settled = false;
   /** Byte ranges readers wait for (Range reads of a blob not yet here): their pieces go first. */
-  private readonly readers = new Set<{ start: number; end: number }>();
+  private readonly readers: ReaderRanges;
   private resolveDone!: () => void;
   private rejectDone!: (error: Error) => void;
 
@@ -73,6 +71,15 @@ export class SwarmSession implements BlobFiller {
     this.now = options.now ?? Date.now;
     this.size = options.metainfo.size;
     this.assemblies = new PieceAssemblies(options.pool ?? piecePool, options.metainfo.pieces.length);
+    this.readers = new ReaderRanges(options.metainfo.size, options.metainfo.pieceLength);
+    this.links = new PeerLinks({
+      ...options,
+      assemblies: this.assemblies,
+      bitfield: () => this.bitfield(),
+      read: (index, begin, length, into) => this.readBlock(index, begin, length, into),
+      event: (event) => this.event(event),
+      piece: (index, peer, buffer) => this.arrived(index, peer, buffer, true),
+    });
     this.scheduler = new SwarmScheduler({
       pieceCount: options.metainfo.pieces.length,
       selfPeerId: options.peerId.toString("hex"),
@@ -103,12 +110,17 @@ export class SwarmSession implements BlobFiller {
   }
 
   fill(sink: FillSink): Promise<void> {
-    this.sink = sink;
+    const store = (this.pieces = new PieceStore(sink, this.options.metainfo));
     const done = new Promise<void>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
     });
-    void this.resume()
+    void store
+      .resume(() => this.settled)
+      .then(({ recorded, kept }) => {
+        if (recorded > 0) this.options.log.info({ digest: this.digest, recorded, verified: kept.length, pieces: this.options.metainfo.pieces.length }, "resumed an interrupted download");
+        return kept;
+      })
       .catch((error: Error) => {
         this.options.log.warn({ digest: this.digest, err: error.message }, "cannot resume: starting over");
         return [];
@@ -117,31 +129,9 @@ export class SwarmSession implements BlobFiller {
     return done;
   }
 
-  /**
-   * The pieces an interrupted download of this blob left on disk, each verified again against the
-   * metainfo (a crash may have recorded a piece whose bytes never reached the disk).
-   */
-  private async resume(): Promise<number[]> {
-    const { metainfo } = this.options;
-    const recorded = [...new Set(this.sink!.recorded())].filter((i) => Number.isInteger(i) && i >= 0 && i < metainfo.pieces.length);
-    const kept: number[] = [];
-    for (const index of recorded) {
-      if (this.settled) break;
-      const { start, end } = pieceBounds(index, this.size, metainfo.pieceLength);
-      const bytes = await this.sink!.readAt(start, end - start).catch(() => undefined);
-      if (bytes && (await pieceHash(bytes, metainfo)) === metainfo.pieces[index]) kept.push(index);
-    }
-    if (recorded.length > 0) {
-      this.advanceOver(new Set(kept));
-      this.options.log.info({ digest: this.digest, recorded: recorded.length, verified: kept.length, pieces: metainfo.pieces.length }, "resumed an interrupted download");
-    }
-    return kept;
-  }
-
   /** Registers an inbound connection (served by the peer server) for `have` broadcasts. */
   addListener(connection: PeerConnection): void {
-    this.listeners.add(connection);
-    connection.once("close", () => this.listeners.delete(connection));
+    this.links.listen(connection);
   }
 
   /**
@@ -153,16 +143,15 @@ export class SwarmSession implements BlobFiller {
     this.addListener(connection);
     if (this.settled) return undefined;
     const key = `in:${connection.remote}`;
-    this.attach(key, connection);
+    const frames = this.links.adopt(key, connection);
     this.event({ type: "peer-connected", peer: key, peerId: Buffer.from(hello.peerId).toString("hex"), inbound: true, bitfield: hello.bitfield });
-    return (frame) => this.onFrame(key, connection, frame);
+    return frames;
   }
 
   /** A verified block for a peer, or undefined when this session does not have it. */
   async readBlock(index: number, begin: number, length: number, into?: Buffer): Promise<Buffer | undefined> {
-    if (!this.scheduler.has(index) || !this.sink) return undefined;
-    const { start } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
-    return this.sink.readAt(start + begin, length, into);
+    if (!this.scheduler.has(index) || !this.pieces) return undefined;
+    return this.pieces.read(index, begin, length, into);
   }
 
   /**
@@ -170,27 +159,15 @@ export class SwarmSession implements BlobFiller {
    * first, in order. Returns the function that takes the wish back (the reader is done or gone).
    */
   prioritize(start: number, end: number): () => void {
-    const range = { start, end };
-    this.readers.add(range);
+    const remove = this.readers.add(start, end);
     this.updatePriorities();
     return () => {
-      if (this.readers.delete(range)) this.updatePriorities();
+      if (remove()) this.updatePriorities();
     };
   }
 
   private updatePriorities(): void {
-    if (this.settled) return;
-    const { pieceLength, size } = this.options.metainfo;
-    const pieces: number[] = [];
-    const seen = new Set<number>();
-    for (const { start, end } of this.readers) {
-      const last = Math.floor(Math.min(end, size - 1) / pieceLength);
-      for (let i = Math.floor(start / pieceLength); i <= last; i++) {
-        if (!seen.has(i) && !this.scheduler.has(i)) pieces.push(i);
-        seen.add(i);
-      }
-    }
-    this.event({ type: "priorities", pieces });
+    if (!this.settled) this.event({ type: "priorities", pieces: this.readers.pieces((i) => this.scheduler.has(i)) });
   }
 
   // ---- events in, actions out ------------------------------------------------------------------
@@ -224,98 +201,21 @@ export class SwarmSession implements BlobFiller {
           },
         );
       case "connect":
-        return this.dial(action.peer, action.to);
+        return this.links.dial(action.peer, action.to, () => this.settled);
       case "request":
-        return this.sendRequests(action.peer, action.index, "request");
       case "cancel":
-        return this.sendRequests(action.peer, action.index, "cancel");
+        return this.links.blocks(action.peer, action.index, action.type);
       case "web-seed":
         return this.readWebSeed(action.index);
       case "drop":
-        this.assemblies.dropPeer(action.peer);
         if (action.ban) this.options.log.warn({ digest: this.digest, peer: action.peer, reason: action.reason }, "peer dropped and banned");
-        return this.connections.get(action.peer)?.refuse(action.ban ? WIRE_ERROR.BANNED : WIRE_ERROR.PROTOCOL, action.reason);
+        return this.links.drop(action.peer, action.reason, action.ban);
       case "have":
-        // Every connection carries requests both ways: tell all of them, the ones we opened too.
-        for (const connection of new Set([...this.listeners, ...this.connections.values()])) connection.send({ type: "have", index: action.index }).catch(() => undefined);
-        return;
+        return this.links.have(action.index);
       case "finished":
         return this.settle();
       case "failed":
         return this.stop(new Error(action.reason));
-    }
-  }
-
-  // ---- sockets -----------------------------------------------------------------------------------
-
-  private dial(key: PeerKey, to: HandoutPeer): void {
-    const budget = this.options.connectionBudget;
-    if (budget && !budget.tryAcquire()) return this.event({ type: "connect-failed", peer: key, backoff: false });
-    const socket = (this.options.transport ?? plainTransport).connect(to.ip, to.port, 5_000);
-    if (budget) socket.once("close", () => budget.release());
-    const connection = new PeerConnection(socket, { idleTimeoutMs: 60_000, keepAliveMs: 20_000, bandwidth: this.options.bandwidth });
-    const pieceCount = this.options.metainfo.pieces.length;
-    initiateHandshake(connection, { digest: this.digest, pieceCount, bitfield: this.bitfield() }, { key: this.options.clusterKey, peerId: this.options.peerId, timeoutMs: 5_000, expectedPeerId: Buffer.from(to.peerId, "hex") })
-      .then(({ remote, bitfield }) => {
-        if (this.settled) return connection.close();
-        const server = new BlockServer(connection, { metainfo: this.options.metainfo, read: (i, b, l, into) => this.readBlock(i, b, l, into).catch(() => undefined), metrics: this.options.metrics, bandwidth: this.options.bandwidth });
-        this.attach(key, connection);
-        this.event({ type: "peer-connected", peer: key, peerId: Buffer.from(remote.peerId).toString("hex"), inbound: false, bitfield });
-        // After the peer is known: frames that came with the handshake are delivered at once.
-        connection.onFrames((frame) => server.handle(frame) || this.onFrame(key, connection, frame));
-      })
-      .catch(() => {
-        connection.close();
-        this.event({ type: "connect-failed", peer: key, backoff: true });
-      });
-  }
-
-  private attach(key: PeerKey, connection: PeerConnection): void {
-    this.connections.set(key, connection);
-    this.options.metrics.peerConnections.inc();
-    connection.pieceTarget = (index, begin, length) => this.assemblies.target(key, index, begin, length);
-    connection.once("close", () => {
-      if (this.connections.get(key) !== connection) return;
-      this.connections.delete(key);
-      this.assemblies.dropPeer(key);
-      this.event({ type: "peer-left", peer: key });
-    });
-  }
-
-  private onFrame(key: PeerKey, connection: PeerConnection, frame: Frame): void {
-    switch (frame.type) {
-      case "have":
-        return this.event({ type: "have", peer: key, index: frame.index });
-      case "bitfield":
-        return this.event({ type: "bitfield", peer: key, bitfield: frame.bitfield });
-      case "complete":
-        return this.event({ type: "peer-complete", peer: key });
-      case "reject":
-        this.assemblies.drop(frame.index, key);
-        return this.event({ type: "rejected", peer: key, index: frame.index });
-      case "piece": {
-        const result = this.assemblies.block(key, frame.index, frame.begin, frame.data);
-        if (result.kind === "bad") return connection.refuse(WIRE_ERROR.PROTOCOL, "block was not requested");
-        if (result.kind === "complete") this.arrived(frame.index, key, result.buffer, true);
-        return;
-      }
-      case "error":
-        return connection.close(new Error(`peer error ${frame.code}: ${frame.message}`));
-      default:
-        return;
-    }
-  }
-
-  /** Asks `peer` for (or cancels) every block of piece `index`. */
-  private sendRequests(peer: PeerKey, index: number, type: "request" | "cancel"): void {
-    const connection = this.connections.get(peer);
-    const { start, end } = pieceBounds(index, this.size, this.options.metainfo.pieceLength);
-    const length = end - start;
-    if (type === "request") this.assemblies.start(index, peer, length);
-    else this.assemblies.drop(index, peer);
-    if (!connection) return;
-    for (let begin = 0; begin < length; begin += MAX_BLOCK_BYTES) {
-      connection.send({ type, index, begin, length: Math.min(MAX_BLOCK_BYTES, length - begin) }).catch(() => undefined);
     }
   }
 
@@ -343,28 +243,19 @@ export class SwarmSession implements BlobFiller {
   }
 
   private async verifyAndStore(index: number, from: PieceSource, bytes: Buffer): Promise<void> {
-    const { metainfo, metrics, log } = this.options;
-    if ((await pieceHash(bytes, metainfo)) !== metainfo.pieces[index]) {
+    const { metrics, log } = this.options;
+    if (!(await this.pieces!.verify(index, bytes))) {
       metrics.piecesRejected.inc();
       if (from === WEB_SEED) log.error({ digest: this.digest, index }, "web seed sent a piece that does not match its metainfo");
       else log.warn({ digest: this.digest, index, peer: from }, "bad piece: peer dropped and banned");
       return this.event({ type: "piece-invalid", index, from });
     }
     if (this.settled) return;
-    const { start } = pieceBounds(index, this.size, metainfo.pieceLength);
-    await this.sink!.writeAt(start, bytes);
-    await this.sink!.record(index);
+    await this.pieces!.write(index, bytes);
     log.debug({ index, from, have: this.scheduler.haveTotal + 1 }, "piece verified");
     metrics.bytesDownloaded.inc({ source: from === WEB_SEED ? "origin" : "peer" }, bytes.length);
     this.event({ type: "piece-verified", index, from });
-    this.advanceOver(this.scheduler.have);
-  }
-
-  /** Readers may have the verified prefix of the blob. */
-  private advanceOver(have: { has(index: number): boolean }): void {
-    const pieces = this.options.metainfo.pieces.length;
-    while (this.contiguous < pieces && have.has(this.contiguous)) this.contiguous++;
-    this.sink!.advance(Math.min(this.size, this.contiguous * this.options.metainfo.pieceLength));
+    this.pieces!.advance(this.scheduler.have);
   }
 
   // ---- the end -----------------------------------------------------------------------------------
@@ -372,9 +263,8 @@ export class SwarmSession implements BlobFiller {
   private settle(): void {
     if (this.settled) return;
     this.stopFetching();
-    // Peers we serve keep their connections: tell them we are now a seeder.
-    for (const connection of this.listeners) connection.send({ type: "complete" }).catch(() => undefined);
-    this.sink?.advance(this.size);
+    this.links.complete();
+    this.pieces?.complete();
     this.resolveDone();
   }
 
@@ -382,15 +272,14 @@ export class SwarmSession implements BlobFiller {
     this.settled = true;
     clearTimeout(this.timer);
     this.assemblies.dropAll();
-    // Inbound connections are the peer server's: they go on being served from the store.
-    for (const [key, connection] of this.connections) if (!key.startsWith("in:")) connection.close();
+    this.links.closeOutbound();
   }
 
   /** Stops all network activity: failure or shutdown (the download fails with `error`). */
   stop(error: Error): void {
     const wasSettled = this.settled;
     this.stopFetching();
-    for (const listener of this.listeners) listener.close();
+    this.links.closeListeners();
     if (!wasSettled) this.rejectDone?.(error);
   }
 }

@@ -5,6 +5,7 @@ import { parseDigest, type Digest } from "../shared/oci/digest.js";
 import type { Metainfo } from "../shared/p2p/metainfo.js";
 import { createPeerServer } from "./p2p/peer-server.js";
 import { SeedableBlobs } from "./p2p/seedable.js";
+import { refusedAddress } from "../shared/p2p/peer-address.js";
 import { Announcer } from "./p2p/announcer.js";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -103,6 +104,8 @@ export class Agent {
         webSeedConcurrency: p2p.webSeedConcurrency,
         requestTimeoutMs: p2p.requestTimeoutSeconds * 1000,
         stallTimeoutMs: p2p.stallTimeoutSeconds * 1000,
+        // Loopback peers only for an agent that itself is on loopback (a devcluster, tests).
+        allowLoopbackPeers: refusedAddress(this.config.peerIp, { allowLoopback: false }) === "a loopback address",
         bandwidth,
         ...peerSecurity,
       },

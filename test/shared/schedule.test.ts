@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { SwarmScheduler, WEB_SEED, rarestFirst, seededRandom, sequential, type SchedulerAction, type SchedulerConfig } from "../../src/shared/p2p/schedule/index.js";
 import { runModel, type ModelPeer, type PeerBehaviour } from "../helpers/schedule-model.js";
+import { refusedAddress } from "../../src/shared/p2p/peer-address.js";
 
 /**
  * The swarm scheduler alone: no sockets, no timers, a virtual clock. Table-driven cases for each
@@ -234,6 +235,25 @@ describe("SwarmScheduler, rule by rule", () => {
       }),
       { numRuns: 50 },
     );
+  });
+
+  it("never dials an address the policy refuses (an announcer may name the metadata endpoint)", () => {
+    const s = scheduler(4, { refuseAddress: (ip) => refusedAddress(ip, { allowLoopback: false }) });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    const bad = ["169.254.169.254", "127.0.0.1", "0.0.0.0", "::1", "fe80::1"].map((ip, n) => ({ ...handoutPeer(n + 1), ip }));
+    s.handle({ type: "announced", response: { interval: 3, peers: [...bad, handoutPeer(9)], webSeedStartPiece: 0 } }, 10);
+    expect(of(s.poll(10), "connect").map((c) => c.to.ip)).toEqual(["10.0.0.9"]);
+  });
+
+  it("keeps the tracker's minInterval for its quick second announce", () => {
+    const s = scheduler(4);
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "announced", response: { interval: 50, minInterval: 12, peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 4 } }, 0);
+    s.poll(0);
+    expect(of(s.poll(11_000), "announce")).toHaveLength(0);
+    expect(of(s.poll(12_000), "announce")).toHaveLength(1);
   });
 
   it("ranks rare pieces first and common ones in order; sequential takes the lowest index", () => {

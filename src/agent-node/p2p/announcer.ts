@@ -64,7 +64,20 @@ export class Announcer {
     return { digest, peerId, ip, port, zone, cluster, complete, have, pieceCount };
   }
 
+  private ticking = false;
+
   private async tick(): Promise<void> {
+    // A slow edge must not get a second round of the same announces while the first waits.
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.round();
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async round(): Promise<void> {
     const now = this.now();
     for (const [digest, entry] of this.seeding) {
       if (now - entry.activeAt > this.options.seedWindowMs) {

@@ -9,6 +9,7 @@ import { resumingStream } from "../edge/resuming-stream.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { SwarmRegistry } from "./swarm-registry.js";
 import { SwarmSession } from "./swarm-session.js";
+import { refusedAddress } from "../../shared/p2p/peer-address.js";
 import { ConnectionBudget } from "./connection-budget.js";
 import type { Bandwidth, TokenBucket } from "./token-bucket.js";
 import type { PeerTransport } from "./transport.js";
@@ -24,6 +25,8 @@ export interface P2pSettings {
   requestTimeoutMs: number;
   /** A download that gets no verified piece for this long fails (clients get an error, not a hang). */
   stallTimeoutMs: number;
+  /** Dial handed-out loopback addresses (only when this agent is itself on loopback). */
+  allowLoopbackPeers?: boolean;
   /** Ingress and egress limits for peer traffic; web-seed reads count as ingress. */
   bandwidth: Bandwidth;
   /** The cluster secret's key (peer authentication) and how peer connections are carried. */
@@ -161,6 +164,7 @@ export class BlobFetcher {
         return readAll(edge, name, digest, start, end, p2p.bandwidth);
       },
       maxPeers: p2p.maxPeersPerSwarm,
+      refuseAddress: (ip) => refusedAddress(ip, { allowLoopback: p2p.allowLoopbackPeers ?? false }),
       piecesPerPeer: p2p.piecesPerPeer,
       webSeedConcurrency: p2p.webSeedConcurrency,
       requestTimeoutMs: p2p.requestTimeoutMs,

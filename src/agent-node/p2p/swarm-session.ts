@@ -32,6 +32,8 @@ export interface SwarmSessionOptions {
   /** Reads a piece from the web seed (the edge, by Range). */
   webSeed: (start: number, end: number) => Promise<Buffer>;
   maxPeers?: number;
+  /** Handed-out addresses never to dial, with why (see shared/p2p/peer-address.ts). */
+  refuseAddress?: (ip: string) => string | undefined;
   piecesPerPeer?: number;
   webSeedConcurrency?: number;
   requestTimeoutMs?: number;
@@ -89,6 +91,7 @@ export class SwarmSession implements BlobFiller {
       requestTimeoutMs: options.requestTimeoutMs ?? P2P_DEFAULTS.requestTimeoutSeconds * 1000,
       stallTimeoutMs: options.stallTimeoutMs ?? P2P_DEFAULTS.stallTimeoutSeconds * 1000,
       random: seededRandom(options.seed ?? randomBytes(4).readUInt32LE()),
+      refuseAddress: options.refuseAddress,
     });
   }
 

@@ -19,6 +19,8 @@ export interface SchedulerConfig {
   /** Fail when no piece verified for this long (no peer and no web seed could help). */
   stallTimeoutMs: number;
   random: Random;
+  /** Handed-out addresses never to dial (loopback, link-local, metadata…), with why; see peer-address.ts. */
+  refuseAddress?: (ip: string) => string | undefined;
   policy?: PieceSelectionPolicy;
   tuning?: Partial<SchedulerTuning>;
 }
@@ -239,15 +241,17 @@ export class SwarmScheduler {
     this.nextAnnounceAt = now;
   }
 
-  private onAnnounced(response: { interval: number; peers: HandoutPeer[]; webSeedStartPiece: number; webSeedSlicePieces?: number }, now: number): void {
+  private onAnnounced(response: { interval: number; minInterval?: number; peers: HandoutPeer[]; webSeedStartPiece: number; webSeedSlicePieces?: number }, now: number): void {
     this.announcing = false;
     if (this.done) return;
     const first = !this.webSeed.announced;
     const others = response.peers.filter((p) => p.peerId !== this.config.selfPeerId);
-    this.webSeed.answered(response.webSeedStartPiece, response.webSeedSlicePieces, others, now);
+    // A big swarm's tracker asks for fewer announces (minInterval): the quick ones obey it too.
+    const minInterval = response.minInterval ?? 0;
+    this.webSeed.answered(response.webSeedStartPiece, response.webSeedSlicePieces, others, now, minInterval * 1000);
     // The first answer comes while the swarm forms (peers pulling at once announce within a
     // moment): ask again soon, so the web-seed slice is the settled one.
-    const interval = first ? Math.min(response.interval, this.tuning.firstReannounceSeconds) : response.interval;
+    const interval = first ? Math.min(response.interval, Math.max(minInterval, this.tuning.firstReannounceSeconds)) : response.interval;
     this.nextAnnounceAt = now + interval * 1000;
     for (const peer of others) this.connect(peer, now);
   }
@@ -256,6 +260,7 @@ export class SwarmScheduler {
     const key = `${to.ip}:${to.port}`;
     if (this.banned.has(key) || this.banned.has(to.peerId) || this.peers.has(key) || this.connecting.has(key)) return;
     if (this.connectedIds.has(to.peerId)) return; // already connected the other way
+    if (this.config.refuseAddress?.(to.ip)) return; // an announcer may name any address: not ours to dial
     if (this.peers.size + this.connecting.size >= this.config.maxPeers) return;
     if ((this.retryAfter.get(key) ?? 0) > now) return;
     this.connecting.add(key);

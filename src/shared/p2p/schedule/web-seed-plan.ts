@@ -1,4 +1,5 @@
 import type { HandoutPeer } from "../../api/announce.js";
+import { estimatedSlicePieces } from "../web-seed-ring.js";
 import type { SchedulerTuning } from "./config.js";
 
 export interface WebSeedPick {
@@ -44,17 +45,22 @@ export class WebSeedPlan {
   private sliceChangedAt = 0;
   private lastAnnounceAt = 0;
   private holdUntil = Number.POSITIVE_INFINITY;
+  /** The least time between announces the tracker allows (its minInterval), at least our own. */
+  private reannounceMs: number;
 
   constructor(
     private readonly pieceCount: number,
     private readonly tuning: SchedulerTuning,
-  ) {}
+  ) {
+    this.reannounceMs = tuning.webSeedReannounceMs;
+  }
 
   announcing(now: number): void {
     this.lastAnnounceAt = now;
   }
 
-  answered(startPiece: number, slicePieces: number | undefined, others: readonly HandoutPeer[], now: number): void {
+  answered(startPiece: number, slicePieces: number | undefined, others: readonly HandoutPeer[], now: number, minIntervalMs = 0): void {
+    this.reannounceMs = Math.max(this.tuning.webSeedReannounceMs, minIntervalMs);
     const start = startPiece % Math.max(1, this.pieceCount);
     if (start !== this.start || slicePieces !== this.slice) this.sliceChangedAt = now;
     this.start = start;
@@ -100,14 +106,14 @@ export class WebSeedPlan {
     if (this.handoutSize === 0 && p.connectedPeers === 0) return true;
     const settled = this.sliceAt - this.sliceChangedAt >= this.tuning.webSeedReannounceMs;
     if (!p.announcing) {
-      if (p.now - this.lastAnnounceAt >= this.tuning.webSeedReannounceMs) p.wantAnnounceAt(p.now);
-      else if (!settled) p.wantAnnounceAt(this.lastAnnounceAt + this.tuning.webSeedReannounceMs);
+      if (p.now - this.lastAnnounceAt >= this.reannounceMs) p.wantAnnounceAt(p.now);
+      else if (!settled) p.wantAnnounceAt(this.lastAnnounceAt + this.reannounceMs);
     }
     return settled;
   }
 
   /** Without the tracker's slice (an older edge): the ring over the swarm size we know of. */
   private estimatedSlice(distinctPeers: number): number {
-    return Math.ceil(this.pieceCount / (Math.max(this.handoutSize, distinctPeers) + 1));
+    return estimatedSlicePieces(this.pieceCount, Math.max(this.handoutSize, distinctPeers));
   }
 }

@@ -4,6 +4,7 @@ import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { computeDigest, parseDigest, type Digest } from "../../shared/oci/digest.js";
 import { MANIFEST_MEDIA_TYPES } from "../../shared/oci/media-types.js";
 import { parseManifest, type ParsedManifest } from "../../shared/oci/manifest.js";
+import { cliDispatcher, describeTimeout } from "./http.js";
 import { CliError, responseError } from "./cli-error.js";
 
 export type { AgentStatus };
@@ -87,8 +88,10 @@ export class AgentClient {
 
   private async call(base: string, path: string, init: RequestInit = {}): Promise<Response> {
     try {
-      return await fetch(`${base}${path}`, init);
+      return await fetch(`${base}${path}`, { ...init, dispatcher: cliDispatcher() } as RequestInit);
     } catch (error) {
+      const timeout = describeTimeout(error);
+      if (timeout) throw new CliError(`the agent at ${base} did not answer ${init.method ?? "GET"} ${path}: ${timeout}`);
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new CliError(`cannot reach the agent at ${base} (${cause?.code ?? cause?.message ?? (error as Error).message}): is it running? (shoal agent, or --agent URL)`);
     }

@@ -6,6 +6,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { CliError, responseError } from "./cli-error.js";
 import { writeFileAtomic } from "../fs/write-atomic.js";
+import { cliDispatcher, describeTimeout } from "./http.js";
 
 /**
  * An OCI push client for the CLI: blobs go up in chunks no larger than the edge's advertised
@@ -25,8 +26,10 @@ export class PushClient {
     const headers = new Headers(init.headers);
     if (this.authorization) headers.set("Authorization", this.authorization);
     try {
-      return await fetch(url, { ...init, headers });
+      return await fetch(url, { ...init, headers, dispatcher: cliDispatcher() } as RequestInit);
     } catch (error) {
+      const timeout = describeTimeout(error);
+      if (timeout) throw new CliError(`the edge at ${this.base} did not answer ${init.method ?? "GET"} ${url.pathname}: ${timeout}`);
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new CliError(`cannot reach the edge at ${this.base} (${cause?.code ?? cause?.message ?? (error as Error).message})`);
     }
@@ -34,7 +37,11 @@ export class PushClient {
 
   async hasBlob(name: string, digest: string): Promise<boolean> {
     const res = await this.call(`/v2/${name}/blobs/${digest}`, { method: "HEAD" });
-    if (res.status === 401) throw await failure(res, "the edge wants credentials (--token user:token or SHOAL_TOKEN)");
+    if (res.status === 401) {
+      throw this.authorization
+        ? await responseError(res, "the edge refused the credentials (check the user and token given with --token or SHOAL_TOKEN)")
+        : await failure(res, "the edge wants credentials (--token user:token or SHOAL_TOKEN)");
+    }
     return res.status === 200;
   }
 
@@ -42,7 +49,7 @@ export class PushClient {
   async putSmallBlob(name: string, digest: string, bytes: Uint8Array): Promise<void> {
     if (await this.hasBlob(name, digest)) return;
     const res = await this.call(`/v2/${name}/blobs/uploads/?digest=${digest}`, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: Buffer.from(bytes) });
-    if (res.status !== 201) throw await failure(res, `upload of ${digest}`);
+    if (res.status !== 201) throw await failure(res, `upload of ${digest}`, Boolean(this.authorization));
   }
 
   /**
@@ -72,7 +79,7 @@ export class PushClient {
     }
     if (!location) {
       const start = await this.call(`/v2/${name}/blobs/uploads/`, { method: "POST", headers: { "Content-Length": "0" } });
-      if (start.status !== 202) throw await failure(start, `starting the upload of ${path.basename(file)}`);
+      if (start.status !== 202) throw await failure(start, `starting the upload of ${path.basename(file)}`, Boolean(this.authorization));
       await start.body?.cancel();
       location = start.headers.get("location") ?? "";
       limit = Number(start.headers.get("oci-chunk-max-length") ?? Infinity);
@@ -98,7 +105,7 @@ export class PushClient {
         body: counted,
         duplex: "half",
       } as RequestInit);
-      if (res.status !== 202) throw await failure(res, `uploading ${path.basename(file)} at byte ${offset}`);
+      if (res.status !== 202) throw await failure(res, `uploading ${path.basename(file)} at byte ${offset}`, Boolean(this.authorization));
       await res.body?.cancel();
       location = res.headers.get("location") ?? location;
       sent += end - offset + 1;
@@ -106,7 +113,7 @@ export class PushClient {
       await writeFileAtomic(stateFile, JSON.stringify({ location, offset }));
     }
     const put = await this.call(withDigest(location, this.base, digest), { method: "PUT", headers: { "Content-Length": "0" } });
-    if (put.status !== 201) throw await failure(put, `finishing the upload of ${path.basename(file)}`);
+    if (put.status !== 201) throw await failure(put, `finishing the upload of ${path.basename(file)}`, Boolean(this.authorization));
     await put.body?.cancel();
     await rm(stateFile, { force: true });
     return sent;
@@ -114,7 +121,7 @@ export class PushClient {
 
   async putManifest(name: string, reference: string, bytes: Uint8Array, mediaType: string): Promise<string> {
     const res = await this.call(`/v2/${name}/manifests/${reference}`, { method: "PUT", headers: { "Content-Type": mediaType }, body: Buffer.from(bytes) });
-    if (res.status !== 201) throw await failure(res, `pushing the manifest ${name}:${reference}`);
+    if (res.status !== 201) throw await failure(res, `pushing the manifest ${name}:${reference}`, Boolean(this.authorization));
     await res.body?.cancel();
     return res.headers.get("docker-content-digest") ?? "";
   }
@@ -137,7 +144,7 @@ function withDigest(location: string, base: string, digest: string): string {
   return url.toString();
 }
 
-function failure(res: Response, what: string): Promise<CliError> {
-  const hint = res.status === 401 && !what.includes("credentials") ? " (pass --token user:token or set SHOAL_TOKEN)" : "";
+function failure(res: Response, what: string, authorized = false): Promise<CliError> {
+  const hint = res.status !== 401 || what.includes("credentials") ? "" : authorized ? " (the edge refused the credentials: check the user and token)" : " (pass --token user:token or set SHOAL_TOKEN)";
   return responseError(res, what, hint);
 }

@@ -1,5 +1,7 @@
 import path from "node:path";
 import { startEdgeHost } from "./edge-host.js";
+import { createLogger } from "../agent-node/cli/logger.js";
+import { WATCHDOG_REQUEST_ID_PREFIX } from "./watchdog.js";
 import { edgeSettings, type Env } from "../worker/env.js";
 
 /** One devcluster process: the edge (Worker under miniflare) on 127.0.0.1:15000 by default. */
@@ -17,10 +19,19 @@ try {
   edgeSettings(vars as unknown as Env);
 } catch (error) {
   process.stderr.write(`edge: refusing to start: ${(error as Error).message}\n`);
-  process.exit(1);
+  process.exit(2);
 }
-const log = (record: Record<string, unknown>) =>
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), component: "edge", ...record })}\n`);
+const logger = createLogger({ component: "edge", instance: "edge" });
+type Level = "trace" | "debug" | "info" | "warn" | "error" | "fatal";
+const LEVELS = new Set<string>(["trace", "debug", "info", "warn", "error", "fatal"]);
+/** The front's records and the Worker's own JSON lines, in the agents' format (their time and level become pino's). */
+const log = (record: Record<string, unknown>) => {
+  const { level, time: _time, msg, ...rest } = record;
+  let method: Level = typeof level === "string" && LEVELS.has(level) ? (level as Level) : "info";
+  // The devcluster's watchdog asks every few seconds whether the edge answers: not news.
+  if (method === "info" && String(rest.requestId ?? "").startsWith(WATCHDOG_REQUEST_ID_PREFIX)) method = "debug";
+  logger[method](rest, typeof msg === "string" ? msg : "");
+};
 
 const edge = await startEdgeHost({ stateDir: path.join(home, "edge"), port, vars, log });
 log({ level: "info", msg: `edge listening on ${edge.url}`, runtime: edge.runtimeUrl, state: path.join(home, "edge") });

@@ -4,8 +4,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify as toYaml } from "yaml";
 import { parseTokenList } from "../shared/auth/credentials.js";
-import { PROJECT_ROOT } from "./build-worker.js";
 import { edgeSettings, type Env } from "../worker/env.js";
+import { PROJECT_ROOT } from "./build-worker.js";
+import { createLogger } from "../agent-node/cli/logger.js";
+import { killProcessTree, startWatchdog } from "./watchdog.js";
 
 /**
  * `npm start`: the devcluster on the loopback address, each component its own process (as on
@@ -13,8 +15,8 @@ import { edgeSettings, type Env } from "../worker/env.js";
  * Ports (ARCHITECTURE.md): edge 15000; agent one 16000/16001/16002; agent two 17000/17001/17002
  * (registry/peer/admin). Tests move them with SHOAL_EDGE_PORT and SHOAL_AGENT_{ONE,TWO}_PORTS.
  */
+const log = createLogger({ component: "devcluster", instance: "main" });
 const home = path.resolve(process.env.SHOAL_HOME ?? ".shoal");
-const tsx = path.join(PROJECT_ROOT, "node_modules/.bin/tsx");
 const edgePort = Number(process.env.SHOAL_EDGE_PORT ?? 15000);
 const edgeUrl = `http://127.0.0.1:${edgePort}`;
 
@@ -83,7 +85,7 @@ try {
   edgeSettings({ ...process.env, SHOAL_AUTH: edgeAuth } as unknown as Env);
 } catch (error) {
   process.stderr.write(`devcluster: refusing to start: ${(error as Error).message}\n`);
-  process.exit(1);
+  process.exit(2); // bad input, as the CLI's usage errors
 }
 
 interface Component {
@@ -97,6 +99,7 @@ function agent(name: string, [registry, peer, admin]: [number, number, number]):
     args: [
       path.join(PROJECT_ROOT, "src/agent-node/main.ts"),
       "agent",
+      `--instance=${name}`,
       `--edge=${edgeUrl}`,
       `--store-dir=${path.join(home, name)}`,
       "--peer-ip=127.0.0.1",
@@ -118,26 +121,60 @@ const components: Component[] = [
 ];
 
 const children = new Map<string, ChildProcess>();
-for (const component of components) {
-  const child = spawn(tsx, component.args, {
+/** Components being restarted on purpose (their exit starts them again). */
+const restarting = new Set<string>();
+
+function startComponent(component: Component): void {
+  // node with tsx's loader, not tsx's wrapper: the child is then the component itself, so a
+  // signal (or a watchdog's SIGKILL) reaches it and not only a wrapper.
+  const child = spawn(process.execPath, ["--import", "tsx", ...component.args], {
+    cwd: PROJECT_ROOT,
     env: { ...process.env, ...(edgeAuth !== undefined ? { SHOAL_AUTH: edgeAuth } : {}), SHOAL_HOME: home, SHOAL_EDGE_PORT: String(edgePort), WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.set(component.name, child);
   child.on("exit", (code, signal) => {
     children.delete(component.name);
-    process.stderr.write(`devcluster: ${component.name} exited (${signal ?? code})\n`);
+    if (restarting.delete(component.name) && !stopping) {
+      log.warn({ exit: signal ?? code }, `${component.name} stopped; starting it again`);
+      startComponent(component);
+      return;
+    }
+    log[stopping ? "info" : "error"]({ exit: signal ?? code }, `${component.name} exited`);
     if (children.size === 0) process.exit(0);
   });
 }
-process.stderr.write(
-  `devcluster: edge ${edgeUrl}; agents on registry ports ${agentPorts("SHOAL_AGENT_ONE_PORTS", [16000, 16001, 16002])[0]} and ${agentPorts("SHOAL_AGENT_TWO_PORTS", [17000, 17001, 17002])[0]}; state in ${home}\n`,
+for (const component of components) startComponent(component);
+
+// The edge's process can stay up while answering nothing: say so, and start it again.
+const WATCHDOG_SECONDS = Number(process.env.SHOAL_EDGE_WATCHDOG_SECONDS ?? 10);
+const watchdog =
+  WATCHDOG_SECONDS > 0
+    ? startWatchdog({
+        url: `${edgeUrl}/v2/`,
+        intervalMs: WATCHDOG_SECONDS * 1000,
+        timeoutMs: WATCHDOG_SECONDS * 1000,
+        failures: 3,
+        onStuck: (reason) => {
+          const edge = children.get("edge");
+          log.error({ reason }, "the edge stopped answering: restarting it");
+          if (!edge) return;
+          restarting.add("edge");
+          if (edge.pid) killProcessTree(edge.pid);
+        },
+        onAnswering: () => log.info("the edge answers again"),
+      })
+    : undefined;
+
+log.info(
+  `edge ${edgeUrl}; agents on registry ports ${agentPorts("SHOAL_AGENT_ONE_PORTS", [16000, 16001, 16002])[0]} and ${agentPorts("SHOAL_AGENT_TWO_PORTS", [17000, 17001, 17002])[0]}; state in ${home}`,
 );
 
 let stopping = false;
 const stop = (signal: NodeJS.Signals) => {
   if (stopping) return;
   stopping = true;
+  watchdog?.stop();
   for (const child of children.values()) child.kill(signal);
   setTimeout(() => {
     for (const child of children.values()) child.kill("SIGKILL");

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import worker, * as classes from "../worker/index.js";
+import { edgeSettings, type Env } from "../worker/env.js";
 import { bucketFromEnv } from "./storage.js";
 import { ObjectNamespaces } from "./durable-objects.js";
 import { installWorkersGlobals } from "./platform.js";
@@ -55,6 +56,14 @@ try {
   Deno.exit(2);
 }
 
+// The Worker parses its settings per request; here they are checked once, so a bad one (a token under
+// 16 characters) stops the start with one line instead of a server that answers 500 to everything.
+try {
+  edgeSettings(Deno.env.toObject() as unknown as Env);
+} catch (error) {
+  console.error(`edge:deno: refusing to start: ${(error as Error).message}`);
+  Deno.exit(2);
+}
 const env: Record<string, unknown> = { BLOBS: storage.bucket };
 for (const name of VARS) {
   const value = Deno.env.get(name);

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./services.js";
+import { requestLogLevel } from "../shared/request-log-level.js";
 
 /** A request id from the caller (an agent passes its client's on) or a new one: safe characters, bounded. */
 function requestIdOf(header: string | undefined): string {
@@ -23,7 +24,7 @@ export function requestLog(): MiddlewareHandler<AppEnv> {
       console.log(
         JSON.stringify({
           time: new Date().toISOString(),
-          level: status >= 500 ? "error" : status >= 400 ? "warn" : "info",
+          level: requestLogLevel(c.req.method, status),
           msg: "request",
           requestId,
           method: c.req.method,

@@ -1,20 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import net from "node:net";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { startDevcluster, type Devcluster } from "../helpers/devcluster.js";
+import { freePort, freePorts, startDevcluster, type Devcluster } from "../helpers/devcluster.js";
+import { startTestEdge } from "../helpers/edge.js";
 import { buildImage, layoutManifest, skopeoCopy } from "../helpers/images.js";
 import { mergeConfig, parseAgentConfig, parseAgentSecrets } from "../../src/agent-node/config.js";
 
 /** The `shoal` command line against a running devcluster, as an operator would use it. */
 const TSX = path.resolve("node_modules/.bin/tsx");
 
-function shoal(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function shoal(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(TSX, ["src/agent-node/main.ts", ...args], { maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
+    execFile(TSX, ["src/agent-node/main.ts", ...args], { maxBuffer: 1 << 24, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -60,12 +62,20 @@ describe("shoal pull", () => {
     ["a bad reference", ["pull", "Not/Valid:x", "-o", "x"], 2, /is not an image reference/],
     ["a missing tag", ["pull", "cli/app:nope", "-o", "x", "--agent", "AGENT"], 1, /cli\/app:nope: MANIFEST_UNKNOWN/],
     ["an unreachable agent", ["pull", "cli/app:v1", "-o", "x", "--agent", "http://127.0.0.1:9"], 1, /cannot reach the agent at http:\/\/127\.0\.0\.1:9 .*is it running/],
-    ["a missing output flag", ["pull", "cli/app:v1"], 1, /required option '-o, --output <dir>'/],
+    ["a missing output flag", ["pull", "cli/app:v1"], 2, /^shoal: required option '-o, --output <dir>' not specified \(see shoal pull --help\)\n$/],
+    ["a missing --to", ["put", "x"], 2, /^shoal: required option '--to <ref>' not specified/],
+    ["an unknown command", ["pul", "cli/app:v1"], 2, /^shoal: unknown command 'pul' \(Did you mean one of pull, put\?\) \(see shoal --help\)\n$/],
+    ["a bad port", ["agent", "--peer-port", "http"], 2, /^shoal: option '--peer-port <port>' argument 'http' is invalid/],
   ])("%s gives one readable line", async (_label, args, code, message) => {
     const result = await shoal(args.map((a) => (a === "AGENT" ? cluster.agents[0]!.registry : a === "x" ? path.join(scratch, "x") : a)));
     expect(result.code).toBe(code);
     expect(result.stderr).toMatch(message);
-    expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(result.stderr.trimEnd().split("\n")).toHaveLength(1); // one line: no help dump, no stack trace
+  });
+
+  it("prints its version", async () => {
+    const version = JSON.parse(await readFile("package.json", "utf8")).version as string;
+    for (const flag of ["--version", "-V"]) expect(await shoal([flag])).toEqual({ code: 0, stdout: `${version}\n`, stderr: "" });
   });
 });
 
@@ -101,7 +111,7 @@ describe("shoal preheat and status", () => {
 
 describe("shoal k8s and shoal token", () => {
   it("prints manifests whose agent config and secrets the agent accepts", async () => {
-    const result = await shoal(["k8s", "--edge", "https://edge.example.com", "--edge-token", "agents:0123456789abcdef0123"]);
+    const result = await shoal(["k8s", "--edge", "https://edge.example.com", "--edge-token", "agents:0123456789abcdef0123", "--generate-cluster-secret"]);
     expect(result.code).toBe(0);
     const docs = parseAllDocuments(result.stdout).map((d) => d.toJS());
     expect(docs.map((d) => d.kind)).toEqual(["Namespace", "Secret", "ConfigMap", "DaemonSet"]);
@@ -120,7 +130,32 @@ describe("shoal k8s and shoal token", () => {
     expect(container.ports.map((p: { hostPort: number }) => p.hostPort)).toEqual([16000, 16001, 16002]);
     expect(container.livenessProbe.httpGet).toEqual({ host: "127.0.0.1", path: "/health", port: 16002 });
     expect(daemonSet.spec.template.spec.volumes.find((v: { name: string }) => v.name === "store").hostPath.path).toBe("/var/lib/shoal");
-    expect((await shoal(["k8s", "--edge", "not a url"])).stderr).toMatch(/--edge "not a url" is not a URL/);
+    expect((await shoal(["k8s", "--edge", "not a url", "--generate-cluster-secret"])).stderr).toMatch(/--edge "not a url" is not a URL/);
+  });
+
+  it("takes the cluster secret from a file or an existing Secret, and makes one only when asked", async () => {
+    const secretsOf = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS()).filter((d) => d.kind === "Secret");
+    // Nothing said: no new secret behind the operator's back (re-applying would rotate it).
+    const none = await shoal(["k8s", "--edge", "https://edge.example.com"]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^shoal: the agents need their cluster secret: --cluster-secret-file FILE, --existing-secret NAME .*--generate-cluster-secret/);
+    expect(none.stdout).toBe("");
+
+    const file = path.join(scratch, "cluster-secret");
+    await writeFile(file, `${(await shoal(["token", "--cluster-secret"])).stdout}`);
+    const runs = await Promise.all([1, 2].map(() => shoal(["k8s", "--edge", "https://edge.example.com", "--cluster-secret-file", file])));
+    expect(runs[0]!.stdout).toBe(runs[1]!.stdout); // the same output every run: re-applying changes nothing
+    const [secret] = secretsOf(runs[0]!.stdout);
+    expect(parseYaml(secret.stringData["secrets.yaml"]).clusterSecret).toBe((await readFile(file, "utf8")).trim());
+
+    const existing = await shoal(["k8s", "--edge", "https://edge.example.com", "--existing-secret", "fleet-secrets"]);
+    expect(existing.code).toBe(0);
+    expect(secretsOf(existing.stdout)).toEqual([]);
+    const daemonSet = parseAllDocuments(existing.stdout).map((d) => d.toJS()).find((d) => d.kind === "DaemonSet");
+    expect(daemonSet.spec.template.spec.volumes.find((v: { name: string }) => v.name === "secrets").secret.secretName).toBe("fleet-secrets");
+
+    expect((await shoal(["k8s", "--edge", "https://e.example.com", "--cluster-secret-file", path.join(scratch, "absent")])).stderr).toMatch(/cannot read --cluster-secret-file .*ENOENT/);
+    expect((await shoal(["k8s", "--edge", "https://e.example.com", "--cluster-secret-file", file, "--generate-cluster-secret"])).code).toBe(2);
   });
 
   it("makes push tokens and cluster secrets the edge and agents accept", async () => {
@@ -157,5 +192,125 @@ describe("structured logs", () => {
     // A fresh id when the client sends none (or a malformed one).
     const other = await fetch(`${cluster.edgeUrl}/v2/`, { headers: { "X-Request-Id": "bad id with spaces" } });
     expect(other.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe("errors a newcomer meets", () => {
+  it("tells a wrong --token from a missing one", async () => {
+    const edge = await startTestEdge({ SHOAL_PUSH_TOKENS: "alice:0123456789abcdef0123", SHOAL_PULL_AUTH: "true" });
+    try {
+      const file = path.join(scratch, "token-check.txt");
+      await writeFile(file, "hello\n");
+      const to = `${edge.url.replace("http://", "")}/files/t:v1`;
+      const missing = await shoal(["put", file, "--to", to], { SHOAL_TOKEN: "" });
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/^shoal: the edge wants credentials \(--token user:token or SHOAL_TOKEN\)/);
+      const wrong = await shoal(["put", file, "--to", to, "--token", "alice:not-the-right-token-0000"]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/^shoal: the edge refused the credentials \(check the user and token given with --token or SHOAL_TOKEN\): HTTP 401\n$/);
+      const right = await shoal(["put", file, "--to", to, "--token", "alice:0123456789abcdef0123"]);
+      expect(right.stderr).toMatch(/put 1 file/);
+      expect(right.code).toBe(0);
+    } finally {
+      await edge.destroy();
+    }
+  });
+
+  it("gives up on an edge or agent that accepts connections and never answers, with a clear message", async () => {
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const file = path.join(scratch, "silent.txt");
+      await writeFile(file, "hello\n");
+      const started = Date.now();
+      const put = await shoal(["put", file, "--to", `127.0.0.1:${port}/files/t:v1`], { SHOAL_HTTP_TIMEOUT_SECONDS: "1" });
+      expect(put.code).toBe(1);
+      expect(put.stderr).toMatch(new RegExp(`^shoal: the edge at http://127\\.0\\.0\\.1:${port} did not answer HEAD /v2/files/t/blobs/sha256:[0-9a-f]{64}: no answer within 1 s \\(SHOAL_HTTP_TIMEOUT_SECONDS sets the wait\\)\\n$`));
+      const pull = await shoal(["pull", "cli/app:v1", "-o", path.join(scratch, "silent"), "--agent", `http://127.0.0.1:${port}`], { SHOAL_HTTP_TIMEOUT_SECONDS: "1" });
+      expect(pull.code).toBe(1);
+      expect(pull.stderr).toMatch(/^shoal: the agent at http:\/\/127\.0\.0\.1:\d+ did not answer GET \/v2\/cli\/app\/manifests\/v1: no answer within 1 s/);
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
+  });
+
+  it("refuses to start the devcluster and the Deno edge on a token under 16 characters, in one line", async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), "shoal-bad-token-"));
+    try {
+      const env = { ...process.env, SHOAL_HOME: home, SHOAL_PUSH_TOKENS: "alice:short", SHOAL_EDGE_PORT: String(await freePort()) };
+      const run = (command: string, args: string[]) =>
+        new Promise<{ code: number; stderr: string }>((resolve) => {
+          execFile(command, args, { env }, (error, _stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code) : 0, stderr }));
+        });
+      const devcluster = await run(TSX, ["src/devcluster/main.ts"]);
+      expect(devcluster).toEqual({ code: 2, stderr: "devcluster: refusing to start: invalid edge settings: pushTokens: the token of alice is shorter than 16 characters\n" });
+      const deno = await run(path.resolve("node_modules/.bin/deno"), ["run", "--allow-all", "src/edge-deno/main.ts", "--port", "0"]);
+      expect(deno.code).toBe(2);
+      expect(deno.stderr.trim().split("\n")).toEqual(["edge:deno: refusing to start: invalid edge settings: pushTokens: the token of alice is shorter than 16 characters"]);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("logs", () => {
+  it("are one JSON format from the three devcluster processes, with component and instance on every line", async () => {
+    const records = cluster
+      .output()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const seen = new Set(records.map((r) => `${r.component}/${r.instance}`));
+    for (const name of ["devcluster/main", "edge/edge", "agent/agent-one", "agent/agent-two"]) expect(seen).toContain(name);
+    for (const record of records) {
+      expect(record.level).toMatch(/^(trace|debug|info|warn|error|fatal)$/);
+      expect(record.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(typeof record.component).toBe("string");
+      expect(typeof record.instance).toBe("string");
+    }
+    // Nothing else on stdout/stderr but JSON lines (a pipe gets JSON, a terminal pretty lines).
+    expect(cluster.output().split("\n").filter((l) => l.trim() && !l.startsWith("{"))).toEqual([]);
+  });
+
+  it("log the HEAD 404s every push makes as info, not warnings", async () => {
+    const missing = `sha256:${"0".repeat(64)}`;
+    const ids = { edge: `head-edge-${Date.now()}`, agent: `head-agent-${Date.now()}` };
+    expect((await fetch(`${cluster.edgeUrl}/v2/cli/app/blobs/${missing}`, { method: "HEAD", headers: { "X-Request-Id": ids.edge } })).status).toBe(404);
+    expect((await fetch(`${cluster.agents[0]!.registry}/v2/cli/app/blobs/${missing}`, { method: "HEAD", headers: { "X-Request-Id": ids.agent } })).status).toBe(404);
+    const find = (id: string) =>
+      cluster
+        .output()
+        .split("\n")
+        .filter((l) => l.includes(id) && l.includes('"msg":"request"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const deadline = Date.now() + 5_000;
+    while ((find(ids.edge).length === 0 || find(ids.agent).length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(find(ids.edge)).toContainEqual(expect.objectContaining({ level: "info", status: 404, component: "edge" }));
+    expect(find(ids.agent)).toContainEqual(expect.objectContaining({ level: "info", status: 404, component: "agent", instance: "agent-one" }));
+    // A GET that finds nothing is still a warning.
+    const get = `get-${Date.now()}`;
+    await fetch(`${cluster.edgeUrl}/v2/cli/app/blobs/${missing}`, { headers: { "X-Request-Id": get } });
+    while (find(get).length === 0 && Date.now() < deadline + 5_000) await new Promise((r) => setTimeout(r, 100));
+    expect(find(get)).toContainEqual(expect.objectContaining({ level: "warn", status: 404 }));
+  });
+
+  it("are pretty lines with --log-format pretty (what a terminal gets by default)", async () => {
+    const [registry, peer, admin] = await freePorts(3);
+    const child = spawn(TSX, ["src/agent-node/main.ts", "agent", "--log-format", "pretty", "--instance", "box-7", "--edge", cluster.edgeUrl, "--store-dir", path.join(scratch, "pretty-store"), `--agent-registry-port=${registry}`, `--peer-port=${peer}`, `--agent-server-port=${admin}`], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!output.includes("agent started") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(output).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: agent\/box-7 agent started \{.*"registryPort":\d+/m);
+    } finally {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
-import { pino } from "pino";
+import { createLogger, resolveLogFormat } from "./logger.js";
 import { Agent } from "../agent.js";
 import { ConfigError, mergeConfig, parseAgentConfig, parseAgentSecrets, readYamlFile } from "../config.js";
 
@@ -18,6 +18,8 @@ interface AgentFlags {
   storeCapacity?: string;
   listenHost?: string;
   logLevel?: string;
+  logFormat?: string;
+  instance?: string;
   p2p?: boolean;
   ingressRate?: string;
   egressRate?: string;
@@ -46,6 +48,8 @@ export function agentCommand(): Command {
     .option("--store-capacity <size>", "store capacity, e.g. 20GiB")
     .option("--listen-host <host>", "address the registry and admin ports bind to")
     .option("--log-level <level>", "trace, debug, info, warn, error")
+    .option("--log-format <format>", "auto (pretty on a terminal, JSON lines otherwise), json or pretty (default: $SHOAL_LOG_FORMAT or auto)")
+    .option("--instance <name>", "this agent's name on every log line (default: the host name)")
     .option("--no-p2p", "fetch every blob from the edge in one stream (no peers)")
     .option("--ingress-rate <size>", "bytes per second taken in from peers and the edge, e.g. 100MiB")
     .option("--egress-rate <size>", "bytes per second sent to peers, e.g. 100MiB")
@@ -72,7 +76,13 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   });
   const config = parseAgentConfig(merged, flags.config ? `configuration (${flags.config} and flags)` : "flags");
   const secrets = flags.secrets ? parseAgentSecrets(await readYamlFile(flags.secrets), flags.secrets) : {};
-  const log = pino({ level: config.log.level, base: { component: "agent", zone: config.zone, cluster: config.cluster } });
+  let format;
+  try {
+    format = resolveLogFormat(flags.logFormat);
+  } catch (error) {
+    throw new ConfigError(`--log-format: ${(error as Error).message}`);
+  }
+  const log = createLogger({ component: "agent", instance: flags.instance, level: config.log.level, format, base: { zone: config.zone, cluster: config.cluster } });
   // Secrets are never logged; the config holds none.
   log.info({ config }, "configuration");
   const agent = new Agent(config, secrets, log);

@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { requestLogLevel } from "../../shared/request-log-level.js";
 import type { Logger } from "pino";
 import { randomUUID } from "node:crypto";
 import { OciError } from "../../shared/oci/errors.js";
@@ -39,7 +40,7 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
     let routeKind = "unknown";
     res.on("finish", () => {
       options.metrics.requests.inc({ route: routeKind, method: req.method ?? "", status: String(res.statusCode) });
-      const level = res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "warn" : "info";
+      const level = requestLogLevel(req.method ?? "", res.statusCode);
       options.log[level]({ requestId, method: req.method, url: req.url?.slice(0, 300), route: routeKind, status: res.statusCode, ms: Date.now() - started }, "request");
     });
     const refusal = refusalFor(req.headers, names);

@@ -96,7 +96,8 @@ export function k8sManifests(flags: K8sFlags): string {
             priorityClassName: "system-node-critical",
             tolerations: [{ operator: "Exists" }],
             terminationGracePeriodSeconds: 15,
-            securityContext: { runAsUser: AGENT_UID, runAsGroup: AGENT_UID, runAsNonRoot: true },
+            // fsGroup: the kubelet makes the Secret's file group-readable by the agent (it is root's).
+            securityContext: { runAsUser: AGENT_UID, runAsGroup: AGENT_UID, runAsNonRoot: true, fsGroup: AGENT_UID },
             // The kubelet creates the hostPath as root: hand it (and a store an older, root-run agent
             // left) to the agent's user. Only CAP_CHOWN, with node from the same image.
             initContainers: [
@@ -134,7 +135,7 @@ export function k8sManifests(flags: K8sFlags): string {
             ],
             volumes: [
               { name: "config", configMap: { name: "shoal-agent-config" } },
-              { name: "secrets", secret: { secretName, defaultMode: 0o400 } },
+              { name: "secrets", secret: { secretName, defaultMode: 0o440 } },
               { name: "store", hostPath: { path: "/var/lib/shoal", type: "DirectoryOrCreate" } },
             ],
           },

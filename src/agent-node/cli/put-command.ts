@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { stat } from "node:fs/promises";
 import { parseSize } from "../config.js";
 import { authorizationHeader } from "../../shared/auth/credentials.js";
 import { formatManifestReference } from "../../shared/oci/reference.js";
@@ -63,7 +64,7 @@ async function put(args: string[], flags: PutFlags): Promise<void> {
   try {
     const layers = [];
     for (const file of files) {
-      const hashing = progress.bar(`hash ${file.title}`, 0);
+      const hashing = progress.bar(`hashing ${file.title}`, (await stat(file.path)).size, { transient: true });
       const { digest, size } = await hashFile(file.path, (n) => hashing.add(n));
       hashing.done();
       layers.push({ ...file, digest, size });
@@ -87,9 +88,16 @@ async function put(args: string[], flags: PutFlags): Promise<void> {
     const digest = await client.putManifest(target.name, target.tag, bytes, manifest.mediaType);
     progress.stop();
     const total = layers.reduce((n, l) => n + l.size, 0);
-    process.stderr.write(`put ${layers.length} file(s), ${formatBytes(total)} (${formatBytes(sent)} sent, the rest was there) as ${target.name}:${target.tag}\n`);
+    process.stderr.write(`put ${layers.length} file(s), ${formatBytes(total)} (${sentSummary(sent, total)}) as ${target.name}:${target.tag}\n`);
     process.stdout.write(`${digest}\n`);
   } finally {
     progress.stop();
   }
+}
+
+/** What the summary says about the bytes that went up: all, some (the edge had the rest), none. */
+export function sentSummary(sent: number, total: number): string {
+  if (sent >= total) return `${formatBytes(sent)} sent`;
+  if (sent === 0) return "the edge had all of it: nothing sent";
+  return `${formatBytes(sent)} sent, the edge had the other ${formatBytes(total - sent)}`;
 }

@@ -10,22 +10,27 @@ describe("the devcluster's edge watchdog", () => {
   it("reports a server that keeps its port but answers nothing, once, and its recovery", async () => {
     let frozen = false;
     const held: http.ServerResponse[] = [];
-    const server = http.createServer((_req, res) => (frozen ? held.push(res) : res.writeHead(401).end()));
+    let answered = 0;
+    const server = http.createServer((_req, res) => {
+      if (frozen) return held.push(res);
+      answered += 1;
+      res.writeHead(401).end();
+    });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/`;
     const events: string[] = [];
-    const watchdog = startWatchdog({ url, intervalMs: 100, timeoutMs: 200, failures: 3, onStuck: (reason) => events.push(`stuck: ${reason}`), onAnswering: () => events.push("answering") });
+    const watchdog = startWatchdog({ url, intervalMs: 200, timeoutMs: 1000, failures: 3, onStuck: (reason) => events.push(`stuck: ${reason}`), onAnswering: () => events.push("answering") });
     const until = async (check: () => boolean) => {
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 30_000;
       while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     };
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      await until(() => answered >= 3);
       expect(events).toEqual([]); // a 401 is an answer
       frozen = true;
       await until(() => events.length > 0);
-      await new Promise((r) => setTimeout(r, 500));
-      expect(events).toEqual([`stuck: 3 checks of ${url} failed (last: no answer within 0.2 s)`]);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(events).toEqual([`stuck: 3 checks of ${url} failed (last: no answer within 1 s)`]);
       frozen = false;
       await until(() => events.length > 1);
       expect(events[1]).toBe("answering");

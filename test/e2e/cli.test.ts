@@ -190,7 +190,9 @@ describe("structured logs", () => {
         .filter((l) => l.includes(requestId))
         .map((l) => JSON.parse(l.slice(l.indexOf("{"))) as Record<string, unknown>);
     // The agent may ask the edge other things first (its access check): wait for the tag's line.
-    while (!lines().some((l) => l.path === "/v2/cli/app/manifests/v1") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // The agent writes its own line once the response is finished: wait for both.
+    const complete = () => lines().some((l) => l.path === "/v2/cli/app/manifests/v1") && lines().some((l) => l.component === "agent" && l.msg === "request");
+    while (!complete() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const found = lines();
     // The agent's access log line and the edge's line for the tag it resolved there.
     expect(found).toContainEqual(expect.objectContaining({ msg: "request", requestId, route: "manifest", status: 200, component: "agent" }));

@@ -26,6 +26,8 @@ export function parseSimArgs(values: Record<string, string | boolean | undefined
     stagger: num("stagger", 0),
     slow: num("slow", 0),
     seed: num("seed", 1),
+    // Scheduler tunables to compare policies: --tuning '{"webSeedHoldMs":200}'.
+    tuning: values.tuning === undefined ? undefined : (JSON.parse(String(values.tuning)) as FleetOptions["tuning"]),
     out: String(values.out ?? "bench-out"),
     sweep: values.sweep === true,
   };

@@ -17,7 +17,7 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
        npm run bench -- edge [--size 64MiB] [--rounds 3] [--requests 200] [--out bench-out]
        npm run bench -- sim [--hosts 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s] [--wan-bandwidth 12.5MiB/s]
                             [--edge-bandwidth B] [--clusters 1] [--zones 1] [--churn 0] [--stagger 0] [--slow 0]
-                            [--seed 1] [--tuning JSON] [--out bench-out] [--sweep]
+                            [--seed 1] [--tuning JSON] [--out bench-out] [--sweep [--hosts 16,64,…]]
 
   serve   a blob served from a warm agent store to concurrent readers, against
           Debian's docker-registry (distribution 2.8) serving the same blob

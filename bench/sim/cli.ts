@@ -8,14 +8,18 @@ import { simulateFleet, type FleetOptions, type FleetResult, type FleetRun } fro
 export interface SimBenchOptions extends FleetOptions {
   out: string;
   sweep: boolean;
+  /** The N of a sweep (--sweep --hosts 16,64,256; default 16 … 20,000). */
+  sweepHosts: number[];
 }
 
 const rate = (v: unknown, fallback: string) => parseSize(String(v ?? fallback).replace(/\/s$/, ""));
 
 export function parseSimArgs(values: Record<string, string | boolean | undefined>): SimBenchOptions {
   const num = (name: string, fallback: number) => (values[name] === undefined ? fallback : Number(values[name]));
+  const hostList = String(values.hosts ?? values.agents ?? "16").split(",").map(Number);
   const options: SimBenchOptions = {
-    hosts: num("hosts", num("agents", 16)),
+    hosts: hostList[0]!,
+    sweepHosts: values.sweep === true && hostList.length > 1 ? hostList : SWEEP_HOSTS,
     size: parseSize(String(values.size ?? "64MiB")),
     agentBandwidth: rate(values["agent-bandwidth"], "6.25MiB"),
     wanBandwidth: rate(values["wan-bandwidth"], "12.5MiB"),
@@ -42,7 +46,7 @@ export async function benchSim(options: SimBenchOptions): Promise<void> {
   await mkdir(options.out, { recursive: true });
   if (options.sweep) {
     const results: FleetResult[] = [];
-    for (const hosts of SWEEP_HOSTS) {
+    for (const hosts of options.sweepHosts) {
       const run = simulateFleet({ ...options, hosts });
       print(run);
       results.push(run.result);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { simulateFleet } from "../../bench/sim/fleet.js";
+import { run as runCommand } from "../helpers/images.js";
 
 const MiB = 2 ** 20;
 
@@ -29,5 +33,20 @@ describe("fleet simulator", () => {
     const again = simulateFleet(options);
     expect(again.times).toEqual(run.times);
     expect(again.result.events).toBe(run.result.events);
+  }, 60_000);
+
+  it("npm run bench -- sim writes sim.json with exactly the report's fields, and the CDF plot", async () => {
+    const out = await mkdtemp(path.join(os.tmpdir(), "shoal-sim-"));
+    try {
+      await runCommand(path.resolve("node_modules/.bin/tsx"), ["bench/main.ts", "sim", "--hosts", "8", "--size", "4MiB", "--zones", "2", "--out", out], { maxBuffer: 1 << 24 });
+      const report = JSON.parse(await readFile(path.join(out, "sim.json"), "utf8"));
+      expect(Object.keys(report).sort()).toEqual(["agent_bandwidth", "blob_bytes", "bound_s", "completed", "events", "hosts", "max_s", "p50_s", "p90_s", "p999_s", "p99_s", "peer_bytes", "tracker", "wall_s", "wan_bandwidth", "wan_bytes"]);
+      expect(Object.keys(report.tracker).sort()).toEqual(["announces", "objects", "peak_announces_per_s_per_object"]);
+      expect(report).toMatchObject({ hosts: 8, completed: 8, blob_bytes: 4 * MiB });
+      expect(report.p50_s).toBeGreaterThanOrEqual(report.bound_s);
+      expect(await readFile(path.join(out, "sim.svg"), "utf8")).toContain("<svg");
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   }, 60_000);
 });

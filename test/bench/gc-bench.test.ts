@@ -17,10 +17,12 @@ describe("bench/gc.ts", () => {
       expect(result.stdout).toMatch(/bench gc: [\d.]+ s, \d+ batches; storage calls: \d+ lists/);
       const figures = JSON.parse(await readFile(path.join(out, "gc.json"), "utf8")) as Record<string, number>;
       expect(figures.blobs).toBe(40);
-      expect(figures.manifests_dropped).toBe(5);
+      // A DELETE takes the manifest out of its repository's index at once, so the run finds no
+      // manifest of its own to drop; it frees the deleted manifests' bytes with their blobs:
       // 10 loose blobs, and the 5 deleted manifests with their 3 blobs each.
       expect(figures.freed_objects).toBe(10 + 5 * 4);
-      expect(figures.storage_lists).toBeGreaterThanOrEqual(5);
+      expect(figures.storage_lists).toBeGreaterThanOrEqual(1);
+      expect(figures.storage_deletes).toBeGreaterThanOrEqual(1);
     } finally {
       await rm(out, { recursive: true, force: true });
     }

@@ -110,6 +110,9 @@ describe("pull-through", () => {
     await new Promise((r) => setTimeout(r, 1_500)); // past the tag's time to live
     const res = await fetch(`${cluster.edgeUrl}/v2/hub/library/app/manifests/v1`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
     expect(res.status).toBe(200);
+    // The edge's log line comes through the devcluster's log pipe: wait for it rather than race it.
+    const deadline = Date.now() + 10_000;
+    while (!/upstream unavailable: serving the tag as last resolved/.test(cluster.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(cluster.output()).toMatch(/upstream unavailable: serving the tag as last resolved/);
     expect(await pulledLayers(`${cluster.edgeHost}/hub/library/app:v1`, "upstream-down")).toEqual(layers);
     const unknown = await fetch(`${cluster.edgeUrl}/v2/hub/library/app/manifests/never`);
@@ -162,7 +165,10 @@ describe("replication", () => {
     expect(failing.lastError).toMatch(/127\.0\.0\.1:\d+/);
     target = await startDistribution(path.join(scratch, "target"), targetPort);
     await until(async () => (await targetTags()).includes("v2"), 30_000, "v2 at the target");
-    const done = (await (await fetch(`${cluster.edgeUrl}/shoal/v1/replication`)).json()) as Status;
+    // The tag lands at the target just before the queue records the copy as done.
+    const queue = async () => (await (await fetch(`${cluster.edgeUrl}/shoal/v1/replication`)).json()) as Status;
+    await until(async () => (await queue()).jobs.find((j) => j.tag === "v2")?.state === "done", 10_000, "the copy recorded as done");
+    const done = await queue();
     expect(done.jobs.find((j) => j.tag === "v2")?.state).toBe("done");
     expect(done.pending).toBe(0);
   });

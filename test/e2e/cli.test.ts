@@ -297,7 +297,9 @@ describe("logs", () => {
         .filter((l) => l.includes(id) && l.includes('"msg":"request"'))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
     const deadline = Date.now() + 5_000;
-    while ((find(ids.edge).length === 0 || find(ids.agent).length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // The agent passes its request id to the edge, whose line may come first: wait for the agent's own.
+    const agentLine = () => find(ids.agent).some((r) => r.component === "agent");
+    while ((find(ids.edge).length === 0 || !agentLine()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(find(ids.edge)).toContainEqual(expect.objectContaining({ level: "info", status: 404, component: "edge" }));
     expect(find(ids.agent)).toContainEqual(expect.objectContaining({ level: "info", status: 404, component: "agent", instance: "agent-one" }));
     // A GET that finds nothing is still a warning.

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startDevcluster, type Devcluster } from "../helpers/devcluster.js";
+import { startContainerd } from "../helpers/containerd.js";
 import { buildImage, run, skopeoCopy } from "../helpers/images.js";
 
 /**
@@ -21,9 +20,8 @@ const SETTING = {
 const MIRRORED = "registry.example.com";
 let cluster: Devcluster;
 let scratch: string;
-let containerd: ChildProcess;
+let containerd: Awaited<ReturnType<typeof startContainerd>> | undefined;
 let socket: string;
-let output = "";
 
 beforeAll(async () => {
   cluster = await startDevcluster({ SHOAL_AUTH: JSON.stringify(SETTING) });
@@ -32,40 +30,14 @@ beforeAll(async () => {
   for (const name of ["public/app:v1", "private/app:v1"]) {
     await skopeoCopy(`oci:${image.layout}:${image.tag}`, `docker://${cluster.edgeHost}/${name}`, ["--dest-creds", `ci:${SECRET}`]);
   }
-  socket = path.join(scratch, "containerd.sock");
-  const config = path.join(scratch, "config.toml");
-  await writeFile(
-    config,
-    [
-      "version = 2",
-      `root = "${path.join(scratch, "root")}"`,
-      `state = "${path.join(scratch, "state")}"`,
-      `disabled_plugins = ["io.containerd.grpc.v1.cri"]`,
-      "[grpc]",
-      `  address = "${socket}"`,
-      "[ttrpc]",
-      `  address = "${socket}.ttrpc"`,
-      "",
-    ].join("\n"),
-  );
-  containerd = spawn("containerd", ["--config", config], { stdio: ["ignore", "pipe", "pipe"] });
-  containerd.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  containerd.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const deadline = Date.now() + 20_000;
-  while (!existsSync(socket)) {
-    if (containerd.exitCode !== null || Date.now() > deadline) throw new Error(`containerd did not start: ${output.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  containerd = await startContainerd(scratch);
+  socket = containerd.socket;
   const hosts = path.join(scratch, "certs.d", MIRRORED);
   await mkdir(hosts, { recursive: true });
   await writeFile(path.join(hosts, "hosts.toml"), [`server = "https://${MIRRORED}"`, "", `[host."${cluster.agents[0]!.registry}"]`, `  capabilities = ["pull", "resolve"]`, ""].join("\n"));
 });
 afterAll(async () => {
-  if (containerd && containerd.exitCode === null) {
-    const exited = new Promise((r) => containerd.once("exit", r));
-    containerd.kill("SIGTERM");
-    await exited;
-  }
+  await containerd?.stop();
   await cluster?.stop();
   await rm(scratch, { recursive: true, force: true });
 });

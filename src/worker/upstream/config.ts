@@ -20,6 +20,11 @@ const RemoteSchema = z.union([
       password: z.string().optional(),
       /** Pull-through: a cached tag is asked of the upstream again after this long. */
       tagTtlSeconds: z.number().nonnegative().optional(),
+      /**
+       * Hosts (`name` or `name:port`) besides the registry's own whose token realm may be asked for a
+       * token with its credentials (registry-client.ts). Docker Hub's `auth.docker.io` is known.
+       */
+      tokenRealms: z.array(z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/, "a host name or host:port")).optional(),
     })
     .strict(),
 ]);
@@ -30,6 +35,7 @@ export interface Remote {
   username?: string;
   password?: string;
   tagTtlSeconds: number;
+  tokenRealms?: string[];
 }
 
 export const DEFAULT_TAG_TTL_SECONDS = 300;
@@ -51,6 +57,7 @@ export function parseRemotes(text: string | undefined, variable: string): Remote
       ...("username" in remote && remote.username !== undefined ? { username: remote.username } : {}),
       ...("password" in remote && remote.password !== undefined ? { password: remote.password } : {}),
       tagTtlSeconds: ("tagTtlSeconds" in remote ? remote.tagTtlSeconds : undefined) ?? DEFAULT_TAG_TTL_SECONDS,
+      ...("tokenRealms" in remote && remote.tokenRealms !== undefined ? { tokenRealms: remote.tokenRealms.map((host) => host.toLowerCase()) } : {}),
     }))
     .sort((a, b) => b.prefix.length - a.prefix.length);
 }

@@ -5,6 +5,7 @@ import type { Dispatcher } from "undici";
 import type { Logger } from "pino";
 import { OciError } from "../../shared/oci/errors.js";
 import { EdgeUnavailableError, type EdgeClient } from "../edge/edge-client.js";
+import { matchRoute, type Route } from "./routes.js";
 
 /** Request headers worth passing to the edge. */
 const FORWARDED_REQUEST_HEADERS = ["content-type", "content-length", "content-range", "accept", "authorization"];
@@ -25,7 +26,7 @@ export class PushProxy {
 
   /** Passes a request through to the same path at the edge and relays the answer. */
   async forward(req: IncomingMessage, res: ServerResponse, withBody: boolean): Promise<void> {
-    const edgeRes = await this.send(req, req.method as Dispatcher.HttpMethod, req.url ?? "/", forwardedHeaders(req, withBody), withBody ? req : null);
+    const edgeRes = await this.send(req, req.method as Dispatcher.HttpMethod, edgePath(req), forwardedHeaders(req, withBody), withBody ? req : null);
     await relay(edgeRes, res, req);
   }
 
@@ -58,7 +59,7 @@ export class PushProxy {
    * address; the challenges the agent relays name this realm.
    */
   async token(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const edgeRes = await this.send(req, "GET", req.url ?? "/token", forwardedHeaders(req, false), null);
+    const edgeRes = await this.send(req, "GET", edgePath(req), forwardedHeaders(req, false), null);
     await relay(edgeRes, res, req);
   }
 
@@ -79,18 +80,18 @@ export class PushProxy {
   }
 
   async patch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const last = await this.appendSegments(req, req.url ?? "/");
+    const last = await this.appendSegments(req, edgePath(req));
     await relay(last, res, req);
   }
 
   async put(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!hasBody(req) || req.headers["content-range"]) return this.forward(req, res, hasBody(req));
     // The closing PUT carries the last chunk: append it in segments, then close without a body.
-    const patched = await this.appendSegments(req, pathOnly(req.url ?? "/"));
+    const patched = await this.appendSegments(req, pathOnly(edgePath(req)));
     if (patched.statusCode !== 202) return relay(patched, res, req);
     await patched.body.dump();
     const digest = new URL(req.url ?? "/", "http://agent").searchParams.get("digest") ?? "";
-    const put = await this.send(req, "PUT", withQuery(String(patched.headers.location ?? pathOnly(req.url ?? "/")), "digest", digest), { "content-length": "0" }, null);
+    const put = await this.send(req, "PUT", withQuery(String(patched.headers.location ?? pathOnly(edgePath(req))), "digest", digest), { "content-length": "0" }, null);
     await relay(put, res, req);
   }
 
@@ -188,6 +189,44 @@ class SegmentSource {
       sent += take;
       yield take < chunk.length ? chunk.subarray(0, take) : chunk;
     }
+  }
+}
+
+/**
+ * The path (and query) to ask the edge for `req`: rebuilt from the route the agent matched, never
+ * the raw `req.url`. The agent routes on the parsed, percent-decoded path; the raw form could mean
+ * something else at the edge (`a%2Fb` is one segment there, two here; dot segments, a fragment), so
+ * the edge is asked exactly what the agent decided it was asked.
+ */
+export function edgePath(req: IncomingMessage): string {
+  const url = new URL(req.url ?? "/", "http://agent");
+  return `${routePath(matchRoute(url.pathname))}${url.search}`;
+}
+
+function routePath(route: Route): string {
+  // Percent-encoded but for the characters digests and tags use (`sha256:…`, `sha256+b64:…`).
+  const segment = (text: string) => encodeURIComponent(text).replace(/%3A/gi, ":").replace(/%2B/gi, "+");
+  switch (route.kind) {
+    case "base":
+      return "/v2/";
+    case "token":
+      return "/token";
+    case "catalog":
+      return "/v2/_catalog";
+    case "manifest":
+      return `/v2/${route.name}/manifests/${segment(route.reference)}`;
+    case "blob":
+      return `/v2/${route.name}/blobs/${segment(route.digest)}`;
+    case "uploads":
+      return `/v2/${route.name}/blobs/uploads/`;
+    case "upload":
+      return `/v2/${route.name}/blobs/uploads/${segment(route.id)}`;
+    case "tags":
+      return `/v2/${route.name}/tags/list`;
+    case "referrers":
+      return `/v2/${route.name}/referrers/${segment(route.digest)}`;
+    case "namespace-blob":
+      return `/v2/${route.namespace}/blobs/${segment(route.digest)}`;
   }
 }
 

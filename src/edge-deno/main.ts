@@ -14,7 +14,7 @@ import { ObjectNamespaces } from "./durable-objects.js";
 import { installWorkersGlobals } from "./platform.js";
 import { cronsFromToml, startCrons } from "./cron.js";
 
-const VARS = ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION", "SHOAL_TRACKER_ALLOW_LOOPBACK", "SHOAL_TRACKER_PEERS_PER_ADDRESS", "SHOAL_GC_GRACE_SECONDS", "SHOAL_GC_RETENTION"];
+const VARS = ["SHOAL_CHUNK_MAX_BYTES", "SHOAL_PUSH_TOKENS", "SHOAL_PULL_AUTH", "SHOAL_AUTH", "SHOAL_TOKEN_KEYS", "SHOAL_AUTH_SERVICE", "SHOAL_TOKEN_TTL_SECONDS", "SHOAL_UPSTREAMS", "SHOAL_REPLICATION", "SHOAL_UPSTREAM_ANONYMOUS_BYTES_PER_DAY", "SHOAL_TRACKER_ALLOW_LOOPBACK", "SHOAL_TRACKER_PEERS_PER_ADDRESS", "SHOAL_GC_GRACE_SECONDS", "SHOAL_GC_RETENTION"];
 
 const log = (record: Record<string, unknown>) => console.log(JSON.stringify({ time: new Date().toISOString(), component: "edge", runtime: "deno", ...record }));
 

@@ -9,6 +9,7 @@ import type { Catalog } from "./build-index/catalog.js";
 import type { Tracker } from "./tracker/tracker.js";
 import type { GcLedger } from "./gc/ledger.js";
 import type { Collector } from "./gc/collector-object.js";
+import type { FillBudget } from "./upstream/fill-budget.js";
 import { parseRetention } from "./gc/policy.js";
 
 /** Bindings declared in wrangler.toml. */
@@ -37,6 +38,10 @@ export interface Env {
   /** JSON: repository prefix → registry that pushed tags are copied to. */
   SHOAL_REPLICATION?: string;
   REPLICATION: DurableObjectNamespace<ReplicationQueue>;
+  /** What anonymous pull-through stored in the last 24 hours (one object; upstream/fill-budget.ts). */
+  FILL_BUDGET: DurableObjectNamespace<FillBudget>;
+  /** Most bytes pull-through may store for anonymous readers in 24 hours (default 10 GiB; 0: none). */
+  SHOAL_UPSTREAM_ANONYMOUS_BYTES_PER_DAY?: string;
   /** "true": the tracker accepts loopback peer addresses (a devcluster on 127.0.0.1; never in production). */
   SHOAL_TRACKER_ALLOW_LOOPBACK?: string;
   /** Most peers one source address (announcing without an account) may hold in a swarm object. */
@@ -53,6 +58,9 @@ export interface Env {
 /** The grace period's default: a push has a day to put the manifest of the blobs it uploaded. */
 export const DEFAULT_GC_GRACE_SECONDS = 24 * 60 * 60;
 
+/** Anonymous pull-through stores at most this much in 24 hours, unless configured (10 GiB). */
+export const DEFAULT_ANONYMOUS_FILL_BYTES_PER_DAY = 10 * 1024 ** 3;
+
 /** Workers' request-body cap on the Free/Pro plans (100 MB); the default chunk limit. */
 export const DEFAULT_CHUNK_MAX_BYTES = 100_000_000;
 
@@ -68,6 +76,7 @@ export const EdgeSettingsSchema = z.object({
   tokenTtlSeconds: z.coerce.number().int().min(1).max(86_400).default(300),
   upstreams: remotes("SHOAL_UPSTREAMS"),
   replication: remotes("SHOAL_REPLICATION"),
+  upstreamAnonymousBytesPerDay: z.coerce.number().int().nonnegative().default(DEFAULT_ANONYMOUS_FILL_BYTES_PER_DAY),
   trackerAllowLoopback: z.enum(["true", "false", ""]).default("").transform((v) => v === "true"),
   trackerPeersPerAddress: z.coerce.number().int().min(1).default(256),
   gcGraceSeconds: z.coerce.number().int().nonnegative().default(DEFAULT_GC_GRACE_SECONDS),
@@ -130,6 +139,7 @@ export function edgeSettings(env: Env): EdgeSettings {
     tokenTtlSeconds: env.SHOAL_TOKEN_TTL_SECONDS || undefined,
     upstreams: env.SHOAL_UPSTREAMS,
     replication: env.SHOAL_REPLICATION,
+    upstreamAnonymousBytesPerDay: env.SHOAL_UPSTREAM_ANONYMOUS_BYTES_PER_DAY || undefined,
     trackerAllowLoopback: env.SHOAL_TRACKER_ALLOW_LOOPBACK,
     trackerPeersPerAddress: env.SHOAL_TRACKER_PEERS_PER_ADDRESS || undefined,
     gcGraceSeconds: env.SHOAL_GC_GRACE_SECONDS || undefined,

@@ -7,6 +7,7 @@ export { Catalog } from "./build-index/catalog.js";
 export { UploadSession } from "./upload/upload-session.js";
 export { Tracker } from "./tracker/tracker.js";
 export { ReplicationQueue } from "./upstream/replication-queue.js";
+export { FillBudget } from "./upstream/fill-budget.js";
 export { GcLedger } from "./gc/ledger.js";
 export { Collector } from "./gc/collector-object.js";
 

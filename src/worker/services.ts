@@ -8,6 +8,7 @@ import type { Catalog } from "./build-index/catalog.js";
 import type { Tracker } from "./tracker/tracker.js";
 import type { ReplicationQueue } from "./upstream/replication-queue.js";
 import type { GcRun } from "./gc/run.js";
+import type { FillBudget } from "./upstream/fill-budget.js";
 
 /** What route handlers use, built once per request from the bindings (hono `c.get("services")`). */
 export interface Services {
@@ -19,6 +20,8 @@ export interface Services {
   tracker(digest: string): DurableObjectStub<Tracker>;
   /** The queue of tags to copy to replication targets (one object). */
   replication(): DurableObjectStub<ReplicationQueue>;
+  /** What anonymous pull-through may still store (one object). */
+  fillBudget(): DurableObjectStub<FillBudget>;
   /** The latest garbage collection runs, newest first (gc/ledger.ts). */
   gcRuns(limit: number): Promise<GcRun[]>;
   settings: EdgeSettings;
@@ -33,6 +36,7 @@ export function servicesFromEnv(env: Env): Services {
     catalog: () => env.CATALOG.get(env.CATALOG.idFromName("catalog")),
     tracker: (digest) => env.TRACKER.get(env.TRACKER.idFromName(digest)),
     replication: () => env.REPLICATION.get(env.REPLICATION.idFromName("replication")),
+    fillBudget: () => env.FILL_BUDGET.get(env.FILL_BUDGET.idFromName("fill-budget")),
     gcRuns: (limit) => env.GC_LEDGER.get(env.GC_LEDGER.idFromName("ledger")).history(limit),
     settings: edgeSettings(env),
   };

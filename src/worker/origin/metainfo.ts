@@ -33,7 +33,7 @@ metainfoRoutes.get(`/shoal/v1/${NAME}/metainfo/:digest`, async (c) => {
   const name = repositoryParam(c.req.param("name"));
   const digest = digestParam(c.req.param("digest"));
   const services = c.get("services");
-  if ((await ensureBlob(services, name, digest)) === null) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
+  if ((await ensureBlob(services, name, digest, c.get("identity"))) === null) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
   const metainfo = await metainfoFor(services.metainfo, services.blobs, digest);
   if (!metainfo) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in storage`);
   return c.json(metainfo, 200, { "Cache-Control": "public, max-age=31536000, immutable" });

@@ -13,7 +13,7 @@ blobRoutes.on(["GET", "HEAD"], `/v2/${NAME}/blobs/:digest`, async (c) => {
   const digest = digestParam(c.req.param("digest"));
   const services = c.get("services");
   // Linked in the repository, or fetched now from its upstream (pull-through).
-  const linked = await ensureBlob(services, name, digest);
+  const linked = await ensureBlob(services, name, digest, c.get("identity"));
   if (linked === null) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
   const info = await services.blobs.stat(digest);
   if (!info) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in storage`);

@@ -21,7 +21,7 @@ manifestRoutes.on(["GET", "HEAD"], `/v2/${NAME}/manifests/:reference`, async (c)
   if (!referenceText.includes(":") && !isTag(referenceText)) {
     throw new OciError("MANIFEST_UNKNOWN", `${JSON.stringify(referenceText.slice(0, 150))} is not a valid tag`);
   }
-  const stored = await resolveManifest(services, name, referenceText);
+  const stored = await resolveManifest(services, name, referenceText, c.get("identity"));
   const headers = {
     "Content-Type": stored.mediaType,
     "Docker-Content-Digest": stored.digest,

@@ -8,6 +8,7 @@ import type { Services } from "../services.js";
 import { remoteFor, type Remote } from "./config.js";
 import { RegistryClient, UpstreamError, reach } from "./registry-client.js";
 import { linkBlob } from "../gc/interlock.js";
+import { accountOf, type Identity } from "../auth.js";
 
 /**
  * Pull-through: a repository under a prefix of `SHOAL_UPSTREAMS` is filled from its upstream on
@@ -15,6 +16,13 @@ import { linkBlob } from "../gc/interlock.js";
  * asked of the upstream, verified against its digest and stored as if pushed; a blob is fetched once,
  * stored only if its digest matches, and from then on served — to agents and so to their peers —
  * without the upstream. When the upstream is down, a tag already resolved is served as it was.
+ *
+ * What a reader without an account makes the edge store (a fill: content the edge does not have
+ * yet) counts against `SHOAL_UPSTREAM_ANONYMOUS_BYTES_PER_DAY` (fill-budget.ts); past it, such a
+ * fill is refused with 429 TOOMANYREQUESTS before a byte is stored, while what is stored is served
+ * to anyone as before. Refused, not passed through unstored: a pass-through would still spend the
+ * upstream's bandwidth and rate limit (and the credentials configured for it) for strangers without
+ * bound, and agents need the blob at the edge anyway (metainfo, web-seed ranges).
  */
 const clients = new Map<string, RegistryClient>();
 
@@ -28,7 +36,7 @@ function clientFor(remote: Remote): RegistryClient {
 }
 
 /** A repository's manifest by tag or digest, from the index, else (pull-through) its upstream. */
-export async function resolveManifest(services: Services, name: string, referenceText: string): Promise<StoredManifest> {
+export async function resolveManifest(services: Services, name: string, referenceText: string, requester: Identity | undefined): Promise<StoredManifest> {
   const reference = parseManifestReference(referenceText);
   const repository = services.repository(name);
   const stored = reference.kind === "tag" ? await repository.manifestByTag(reference.tag) : await repository.manifestByDigest(reference.digest);
@@ -44,7 +52,7 @@ export async function resolveManifest(services: Services, name: string, referenc
     if (resolvedAt !== null && Date.now() - resolvedAt < upstream.remote.tagTtlSeconds * 1000) return stored;
   }
   try {
-    return await fetchManifest(services, name, upstream, referenceText);
+    return await fetchManifest(services, name, upstream, referenceText, requester);
   } catch (error) {
     if (stored && error instanceof UpstreamError && error.status === 503) {
       console.log(JSON.stringify({ level: "warn", msg: "upstream unavailable: serving the tag as last resolved", repository: name, reference: referenceText, error: error.message }));
@@ -54,7 +62,7 @@ export async function resolveManifest(services: Services, name: string, referenc
   }
 }
 
-async function fetchManifest(services: Services, name: string, upstream: { remote: Remote; name: string }, reference: string): Promise<StoredManifest> {
+async function fetchManifest(services: Services, name: string, upstream: { remote: Remote; name: string }, reference: string, requester: Identity | undefined): Promise<StoredManifest> {
   const client = clientFor(upstream.remote);
   const where = `${upstream.remote.url}/v2/${upstream.name}/manifests/${reference}`;
   const res = await reach(
@@ -81,8 +89,16 @@ async function fetchManifest(services: Services, name: string, upstream: { remot
   if (ref.kind === "tag" && claimed && claimed.startsWith("sha256:") && claimed !== digest) {
     throw new UpstreamError(`upstream sent a manifest hashing to ${digest}, announced as ${claimed}`);
   }
-  if (!(await services.blobs.stat(digest)) && !(await services.blobs.putVerified(digest, bytes, bytes.byteLength))) {
-    throw new Error(`storage refused manifest ${digest}`);
+  if (!(await services.blobs.stat(digest))) {
+    const refund = await reserveFill(services, requester, bytes.byteLength, `manifest ${digest} of ${name}`);
+    const stored = await services.blobs.putVerified(digest, bytes, bytes.byteLength).catch(async (error: unknown) => {
+      await refund?.();
+      throw error;
+    });
+    if (!stored) {
+      await refund?.();
+      throw new Error(`storage refused manifest ${digest}`);
+    }
   }
   const put = await services.repository(name).putManifest({
     repository: name,
@@ -99,7 +115,7 @@ async function fetchManifest(services: Services, name: string, upstream: { remot
  * Makes sure a blob is linked in the repository, fetching it from the upstream when the repository
  * has one. Returns its size, or null when neither has it.
  */
-export async function ensureBlob(services: Services, name: string, digest: Digest): Promise<number | null> {
+export async function ensureBlob(services: Services, name: string, digest: Digest, requester: Identity | undefined): Promise<number | null> {
   const repository = services.repository(name);
   const linked = await repository.blobSize(digest);
   if (linked !== null) return linked;
@@ -124,13 +140,47 @@ export async function ensureBlob(services: Services, name: string, digest: Diges
       await res.body?.cancel();
       throw new UpstreamError(`upstream ${where} answered ${res.status}${res.ok ? " without a Content-Length" : ""}`);
     }
+    let refund: (() => Promise<void>) | undefined;
+    try {
+      refund = await reserveFill(services, requester, size, `blob ${digest} of ${name}`);
+    } catch (error) {
+      await res.body.cancel();
+      throw error;
+    }
     // Storage checks the digest as the bytes arrive: a wrong blob is never stored.
-    if (!(await services.blobs.putVerified(digest, res.body, size))) throw new UpstreamError(`upstream ${where} sent bytes that do not match the digest`);
+    const stored = await services.blobs.putVerified(digest, res.body, size).catch(async (error: unknown) => {
+      await refund?.();
+      throw error;
+    });
+    if (!stored) {
+      await refund?.();
+      throw new UpstreamError(`upstream ${where} sent bytes that do not match the digest`);
+    }
     await linkBlob(services, name, digest, size);
     return size;
   } catch (error) {
     throw asOciError(error);
   }
+}
+
+/**
+ * Reserves `bytes` of the anonymous fill budget when the requester has no account (no credentials,
+ * or an anonymous token); returns how to give them back if the fill then stores nothing.
+ */
+async function reserveFill(services: Services, requester: Identity | undefined, bytes: number, what: string): Promise<(() => Promise<void>) | undefined> {
+  if (requester && accountOf(requester)) return undefined;
+  const limit = services.settings.upstreamAnonymousBytesPerDay;
+  const budget = services.fillBudget();
+  const grant = await budget.reserve(bytes, limit, Date.now());
+  if (grant.granted) return () => budget.refund(bytes, grant.hour);
+  const retryAfter = Number.isFinite(grant.freesAt) ? Math.max(1, Math.ceil((grant.freesAt - Date.now()) / 1000)) : undefined;
+  const why =
+    limit === 0
+      ? "pull-through is off for anonymous readers (SHOAL_UPSTREAM_ANONYMOUS_BYTES_PER_DAY=0)"
+      : `anonymous pull-through has stored ${grant.usedBytes} of its ${limit} bytes for 24 hours (SHOAL_UPSTREAM_ANONYMOUS_BYTES_PER_DAY)`;
+  throw new OciError("TOOMANYREQUESTS", `${why}: ${what} (${bytes} bytes) is not at the edge yet; pull it with credentials (docker login)${retryAfter ? ", or try again later" : ""}`, {
+    ...(retryAfter ? { headers: { "Retry-After": String(retryAfter) } } : {}),
+  });
 }
 
 function asOciError(error: unknown): unknown {

@@ -176,20 +176,76 @@ describe("SwarmScheduler, rule by rule", () => {
     expect(of(actions, "failed")[0]?.reason).toMatch(/no verified piece for 1 s/);
   });
 
-  it("reads a piece a reader waits for from the web seed at once, outside its slice and before handshakes end", () => {
+  it("reads a piece a reader waits for from the web seed outside its slice, once handshakes with peers that have pieces are done", () => {
     const s = scheduler(100);
     s.handle({ type: "start", have: [] }, 0);
-    s.poll(0);
-    // Handed-out seeders: the web seed would hold its first read while their handshakes run.
-    s.handle({ type: "announced", response: { interval: 3, peers: [{ ...handoutPeer(1, 100), complete: true }], webSeedStartPiece: 0, webSeedSlicePieces: 10 } }, 10);
+    s.handle({ type: "priorities", pieces: [98, 99] }, 0);
+    // Before the first answer the tracker may name a peer that has them: the edge waits.
+    expect(of(s.poll(0), "web-seed")).toHaveLength(0);
+    // A handed-out peer with pieces: the reader's pieces wait for its handshake (a second host's
+    // lazy read comes from the first host's partial copy).
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1, 2)], webSeedStartPiece: 0, webSeedSlicePieces: 10 } }, 10);
     expect(of(s.poll(10), "web-seed")).toHaveLength(0);
-    s.handle({ type: "priorities", pieces: [98, 99] }, 20);
+    // It had other pieces: the reader's come from the web seed at once, both (one read more than
+    // the usual concurrency of 1), whatever the slice.
+    s.handle({ type: "peer-connected", peer: "10.0.0.1:4000", peerId: idOf(1), inbound: false, bitfield: bits(100, [0, 1]) }, 20);
     const actions = s.poll(20);
-    // One more read than the usual concurrency (1) for readers: both pieces at once.
     expect(of(actions, "web-seed")).toEqual([
       { type: "web-seed", index: 98 },
       { type: "web-seed", index: 99 },
     ]);
+  });
+
+  it("reads a reader's pieces from the web seed without waiting when the handed-out peers have nothing", () => {
+    const s = scheduler(100);
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "priorities", pieces: [50] }, 5);
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1, 0)], webSeedStartPiece: 0, webSeedSlicePieces: 10 } }, 10);
+    expect(of(s.poll(10), "web-seed").map((a) => a.index)).toContain(50);
+  });
+
+  it("without background completion fetches only what readers wait for, stays in the swarm, and never stalls idle", () => {
+    const s = scheduler(20, { background: false, stallTimeoutMs: 1_000 });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "announced", response: { interval: 3, peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 20 } }, 10);
+    expect(of(s.poll(10), "web-seed")).toHaveLength(0);
+    s.handle({ type: "priorities", pieces: [7] }, 20);
+    expect(of(s.poll(20), "web-seed")).toEqual([{ type: "web-seed", index: 7 }]);
+    s.handle({ type: "piece-arrived", index: 7, from: WEB_SEED }, 30);
+    s.handle({ type: "piece-verified", index: 7, from: WEB_SEED }, 31);
+    const after = s.poll(31);
+    expect(of(after, "have")).toEqual([{ type: "have", index: 7 }]);
+    expect(of(after, "web-seed")).toHaveLength(0);
+    // Long idle: no failure, but it keeps announcing (peers learn of its partial copy).
+    let t = 31;
+    const announces: number[] = [];
+    while (t < 60_000) {
+      t = s.nextTimeout() ?? t + 1_000;
+      for (const a of s.poll(t)) {
+        expect(a.type).not.toBe("failed");
+        if (a.type === "announce") {
+          announces.push(a.have);
+          s.handle({ type: "announced", response: { interval: 3, peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 20 } }, t);
+        }
+      }
+    }
+    expect(s.finished).toBe(false);
+    expect(announces.length).toBeGreaterThan(5);
+    expect(announces.every((have) => have === 1)).toBe(true);
+    // A reader that then waits with nothing arriving does fail after the stall timeout.
+    s.handle({ type: "priorities", pieces: [3] }, t);
+    for (const a of of(s.poll(t), "web-seed")) s.handle({ type: "web-seed-failed", index: a.index }, t);
+    let failed = false;
+    for (let k = 0; k < 200 && !failed; k++) {
+      t = s.nextTimeout() ?? t + 100;
+      for (const a of s.poll(t)) {
+        if (a.type === "web-seed") s.handle({ type: "web-seed-failed", index: a.index }, t);
+        if (a.type === "failed") failed = true;
+      }
+    }
+    expect(failed).toBe(true);
   });
 
   it("asks a peer for the pieces a reader waits for first, in the reader's order", () => {

@@ -23,6 +23,12 @@ export interface SchedulerConfig {
   refuseAddress?: (ip: string) => string | undefined;
   policy?: PieceSelectionPolicy;
   tuning?: Partial<SchedulerTuning>;
+  /**
+   * Fetch the pieces no reader waits for too, behind the readers' (default). Off (an agent's
+   * `--lazy-complete=never`): only what readers ask for is fetched, the swarm stays joined to serve
+   * it, and the stall timeout runs only while a reader waits.
+   */
+  background?: boolean;
 }
 
 interface Peer {
@@ -87,6 +93,7 @@ export class SwarmScheduler {
   private nextAnnounceAt = Number.POSITIVE_INFINITY;
   private lastProgressAt = 0;
   private readonly out: SchedulerAction[] = [];
+  private readonly background: boolean;
 
   constructor(private readonly config: SchedulerConfig) {
     this.pieceCount = config.pieceCount;
@@ -96,6 +103,7 @@ export class SwarmScheduler {
     this.haveField = new Bitfield(this.pieceCount);
     this.availability = new Uint16Array(this.pieceCount);
     this.webSeed = new WebSeedPlan(this.pieceCount, this.tuning);
+    this.background = config.background ?? true;
   }
 
   // ---- queries ---------------------------------------------------------------------------------
@@ -143,14 +151,14 @@ export class SwarmScheduler {
       if (at > after && at < next) next = at;
     };
     consider(this.nextAnnounceAt);
-    consider(this.lastProgressAt + this.config.stallTimeoutMs + 1);
+    if (this.fetching()) consider(this.lastProgressAt + this.config.stallTimeoutMs + 1);
     for (const peer of this.peers.values()) {
       for (const request of peer.requested.values()) consider(request.deadline);
       consider(peer.rejectedUntil);
     }
     consider(this.webSeedRetryAt);
     // Patience and the web seed's hold have no deadline of their own: look again now and then.
-    if (this.missing() > 0) consider(after + this.tuning.tickMs);
+    if (this.missing() > 0 && this.fetching()) consider(after + this.tuning.tickMs);
     return next === Number.POSITIVE_INFINITY ? undefined : next;
   }
 
@@ -218,9 +226,13 @@ export class SwarmScheduler {
         this.webSeedFailures++;
         this.webSeedRetryAt = now + Math.min(this.tuning.maxWebSeedBackoffMs, 500 * 2 ** (this.webSeedFailures - 1));
         return;
-      case "priorities":
-        this.wanted = event.pieces.filter((i) => Number.isInteger(i) && i >= 0 && i < this.pieceCount);
+      case "priorities": {
+        const idle = !this.fetching();
+        this.wanted = event.pieces.filter((i) => Number.isInteger(i) && i >= 0 && i < this.pieceCount && !this.haveField.has(i));
+        // A swarm that fetched nothing while no reader waited has not stalled: the clock starts now.
+        if (idle && this.fetching()) this.lastProgressAt = now;
         return;
+      }
       case "timer":
         return;
     }
@@ -324,6 +336,7 @@ export class SwarmScheduler {
     this.haveField.set(index);
     this.haveCount++;
     this.lastProgressAt = now;
+    if (this.wanted.includes(index)) this.wanted = this.wanted.filter((i) => i !== index);
     // Endgame: whoever else was fetching this piece can stop.
     for (const key of [...(this.inFlight.get(index) ?? [])]) {
       const peer = this.peers.get(key);
@@ -355,7 +368,7 @@ export class SwarmScheduler {
     this.lastPollAt = now;
     if (this.started && !this.done) {
       this.expireRequests(now);
-      if (now - this.lastProgressAt > this.config.stallTimeoutMs) {
+      if (this.fetching() && now - this.lastProgressAt > this.config.stallTimeoutMs) {
         this.fail(`no verified piece for ${Math.round(this.config.stallTimeoutMs / 1000)} s from ${this.peers.size} peers or the web seed`);
       } else {
         this.pass(now);
@@ -404,6 +417,7 @@ export class SwarmScheduler {
     }
     if (missing.length === 0) return;
     this.passWanted(now);
+    if (!this.background) return;
     const endgame = unassigned.length === 0;
     const candidates = endgame ? missing.filter((i) => !this.verifying.has(i)) : unassigned;
     const ranked = this.policy.rank({ candidates, availability: this.availability, endgame }, this.random);
@@ -429,7 +443,9 @@ export class SwarmScheduler {
    * Pieces a reader waits for come first, in its order, outside the usual limits (a reader's
    * latency is what lazy pulling is for): from a connected peer that has the piece and is not
    * busy, preferring the one with the fewest requests in flight; when no peer has it, from the
-   * web seed at once, whatever the slice, with one read more than the usual concurrency.
+   * web seed at once, whatever the slice, with one read more than the usual concurrency — once the
+   * first announce is answered and handshakes with handed-out peers that have pieces are done (a
+   * second host's lazy read comes from the first host's partial copy, not from the edge).
    */
   private passWanted(now: number): void {
     if (this.wanted.length === 0) return;
@@ -443,7 +459,12 @@ export class SwarmScheduler {
       }
       if (best) {
         this.request(best, i, now);
-      } else if (this.availability[i] === 0 && now >= this.webSeedRetryAt && this.webInFlight.size <= this.config.webSeedConcurrency) {
+      } else if (
+        this.availability[i] === 0 &&
+        now >= this.webSeedRetryAt &&
+        this.webInFlight.size <= this.config.webSeedConcurrency &&
+        !this.webSeed.holding(now, this.connecting.size)
+      ) {
         this.webInFlight.set(i, now);
         this.out.push({ type: "web-seed", index: i });
       }
@@ -534,6 +555,11 @@ export class SwarmScheduler {
 
   private notePieceTime(ms: number): void {
     this.pieceMs = this.pieceMs === 0 ? ms : 0.8 * this.pieceMs + 0.2 * ms;
+  }
+
+  /** Is anything to be fetched now: everything (background), or what readers wait for? */
+  private fetching(): boolean {
+    return this.background || this.wanted.length > 0;
   }
 
   private missing(): number {

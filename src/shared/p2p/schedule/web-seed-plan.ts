@@ -82,9 +82,17 @@ export class WebSeedPlan {
     this.announced = true;
   }
 
+  /**
+   * Before the first answer, and while handshakes run with handed-out peers that have pieces (for
+   * a while at most), the edge is not asked: those peers may have what we need.
+   */
+  holding(now: number, connecting: number): boolean {
+    return !this.announced || (connecting > 0 && now < this.holdUntil);
+  }
+
   pick(p: WebSeedPick): number[] {
     const picked: number[] = [];
-    if (!this.announced || (p.connecting > 0 && p.now < this.holdUntil)) return picked;
+    if (this.holding(p.now, p.connecting)) return picked;
     const slice = this.slice ?? this.estimatedSlice(p.distinctPeers);
     for (let k = 0; k < this.pieceCount && picked.length < p.concurrency; k++) {
       const i = (this.start + k) % this.pieceCount;

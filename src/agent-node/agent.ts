@@ -107,6 +107,7 @@ export class Agent {
         // Loopback peers only for an agent that itself is on loopback (a devcluster, tests).
         allowLoopbackPeers: refusedAddress(this.config.peerIp, { allowLoopback: false }) === "a loopback address",
         bandwidth,
+        lazyComplete: p2p.lazyComplete,
         ...peerSecurity,
       },
       onStored: (name, digest, metainfo) => this.startSeeding(name, digest, metainfo),
@@ -128,7 +129,12 @@ export class Agent {
       metrics: this.metrics,
       log: this.log.child({ part: "admin" }),
       healthy: () => this.running,
-      beforeMetrics: () => this.metrics.storeBytes.set(this.store.usage().bytes),
+      beforeMetrics: () => {
+        const usage = this.store.usage();
+        this.metrics.storeBytes.set(usage.bytes);
+        this.metrics.partialBlobs.set(usage.partialBlobs);
+        this.metrics.partialBytes.set(usage.partialBytes);
+      },
       status: () => this.status(),
       preheat: (body) => preheater.preheat(body),
       verify: (body) => this.verifyStored(body),

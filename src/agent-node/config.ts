@@ -47,6 +47,11 @@ const P2pConfigSchema = z
     requestTimeoutSeconds: z.number().positive().default(P2P_DEFAULTS.requestTimeoutSeconds),
     /** A download with no verified piece for this long fails. */
     stallTimeoutSeconds: z.number().positive().default(P2P_DEFAULTS.stallTimeoutSeconds),
+    /**
+     * After a Range read (lazy pull) of a blob not held: fetch the rest in the background, behind
+     * readers, or never (only what readers ask for is fetched; the partial copy is kept and seeded).
+     */
+    lazyComplete: z.enum(["background", "never"]).default("background"),
     /** Bytes per second this agent takes in from peers and the web seed (e.g. "100MiB"). */
     ingressRate: Rate.optional(),
     /** Bytes per second this agent sends to peers. */
@@ -77,7 +82,7 @@ export const AgentConfigSchema = z
     listenHost: z.string().default("127.0.0.1"),
     /** Address the peer port listens on (other hosts connect to it). */
     peerListenHost: z.string().default("0.0.0.0"),
-    p2p: P2pConfigSchema.default(P2P_DEFAULTS),
+    p2p: P2pConfigSchema.default({ ...P2P_DEFAULTS, lazyComplete: "background" }),
     zone: z.string().default("local"),
     cluster: z.string().default("devcluster"),
     store: z

@@ -46,6 +46,14 @@ export class AgentMetrics {
     labelNames: ["route", "method", "status"] as const,
     registers: [this.registry],
   });
+  readonly bytesFetched = new Counter({
+    name: "shoal_agent_bytes_fetched_total",
+    help: "Blob bytes fetched (from peers or the edge), by what they were fetched for: pieces Range readers waited for (lazy pulls) or whole-blob downloads.",
+    labelNames: ["reader"] as const,
+    registers: [this.registry],
+  });
+  readonly partialBlobs = new Gauge({ name: "shoal_agent_partial_blobs", help: "Blobs held in part in the store (lazy reads' pieces, downloads under way).", registers: [this.registry] });
+  readonly partialBytes = new Gauge({ name: "shoal_agent_partial_bytes", help: "Verified bytes of the blobs held in part.", registers: [this.registry] });
   readonly storeBytes = new Gauge({ name: "shoal_agent_store_bytes", help: "Bytes held in the store.", registers: [this.registry] });
   readonly storeCapacity = new Gauge({ name: "shoal_agent_store_capacity_bytes", help: "Store capacity.", registers: [this.registry] });
 
@@ -53,5 +61,7 @@ export class AgentMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: "shoal_agent_process_" });
     this.bytesDownloaded.inc({ source: "peer" }, 0);
     this.bytesDownloaded.inc({ source: "origin" }, 0);
+    this.bytesFetched.inc({ reader: "range" }, 0);
+    this.bytesFetched.inc({ reader: "whole" }, 0);
   }
 }

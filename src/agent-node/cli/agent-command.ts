@@ -23,6 +23,7 @@ interface AgentFlags {
   p2p?: boolean;
   ingressRate?: string;
   egressRate?: string;
+  lazyComplete?: string;
 }
 
 const port = (value: string) => {
@@ -53,6 +54,7 @@ export function agentCommand(): Command {
     .option("--no-p2p", "fetch every blob from the edge in one stream (no peers)")
     .option("--ingress-rate <size>", "bytes per second taken in from peers and the edge, e.g. 100MiB")
     .option("--egress-rate <size>", "bytes per second sent to peers, e.g. 100MiB")
+    .option("--lazy-complete <mode>", "after a Range read of a blob not held: background (fetch the rest behind readers; default) or never")
     .action(async (flags: AgentFlags) => {
       await runAgent(flags);
     });
@@ -72,7 +74,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     store: { dir: flags.storeDir ? path.resolve(flags.storeDir) : undefined, capacity: flags.storeCapacity },
     log: { level: flags.logLevel },
     // commander sets p2p to true unless --no-p2p: only the flag's "off" overrides the file.
-    p2p: { enabled: flags.p2p === false ? false : undefined, ingressRate: flags.ingressRate, egressRate: flags.egressRate },
+    p2p: { enabled: flags.p2p === false ? false : undefined, ingressRate: flags.ingressRate, egressRate: flags.egressRate, lazyComplete: flags.lazyComplete },
   });
   const config = parseAgentConfig(merged, flags.config ? `configuration (${flags.config} and flags)` : "flags");
   const secrets = flags.secrets ? parseAgentSecrets(await readYamlFile(flags.secrets), flags.secrets) : {};

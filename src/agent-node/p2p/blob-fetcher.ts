@@ -32,6 +32,11 @@ export interface P2pSettings {
   /** The cluster secret's key (peer authentication) and how peer connections are carried. */
   clusterKey?: Uint8Array;
   transport?: PeerTransport;
+  /**
+   * After a Range read of a blob not held, fetch the rest in the background (behind readers) or
+   * never (the partial copy stays, served to readers and peers, until a whole read comes).
+   */
+  lazyComplete?: "background" | "never";
 }
 
 export interface BlobFetcherOptions {
@@ -78,7 +83,10 @@ export class BlobFetcher {
         return opened.source;
       },
       {
-        onBytes: (n) => metrics.bytesDownloaded.inc({ source: "origin" }, n),
+        onBytes: (n) => {
+          metrics.bytesDownloaded.inc({ source: "origin" }, n);
+          metrics.bytesFetched.inc({ reader: "whole" }, n);
+        },
         onDone: () => {
           metrics.blobs.inc();
           this.afterStored(name, digest, metainfo);
@@ -173,6 +181,7 @@ export class BlobFetcher {
       clusterKey: p2p.clusterKey,
       transport: p2p.transport,
       connectionBudget: this.connections,
+      background: p2p.lazyComplete !== "never",
     });
     this.options.swarms.add(session);
     return session;

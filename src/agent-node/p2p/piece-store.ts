@@ -24,6 +24,7 @@ export class PieceStore {
     const { start } = pieceBounds(index, this.metainfo.size, this.metainfo.pieceLength);
     await this.sink.writeAt(start, bytes);
     await this.sink.record(index);
+    this.sink.verified?.(index);
   }
 
   /** Readers may have the blob up to the first piece not yet `have`. */
@@ -55,7 +56,10 @@ export class PieceStore {
       if (stopped()) break;
       const { start, end } = pieceBounds(index, metainfo.size, metainfo.pieceLength);
       const bytes = await this.sink.readAt(start, end - start).catch(() => undefined);
-      if (bytes && (await this.verify(index, bytes))) kept.push(index);
+      if (bytes && (await this.verify(index, bytes))) {
+        kept.push(index);
+        this.sink.verified?.(index);
+      }
     }
     const have = new Set(kept);
     this.advance(have);

@@ -46,6 +46,11 @@ export interface SwarmSessionOptions {
   now?: () => number;
   /** Seed of the scheduler's random choices (default: from the system's entropy). */
   seed?: number;
+  /**
+   * Fetch the whole blob, behind what Range readers wait for (default); false
+   * (`--lazy-complete=never`): only what readers ask for, until a whole read comes.
+   */
+  background?: boolean;
 }
 
 /**
@@ -92,6 +97,7 @@ export class SwarmSession implements BlobFiller {
       stallTimeoutMs: options.stallTimeoutMs ?? P2P_DEFAULTS.stallTimeoutSeconds * 1000,
       random: seededRandom(options.seed ?? randomBytes(4).readUInt32LE()),
       refuseAddress: options.refuseAddress,
+      background: options.background ?? true,
     });
   }
 
@@ -101,6 +107,10 @@ export class SwarmSession implements BlobFiller {
 
   get metainfo(): Metainfo {
     return this.options.metainfo;
+  }
+
+  get pieceLength(): number {
+    return this.options.metainfo.pieceLength;
   }
 
   /** A copy of the verified pieces, as a bitfield for a handshake. */
@@ -161,8 +171,10 @@ export class SwarmSession implements BlobFiller {
    * A reader waits for bytes [start, end] (inclusive): the pieces that cover them are fetched
    * first, in order. Returns the function that takes the wish back (the reader is done or gone).
    */
-  prioritize(start: number, end: number): () => void {
-    const remove = this.readers.add(start, end);
+  prioritize(start: number, end: number, whole = false): () => void {
+    const remove = this.readers.add(start, end, whole);
+    // A whole read (docker pull) of a blob held in part: the swarm fetches the rest, by its policy.
+    if (whole && this.options.background === false && !this.settled) this.event({ type: "background", on: true });
     this.updatePriorities();
     return () => {
       if (remove()) this.updatePriorities();
@@ -257,6 +269,7 @@ export class SwarmSession implements BlobFiller {
     await this.pieces!.write(index, bytes);
     log.debug({ index, from, have: this.scheduler.haveTotal + 1 }, "piece verified");
     metrics.bytesDownloaded.inc({ source: from === WEB_SEED ? "origin" : "peer" }, bytes.length);
+    metrics.bytesFetched.inc({ reader: this.readers.coversForRange(index) ? "range" : "whole" }, bytes.length);
     this.event({ type: "piece-verified", index, from });
     this.pieces!.advance(this.scheduler.have);
   }

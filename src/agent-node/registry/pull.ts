@@ -193,8 +193,16 @@ export class PullService {
         metrics.bytesServed.inc(await sendFileRange(store.blobPath(digest), range.start, range.end, res));
         return;
       }
-      const growing = { name: `the download of ${digest}`, open: () => download!.openForReading(), readableUpTo: (p: number, e: number) => download!.readableUpTo(p, e) };
-      metrics.bytesServed.inc(await sendRange(growing, range.start, range.end, res));
+      // A Range read (a lazy-pulling snapshotter's) of a blob not held: its pieces are fetched
+      // first and served as they verify; a whole read follows the blob as it arrives.
+      const whole = range.start === 0 && range.end === size - 1;
+      const withdraw = download!.prioritize(range.start, range.end, whole);
+      try {
+        const growing = { name: `the download of ${digest}`, open: () => download!.openForReading(), readableUpTo: (p: number, e: number) => download!.readableUpTo(p, e) };
+        metrics.bytesServed.inc(await sendRange(growing, range.start, range.end, res));
+      } finally {
+        withdraw();
+      }
     } finally {
       release();
     }

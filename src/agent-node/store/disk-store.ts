@@ -24,10 +24,14 @@ export interface StoreOptions {
 }
 
 export interface StoreUsage {
+  /** Bytes of whole blobs and of partial ones' verified pieces. */
   bytes: number;
   capacityBytes: number;
   blobs: number;
   pinned: number;
+  /** Blobs held in part (lazy reads' pieces, downloads under way), and their verified bytes. */
+  partialBlobs: number;
+  partialBytes: number;
 }
 
 /** Thrown when a download's bytes do not hash to the digest they were fetched for. */
@@ -46,6 +50,9 @@ export class DiskStore {
   private readonly entries = new Map<Digest, StoreEntry>();
   private readonly pins = new Map<Digest, number>();
   private bytes = 0;
+  /** Verified bytes of blobs being filled piece by piece (see notePartial). */
+  private readonly partials = new Map<Digest, number>();
+  private partialBytes = 0;
   private readonly now: () => number;
 
   constructor(private readonly options: StoreOptions) {
@@ -127,7 +134,30 @@ export class DiskStore {
   }
 
   usage(): StoreUsage {
-    return { bytes: this.bytes, capacityBytes: this.options.capacityBytes, blobs: this.entries.size, pinned: this.pins.size };
+    return {
+      bytes: this.bytes + this.partialBytes,
+      capacityBytes: this.options.capacityBytes,
+      blobs: this.entries.size,
+      pinned: this.pins.size,
+      partialBlobs: this.partials.size,
+      partialBytes: this.partialBytes,
+    };
+  }
+
+  /**
+   * `bytes` more of a partial blob (a swarm download's verified pieces: a lazy read's copy may
+   * stay partial for good) are on disk: they count against the capacity, whole blobs making room.
+   */
+  notePartial(digest: Digest, bytes: number): void {
+    this.partials.set(digest, (this.partials.get(digest) ?? 0) + bytes);
+    this.partialBytes += bytes;
+    if (this.bytes + this.partialBytes > this.options.capacityBytes) void this.evict();
+  }
+
+  /** The partial blob is committed (counted as a whole blob from now on) or given up. */
+  dropPartial(digest: Digest): void {
+    this.partialBytes -= this.partials.get(digest) ?? 0;
+    this.partials.delete(digest);
   }
 
   list(): StoreEntry[] {
@@ -226,16 +256,17 @@ export class DiskStore {
   /** Drops least-recently-used, unpinned blobs until the store fits its capacity. */
   async evict(): Promise<Digest[]> {
     const evicted: Digest[] = [];
-    if (this.bytes <= this.options.capacityBytes) return evicted;
+    const capacity = this.options.capacityBytes - this.partialBytes;
+    if (this.bytes <= capacity) return evicted;
     const candidates = [...this.entries.values()].filter((e) => !this.pins.has(e.digest)).sort((a, b) => a.lastAccess - b.lastAccess);
     for (const entry of candidates) {
-      if (this.bytes <= this.options.capacityBytes) break;
+      if (this.bytes <= capacity) break;
       await this.remove(entry.digest);
       evicted.push(entry.digest);
     }
     if (evicted.length > 0) this.options.log.info({ evicted: evicted.length, bytes: this.bytes }, "store eviction");
-    if (this.bytes > this.options.capacityBytes) {
-      this.options.log.warn({ bytes: this.bytes, capacity: this.options.capacityBytes }, "store over capacity: remaining blobs are in use");
+    if (this.bytes > capacity) {
+      this.options.log.warn({ bytes: this.bytes, partialBytes: this.partialBytes, capacity: this.options.capacityBytes }, "store over capacity: remaining blobs are in use");
     }
     return evicted;
   }

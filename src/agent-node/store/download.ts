@@ -18,6 +18,8 @@ export interface FillSink {
   readAt(position: number, length: number, into?: Buffer): Promise<Buffer>;
   /** Bytes [0, n) are written and verified: readers may have them. */
   advance(contiguousBytes: number): void;
+  /** Piece `index` (of the filler's `pieceLength`) is written and verified: Range readers may have it. */
+  verified?(index: number): void;
   /** Pieces an earlier, interrupted run wrote and verified (verify them again before use). */
   recorded(): readonly number[];
   /** Piece `index` is written and verified: remembered across a crash or restart. */
@@ -31,7 +33,15 @@ export interface FillSink {
  */
 export interface BlobFiller {
   size: number;
+  /** The piece length `FillSink.verified` counts in. */
+  pieceLength?: number;
   fill(sink: FillSink): Promise<void>;
+  /**
+   * A reader waits for bytes [start, end]: fetch their pieces first. `whole`: a read of the whole
+   * blob (it is then fetched to the end, whatever the lazy-completion setting). Returns the
+   * function that takes the wish back.
+   */
+  prioritize?(start: number, end: number, whole: boolean): () => void;
 }
 
 export interface DownloadHooks {
@@ -52,6 +62,10 @@ export class Download extends EventEmitter {
   file: string | undefined;
   state: "starting" | "running" | "done" | "failed" = "starting";
   error: Error | undefined;
+  /** The filler (swarm) source, once opened: it knows pieces; undefined for a sequential source. */
+  private filler: BlobFiller | undefined;
+  /** Pieces a filler verified (past the contiguous prefix too): Range readers get them at once. */
+  private readonly verifiedPieces = new Set<number>();
   /** Resolves with the blob size once the source answered; rejects if it could not be opened. */
   readonly ready: Promise<number>;
   readonly finished: Promise<void>;
@@ -98,10 +112,19 @@ export class Download extends EventEmitter {
     this.file = writer.file;
     this.size = source.size;
     this.state = "running";
+    if ("fill" in source) this.filler = source;
     resolveReady(source.size);
     try {
       if ("fill" in source) {
+        const pieceLength = source.pieceLength;
         await source.fill({
+          verified: (index) => {
+            if (!pieceLength || this.verifiedPieces.has(index)) return;
+            this.verifiedPieces.add(index);
+            // A partial blob's verified bytes count against the store's capacity.
+            this.store.notePartial(this.digest, Math.min(pieceLength, source.size - index * pieceLength));
+            this.emit("progress");
+          },
           writeAt: (position, bytes) => writer.writeAt(position, bytes),
           readAt: (position, length, into) => writer.readAt(position, length, into),
           recorded: () => writer.recorded,
@@ -124,8 +147,10 @@ export class Download extends EventEmitter {
         }
         if (this.written !== source.size) throw new Error(`source ended after ${this.written} of ${source.size} bytes`);
       }
+      this.store.dropPartial(this.digest);
       await writer.commit(source.size);
     } catch (error) {
+      this.store.dropPartial(this.digest);
       await writer.abort();
       throw error;
     }
@@ -137,15 +162,17 @@ export class Download extends EventEmitter {
   /**
    * Waits until bytes past `position` may be handed out and returns where they stop (exclusive,
    * at most end + 1); throws if the download failed. The last bytes of a blob wait until it
-   * verified: a client that got every byte must have got the right ones.
+   * verified: a client that got every byte must have got the right ones. A filler's pieces are
+   * each verified against the metainfo: any verified piece may be handed out at once, past the
+   * contiguous prefix too (a Range read of a blob still arriving).
    */
   async readableUpTo(position: number, end: number): Promise<number> {
     await this.ready;
     for (;;) {
       if (this.state === "failed") throw this.error ?? new Error("download failed");
-      const available = Math.min(this.state === "done" ? this.size! : this.written, end + 1);
+      const available = Math.min(this.state === "done" ? this.size! : this.reach(position), end + 1);
       if (available > position) {
-        if (available === end + 1 && this.state !== "done") {
+        if (available === end + 1 && this.state !== "done" && !this.filler) {
           await this.finished;
           continue;
         }
@@ -153,6 +180,25 @@ export class Download extends EventEmitter {
       }
       await new Promise<void>((resolve) => this.once("progress", resolve));
     }
+  }
+
+  /** Where the verified bytes that `position` is in stop (the prefix, or a run of verified pieces). */
+  private reach(position: number): number {
+    const pieceLength = this.filler?.pieceLength;
+    if (position < this.written || !pieceLength) return this.written;
+    let index = Math.floor(position / pieceLength);
+    if (!this.verifiedPieces.has(index)) return this.written;
+    while (this.verifiedPieces.has(index)) index++;
+    return Math.min(this.size!, index * pieceLength);
+  }
+
+  /**
+   * A reader waits for bytes [start, end]: their pieces go first (a swarm download; a sequential
+   * one arrives in order anyway). Returns the function that takes the wish back.
+   */
+  prioritize(start: number, end: number, whole = false): () => void {
+    if (this.state !== "running" || !this.filler?.prioritize) return () => undefined;
+    return this.filler.prioritize(start, end, whole);
   }
 
   /** Opens the blob's file for reading, wherever it is now (partial, or in the store). */

@@ -39,6 +39,8 @@ export type SchedulerEvent =
    * Each event replaces the last list; an empty list clears it.
    */
   | { type: "priorities"; pieces: readonly number[] }
+  /** Fetch the pieces no reader waits for too, or stop doing so (see SchedulerConfig.background). */
+  | { type: "background"; on: boolean }
   /** The time `nextTimeout()` named has come (or any other wake-up). */
   | { type: "timer" };
 

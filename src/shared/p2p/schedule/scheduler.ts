@@ -93,7 +93,7 @@ export class SwarmScheduler {
   private nextAnnounceAt = Number.POSITIVE_INFINITY;
   private lastProgressAt = 0;
   private readonly out: SchedulerAction[] = [];
-  private readonly background: boolean;
+  private background: boolean;
 
   constructor(private readonly config: SchedulerConfig) {
     this.pieceCount = config.pieceCount;
@@ -230,6 +230,12 @@ export class SwarmScheduler {
         const idle = !this.fetching();
         this.wanted = event.pieces.filter((i) => Number.isInteger(i) && i >= 0 && i < this.pieceCount && !this.haveField.has(i));
         // A swarm that fetched nothing while no reader waited has not stalled: the clock starts now.
+        if (idle && this.fetching()) this.lastProgressAt = now;
+        return;
+      }
+      case "background": {
+        const idle = !this.fetching();
+        this.background = event.on;
         if (idle && this.fetching()) this.lastProgressAt = now;
         return;
       }
@@ -444,8 +450,8 @@ export class SwarmScheduler {
    * latency is what lazy pulling is for): from a connected peer that has the piece and is not
    * busy, preferring the one with the fewest requests in flight; when no peer has it, from the
    * web seed at once, whatever the slice, with one read more than the usual concurrency — once the
-   * first announce is answered and handshakes with handed-out peers that have pieces are done (a
-   * second host's lazy read comes from the first host's partial copy, not from the edge).
+   * first announce is answered and the handshakes with handed-out peers are done, for a moment at
+   * most (a second host's lazy read comes from the first host's partial copy, not from the edge).
    */
   private passWanted(now: number): void {
     if (this.wanted.length === 0) return;
@@ -463,7 +469,7 @@ export class SwarmScheduler {
         this.availability[i] === 0 &&
         now >= this.webSeedRetryAt &&
         this.webInFlight.size <= this.config.webSeedConcurrency &&
-        !this.webSeed.holding(now, this.connecting.size)
+        !this.webSeed.holding(now, this.connecting.size, true)
       ) {
         this.webInFlight.set(i, now);
         this.out.push({ type: "web-seed", index: i });

@@ -45,6 +45,8 @@ export class WebSeedPlan {
   private sliceChangedAt = 0;
   private lastAnnounceAt = 0;
   private holdUntil = Number.POSITIVE_INFINITY;
+  /** Readers' pieces wait for handshakes with any handed-out peer until then (see holding). */
+  private readerHoldUntil = Number.POSITIVE_INFINITY;
   /** The least time between announces the tracker allows (its minInterval), at least our own. */
   private reannounceMs: number;
 
@@ -72,6 +74,9 @@ export class WebSeedPlan {
       // edge. Peers that have nothing yet (a cluster pulling at once) are not waited for.
       const worthWaiting = others.some((p) => p.complete || (p.have ?? 1) > 0);
       this.holdUntil = worthWaiting ? now + this.tuning.webSeedHoldMs : 0;
+      // A lazy peer's pieces are few and its announced count may be from before its last reads:
+      // a reader's piece waits for every handshake (a moment on a LAN, the hold at most).
+      this.readerHoldUntil = others.length > 0 ? now + this.tuning.webSeedHoldMs : 0;
     }
     this.announced = true;
   }
@@ -79,6 +84,7 @@ export class WebSeedPlan {
   /** The tracker could not be reached: go on with the slice we had (or the estimate). */
   trackerUnreachable(): void {
     this.sliceAt = Number.POSITIVE_INFINITY;
+    if (!this.announced) this.readerHoldUntil = this.holdUntil = 0;
     this.announced = true;
   }
 
@@ -86,8 +92,8 @@ export class WebSeedPlan {
    * Before the first answer, and while handshakes run with handed-out peers that have pieces (for
    * a while at most), the edge is not asked: those peers may have what we need.
    */
-  holding(now: number, connecting: number): boolean {
-    return !this.announced || (connecting > 0 && now < this.holdUntil);
+  holding(now: number, connecting: number, forReaders = false): boolean {
+    return !this.announced || (connecting > 0 && now < (forReaders ? this.readerHoldUntil : this.holdUntil));
   }
 
   pick(p: WebSeedPick): number[] {

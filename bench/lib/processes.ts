@@ -5,10 +5,15 @@ import { ServiceProcess } from "../../test/helpers/service-process.js";
 /** How much of a process's most recent output is kept (for errors and debug logs). */
 const OUTPUT_KEEP_CHARS = 4 << 20;
 
-/** A server process for a benchmark (the tests' ServiceProcess, with a longer start-up allowance). */
+/**
+ * A server process for a benchmark (the tests' ServiceProcess, with a longer start-up allowance).
+ * A TypeScript program (`TSX` as the command) runs as one process, `node --import tsx`: the `tsx`
+ * wrapper may SIGKILL a busy child instead of relaying SIGTERM (see test/helpers/processes.ts).
+ */
 export const BenchProcess = {
   start(command: string, args: string[], readyUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
-    return ServiceProcess.start({ command, args, env, readyUrl, readyTimeoutMs: 90_000, keepChars: OUTPUT_KEEP_CHARS });
+    const [file, argv] = command === TSX ? [process.execPath, ["--import", "tsx", ...args]] : [command, args];
+    return ServiceProcess.start({ command: file, args: argv, env, readyUrl, readyTimeoutMs: 90_000, keepChars: OUTPUT_KEEP_CHARS });
   },
 };
 export type BenchProcess = ServiceProcess;

@@ -118,14 +118,24 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
     url,
     runtimeUrl: inner.origin,
     miniflare,
+    /**
+     * Stops taking requests, gives those under way CLOSE_GRACE_MS to finish, then cuts the rest,
+     * and always ends with the runtime: a workerd outlives a front that exits without disposing it.
+     */
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await pool.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+      await closed;
+      clearTimeout(grace);
+      await pool.destroy().catch(() => undefined);
       await miniflare.dispose();
     },
   };
 }
+
+/** How long requests under way may take to finish when the edge stops (a long upload is cut after it). */
+const CLOSE_GRACE_MS = 2_000;
 
 /** Socket errors that mean a keep-alive connection was closed under a request. */
 const STALE_SOCKET_CODES = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE", "UND_ERR_CLOSED"]);

@@ -31,7 +31,8 @@ export async function startDevcluster(env: Record<string, string> = {}, home?: s
     admin: `http://127.0.0.1:${admin}`,
   }));
   let output = "";
-  const child: ChildProcess = spawn(path.resolve("node_modules/.bin/tsx"), ["src/devcluster/main.ts"], {
+  // One process (`node --import tsx`), as the devcluster runs its own components (see processes.ts).
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/devcluster/main.ts"], {
     env: {
       ...process.env,
       SHOAL_HOME: dir,

@@ -7,7 +7,14 @@ import { freePort } from "./devcluster.js";
 import { ServiceProcess } from "./service-process.js";
 import { processTree } from "./rss.js";
 
-const TSX = path.resolve("node_modules/.bin/tsx");
+/**
+ * Programs run as one process, `node --import tsx`, not under the `tsx` command: that wrapper relays
+ * SIGTERM to its child only if the child acknowledges it within 30 ms and otherwise kills the child
+ * with SIGKILL, or exits while the child lives on. A busy machine misses that window, and an edge
+ * killed that way leaves its workerd holding the Durable Objects' SQLite files (the next edge on the
+ * same state then hangs on every object), or keeps serving after the test believes it stopped.
+ */
+const NODE_WITH_TSX = [process.execPath, "--import", "tsx"] as const;
 
 /** Processes started by the current test file, whose logs are printed when a test fails. */
 const live = new Set<Proc>();
@@ -44,8 +51,8 @@ export class Proc {
     const name = `${path.basename(this.args[0]!, ".ts")}-${process.pid}-${++this.starts}-${Date.now()}.log`;
     const logFile = logDir ? createWriteStream(path.join(logDir, name)) : undefined;
     this.service = await ServiceProcess.start({
-      command: TSX,
-      args: this.args,
+      command: NODE_WITH_TSX[0],
+      args: [...NODE_WITH_TSX.slice(1), ...this.args],
       env: this.env,
       readyUrl: this.readyUrl,
       onOutput: logFile ? (chunk) => logFile.write(chunk) : undefined,
@@ -57,18 +64,9 @@ export class Proc {
     await this.service?.stop(signal);
   }
 
-  /** The program's own process (tsx runs it as a child), for /proc inspection. */
+  /** The program's own process, for /proc inspection. */
   programPid(): number {
-    const tree = processTree(this.service!.child.pid!);
-    const program = tree.find((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--import");
-      } catch {
-        return false;
-      }
-    });
-    if (!program) throw new Error(`no program process under ${tree.join(", ")}`);
-    return program;
+    return this.service!.child.pid!;
   }
 }
 

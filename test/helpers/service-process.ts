@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { processTree, treeRss } from "./rss.js";
 
 export interface ServiceOptions {
@@ -53,20 +54,23 @@ export class ServiceProcess {
     }
   }
 
-  /** Resident memory of the process and its children (tsx runs node as a child), in bytes. */
+  /** Resident memory of the process and its children (an edge's workerd), in bytes. */
   rss(): number {
     return treeRss(this.child.pid!);
   }
 
+  /**
+   * Stops the process and every process it started (an edge's workerd): `signal` to the process,
+   * SIGKILL to the whole tree after 10 s, and whatever of the tree outlives the process (a child it
+   * did not stop on its way out) is killed too, so nothing holds its ports or state afterwards.
+   */
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     const child = this.child;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once("exit", r));
-    // tsx runs the program as its child and relays SIGTERM/SIGINT to it; SIGKILL cannot be
-    // relayed, so a kill (a crash, in tests) goes to every process of the tree.
-    const kill = (sig: NodeJS.Signals) => {
-      const tree = sig === "SIGKILL" ? processTree(child.pid!).reverse() : [child.pid!];
-      for (const pid of tree) {
+    const tree = processTree(child.pid!);
+    const kill = (pids: number[], sig: NodeJS.Signals) => {
+      for (const pid of pids) {
         try {
           process.kill(pid, sig);
         } catch {
@@ -74,9 +78,22 @@ export class ServiceProcess {
         }
       }
     };
-    kill(signal);
-    const timer = setTimeout(() => kill("SIGKILL"), 10_000);
+    kill(signal === "SIGKILL" ? [...tree].reverse() : [child.pid!], signal);
+    const timer = setTimeout(() => kill([...processTree(child.pid!), ...tree].reverse(), "SIGKILL"), 10_000);
     await exited;
     clearTimeout(timer);
+    const left = tree.filter((pid) => pid !== child.pid && alive(pid));
+    kill(left, "SIGKILL");
+    while (left.some(alive)) await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A process that has not exited (a zombie, exited but not yet reaped, counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
   }
 }

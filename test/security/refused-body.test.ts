@@ -66,8 +66,8 @@ describe.each([
     // As startEdgeProcess, but up once it answers at all: with push tokens, GET /v2/ is a 401.
     const port = await freePort();
     const service = await ServiceProcess.start({
-      command: path.resolve("node_modules/.bin/tsx"),
-      args: ["src/devcluster/edge-main.ts"],
+      command: process.execPath,
+      args: ["--import", "tsx", "src/devcluster/edge-main.ts"],
       env: { SHOAL_HOME: path.join(home, "miniflare"), SHOAL_EDGE_PORT: String(port), ...vars },
       readyUrl: `http://127.0.0.1:${port}/v2/`,
       anyAnswer: true,

@@ -46,9 +46,8 @@ export class PeerLinks {
   dial(key: PeerKey, to: HandoutPeer, closed: () => boolean): void {
     const { connectionBudget: budget, metainfo } = this.options;
     if (budget && !budget.tryAcquire()) return this.options.event({ type: "connect-failed", peer: key, backoff: false });
-    const socket = (this.options.transport ?? plainTransport).connect(to.ip, to.port, 5_000);
-    if (budget) socket.once("close", () => budget.release());
-    const connection = new PeerConnection(socket, { idleTimeoutMs: 60_000, keepAliveMs: 20_000, bandwidth: this.options.bandwidth });
+    const connection = PeerConnection.dial(this.options.transport ?? plainTransport, to.ip, to.port, 5_000, { idleTimeoutMs: 60_000, keepAliveMs: 20_000, bandwidth: this.options.bandwidth });
+    if (budget) connection.socket.once("close", () => budget.release());
     const opening = { digest: this.options.digest, pieceCount: metainfo.pieces.length, bitfield: this.options.bitfield() };
     initiateHandshake(connection, opening, { key: this.options.clusterKey, peerId: this.options.peerId, timeoutMs: 5_000, expectedPeerId: Buffer.from(to.peerId, "hex") })
       .then(({ remote, bitfield }) => {

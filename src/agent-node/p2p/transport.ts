@@ -9,8 +9,12 @@ import { readFile } from "node:fs/promises";
  */
 export interface PeerTransport {
   readonly secure: boolean;
-  /** Opens a connection; it is destroyed with an error if not ready (TLS: verified) in `timeoutMs`. */
-  connect(host: string, port: number, timeoutMs: number): net.Socket;
+  /**
+   * Opens a connection; it is destroyed with an error if not ready (TLS: verified) in `timeoutMs`.
+   * `onread` (plain TCP only; TLS ignores it) has reads land in buffers of the caller's choosing
+   * instead of a new Buffer per read and "data" events.
+   */
+  connect(host: string, port: number, timeoutMs: number, onread?: net.OnReadOpts): net.Socket;
   createServer(onConnection: (socket: net.Socket) => void): net.Server;
 }
 
@@ -25,8 +29,8 @@ export interface PeerTlsFiles {
 
 export const plainTransport: PeerTransport = {
   secure: false,
-  connect(host, port, timeoutMs) {
-    const socket = net.connect({ host, port });
+  connect(host, port, timeoutMs, onread) {
+    const socket = net.connect({ host, port, ...(onread ? { onread } : {}) });
     armConnectTimeout(socket, "connect", timeoutMs);
     return socket;
   },

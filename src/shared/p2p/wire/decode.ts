@@ -17,76 +17,132 @@ export class FrameDecoder {
   private offset = 0;
   private queued = 0;
   private sawFrame = false;
+  /** The piece frame whose block is being copied into its target as it arrives (none queued meanwhile). */
+  private filling: Filling | undefined;
+  /** The frame at the front is a piece frame without a target: wait for all of it. */
+  private frontUntargeted = false;
 
   /**
    * Where a piece frame's block should land: a view of exactly `length` bytes (the receiver's
    * buffer for that piece), or undefined for a buffer of its own. Saves a copy and an allocation
-   * per block; the frame's `data` is then that view.
+   * per block; the frame's `data` is then that view. Asked when the frame's header arrives and
+   * again before each later part of the block is written: when it no longer names the same bytes
+   * (the piece was given up, its buffer maybe reused), the rest of the block is skipped and the
+   * frame is not delivered.
    */
   pieceTarget: ((index: number, begin: number, length: number) => Uint8Array | undefined) | undefined;
 
   /**
    * Chunks are queued, not concatenated: a frame's bytes are copied once, when the whole frame is
-   * there (a 1 MiB piece arriving in 64 KiB reads used to be copied again at every read).
+   * there (a 1 MiB piece arriving in 64 KiB reads used to be copied again at every read); a block
+   * with a target is copied into it as it arrives. A `transient` chunk is one the caller reuses
+   * once push returns (a shared read buffer): what is left of it is copied, and so is the data of
+   * a piece frame that has no target.
    */
-  push(chunk: Uint8Array): Frame[] {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.queued += chunk.length;
-    }
+  push(chunk: Uint8Array, transient = false): Frame[] {
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.queued < 4) break;
+    let rest = chunk;
+    if (this.filling) rest = rest.subarray(this.fill(rest, frames));
+    if (rest.length > 0) {
+      this.chunks.push(rest);
+      this.queued += rest.length;
+    }
+    this.drain(frames, transient);
+    if (transient) this.own(chunk);
+    return frames;
+  }
+
+  /**
+   * Where the next socket read may go: the rest of the block being filled (so the kernel copies it
+   * straight into the piece buffer), or undefined when the next bytes belong elsewhere.
+   */
+  readTarget(): Uint8Array | undefined {
+    const filling = this.filling;
+    return filling?.target && this.queued === 0 ? filling.target.subarray(filling.filled) : undefined;
+  }
+
+  private drain(frames: Frame[], transient: boolean): void {
+    while (!this.filling && this.queued >= 4) {
       const header = this.peek(4);
       const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
       // A connection opens with a handshake (or a refusal): its first frame is capped as a handshake.
       const cap = this.sawFrame ? MAX_FRAME_BYTES : MAX_HANDSHAKE_BYTES;
       if (length > cap) throw new WireError(`frame of ${length} bytes is over the ${cap}-byte cap`);
-      if (this.queued < 4 + length) break;
-      const direct = this.sawFrame ? this.pieceInto(length) : undefined;
-      if (direct) {
-        frames.push(direct);
+      if (this.sawFrame && !this.frontUntargeted && this.queued >= 4 + PIECE_HEADER_BYTES && this.startFill(length)) {
+        this.fillFromQueue(frames);
         continue;
       }
+      if (this.queued < 4 + length) break;
       this.take(4);
+      this.frontUntargeted = false;
       const frame = length === 0 ? ({ type: "keepAlive" } as const) : decodeBody(this.take(length));
       if (frame.type === "handshake" && this.sawFrame) throw new WireError("a second handshake");
+      // Its data may be a view of the caller's buffer: keep a copy.
+      if (transient && frame.type === "piece") frame.data = frame.data.slice();
       this.sawFrame = true;
       frames.push(frame);
     }
-    return frames;
   }
 
-  /** A whole piece frame of `length` bytes at the front, copied straight into its target (if it has one). */
-  private pieceInto(length: number): Frame | undefined {
-    if (!this.pieceTarget || length <= PIECE_HEADER_BYTES) return undefined;
+  /** A piece frame of `length` bytes at the front whose block has a target: consumes its header. */
+  private startFill(length: number): boolean {
+    if (!this.pieceTarget || length <= PIECE_HEADER_BYTES) return false;
     const header = this.peek(4 + PIECE_HEADER_BYTES);
     const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
-    if (view.getUint8(4) !== FRAME_TYPE.piece) return undefined;
+    if (view.getUint8(4) !== FRAME_TYPE.piece) return false;
     const index = view.getUint32(5);
     const begin = view.getUint32(9);
     const target = this.pieceTarget(index, begin, length - PIECE_HEADER_BYTES);
-    if (!target || target.length !== length - PIECE_HEADER_BYTES) return undefined;
+    if (!target || target.length !== length - PIECE_HEADER_BYTES) {
+      this.frontUntargeted = true;
+      return false;
+    }
     this.take(4 + PIECE_HEADER_BYTES);
-    this.takeInto(target);
-    return { type: "piece", index, begin, data: target };
+    this.filling = { index, begin, target, length: target.length, filled: 0 };
+    return true;
   }
 
-  /** Consumes the next target.length queued bytes into target. */
-  private takeInto(target: Uint8Array): void {
-    let filled = 0;
-    while (filled < target.length) {
+  /** Copies the start of `bytes` into the block being filled; returns how many it took. */
+  private fill(bytes: Uint8Array, frames: Frame[]): number {
+    const filling = this.filling!;
+    const count = Math.min(bytes.length, filling.length - filling.filled);
+    if (count === 0) return 0;
+    const { target } = filling;
+    if (target) {
+      const now = this.pieceTarget?.(filling.index, filling.begin, filling.length);
+      if (!now || now.buffer !== target.buffer || now.byteOffset !== target.byteOffset || now.length !== target.length) filling.target = undefined;
+      // A read that went straight into the target (readTarget) is in place already.
+      else if (bytes.buffer !== target.buffer || bytes.byteOffset !== target.byteOffset + filling.filled) target.set(bytes.subarray(0, count), filling.filled);
+    }
+    filling.filled += count;
+    if (filling.filled === filling.length) {
+      this.filling = undefined;
+      if (filling.target) frames.push({ type: "piece", index: filling.index, begin: filling.begin, data: filling.target });
+    }
+    return count;
+  }
+
+  /** Moves queued bytes into the block being filled; what follows the block stays queued. */
+  private fillFromQueue(frames: Frame[]): void {
+    while (this.filling && this.queued > 0) {
       const chunk = this.chunks[0]!;
-      const count = Math.min(target.length - filled, chunk.length - this.offset);
-      target.set(chunk.subarray(this.offset, this.offset + count), filled);
-      filled += count;
+      const count = this.fill(chunk.subarray(this.offset), frames);
       this.offset += count;
+      this.queued -= count;
       if (this.offset === chunk.length) {
         this.chunks.shift();
         this.offset = 0;
       }
     }
-    this.queued -= target.length;
+  }
+
+  /** Replaces what is queued of a transient chunk with a copy. */
+  private own(chunk: Uint8Array): void {
+    const last = this.chunks.length - 1;
+    if (last < 0 || this.chunks[last]!.buffer !== chunk.buffer) return;
+    const from = last === 0 ? this.offset : 0;
+    this.chunks[last] = this.chunks[last]!.slice(from);
+    if (last === 0) this.offset = 0;
   }
 
   /** Bytes received but not yet a whole frame. */
@@ -140,6 +196,15 @@ export class FrameDecoder {
     }
     return out;
   }
+}
+
+interface Filling {
+  index: number;
+  begin: number;
+  /** Undefined once the receiver gave the piece up: the rest of the block is skipped. */
+  target: Uint8Array | undefined;
+  length: number;
+  filled: number;
 }
 
 export function decodeBody(body: Uint8Array): Frame {

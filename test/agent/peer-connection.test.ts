@@ -3,6 +3,8 @@ import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { PeerConnection } from "../../src/agent-node/p2p/peer-connection.js";
 import { plainTransport } from "../../src/agent-node/p2p/transport.js";
+import { BufferPool } from "../../src/agent-node/p2p/buffer-pool.js";
+import { PieceAssemblies } from "../../src/agent-node/p2p/piece-assembly.js";
 import { encodeFrame } from "../../src/shared/p2p/wire/encode.js";
 import { MAX_BLOCK_BYTES, type Frame } from "../../src/shared/p2p/wire/frames.js";
 
@@ -76,6 +78,50 @@ describe("PeerConnection.dial", () => {
       expect(Array.from((peer.got[7] as Extract<Frame, { type: "bitfield" }>).bitfield)).toEqual([0xa0 + p]);
       expect(connections[p]!.bytesReceived).toBe(4 + 3 * (4 + 9 + MAX_BLOCK_BYTES) + 3 * 9 + (4 + 9 + 5000) + 6);
     }
+  });
+});
+
+describe("a piece given up while its block is being read", () => {
+  it("keeps its buffer out of the pool (the next read may land in it) and skips the rest of the block", async () => {
+    const first = new Uint8Array(randomBytes(MAX_BLOCK_BYTES));
+    const second = new Uint8Array(randomBytes(MAX_BLOCK_BYTES));
+    const frameOne = encodeFrame({ type: "piece", index: 1, begin: 0, data: first });
+    let socket: net.Socket | undefined;
+    const server = net.createServer((s) => {
+      socket = s;
+      s.write(encodeFrame({ type: "keepAlive" }));
+      s.write(frameOne.subarray(0, 200_000)); // the header and part of the block, then nothing for now
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => server.close());
+    const pool = new BufferPool(8 * MAX_BLOCK_BYTES);
+    const assemblies = new PieceAssemblies(pool, 4);
+    const connection = PeerConnection.dial(plainTransport, "127.0.0.1", (server.address() as net.AddressInfo).port, 5_000, { idleTimeoutMs: 10_000, keepAliveMs: 5_000 });
+    cleanups.push(() => connection.close());
+    connection.pieceTarget = (index, begin, length) => assemblies.target("p", index, begin, length);
+    assemblies.reading = (peer, buffer) => connection.mayReadInto(buffer);
+    const got: Frame[] = [];
+    connection.onFrames((frame) => {
+      if (frame.type === "piece") got.push(frame);
+    });
+    assemblies.start(1, "p", MAX_BLOCK_BYTES);
+    const buffer = assemblies.target("p", 1, 0, MAX_BLOCK_BYTES)!;
+    await until(() => connection.bytesReceived === 4 + 200_000 && connection.mayReadInto(buffer));
+    assemblies.drop(1, "p");
+    expect(pool.bytes).toBe(0); // not pooled: the socket's next read goes into it
+    assemblies.start(2, "p", MAX_BLOCK_BYTES);
+    expect(assemblies.target("p", 2, 0, MAX_BLOCK_BYTES)!.buffer).not.toBe(buffer.buffer);
+    socket!.write(frameOne.subarray(200_000));
+    socket!.write(encodeFrame({ type: "piece", index: 2, begin: 0, data: second }));
+    await until(() => got.length === 1);
+    const [frame] = got as Extract<Frame, { type: "piece" }>[];
+    expect(frame!.index).toBe(2);
+    expect(assemblies.block("p", 2, 0, frame!.data)).toMatchObject({ kind: "complete" });
+    expect(Buffer.from(frame!.data).equals(Buffer.from(second))).toBe(true);
+    // Once the connection reads elsewhere, a given-up buffer goes back to the pool as before.
+    assemblies.start(3, "p", MAX_BLOCK_BYTES);
+    assemblies.drop(3, "p");
+    expect(pool.bytes).toBe(MAX_BLOCK_BYTES);
   });
 });
 

@@ -109,6 +109,11 @@ export class PeerConnection extends EventEmitter {
     this.decoder.pieceTarget = target;
   }
 
+  /** Whether the next socket read may land in `buffer` (the block being received is in it). */
+  mayReadInto(buffer: Uint8Array): boolean {
+    return !this.closed && this.decoder.readTarget()?.buffer === buffer.buffer;
+  }
+
   /** Sets where frames go (undefined: hold them), delivering any that are waiting first. */
   onFrames(handler: ((frame: Frame) => void) | undefined): void {
     this.handler = handler;

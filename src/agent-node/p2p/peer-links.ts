@@ -41,7 +41,9 @@ export class PeerLinks {
   /** Inbound connections (the peer server's) that want our `have`s. */
   private readonly listeners = new Set<PeerConnection>();
 
-  constructor(private readonly options: PeerLinksOptions) {}
+  constructor(private readonly options: PeerLinksOptions) {
+    options.assemblies.reading = (peer, buffer) => this.connections.get(peer)?.mayReadInto(buffer) ?? false;
+  }
 
   dial(key: PeerKey, to: HandoutPeer, closed: () => boolean): void {
     const { connectionBudget: budget, metainfo } = this.options;

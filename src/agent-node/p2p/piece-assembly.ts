@@ -23,6 +23,12 @@ export type BlockResult =
  */
 export class PieceAssemblies {
   private readonly byPiece = new Map<number, Map<string, Assembly>>();
+  /**
+   * Whether `peer`'s connection may still read into `buffer` (its next socket read was pointed at
+   * the block being received: PeerConnection.dial). Such a buffer is left to the garbage collector
+   * when its piece is given up, never pooled: another piece would get the late bytes.
+   */
+  reading: ((peer: string, buffer: Buffer) => boolean) | undefined;
 
   constructor(
     private readonly pool: BufferPool,
@@ -35,7 +41,7 @@ export class PieceAssemblies {
     let byPeer = this.byPiece.get(index);
     if (!byPeer) this.byPiece.set(index, (byPeer = new Map()));
     const old = byPeer.get(peer);
-    if (old) this.pool.give(old.buffer);
+    if (old) this.release(peer, old.buffer);
     byPeer.set(peer, { buffer: this.pool.take(length), received: 0, blocks });
     return blocks;
   }
@@ -65,7 +71,7 @@ export class PieceAssemblies {
     const byPeer = this.byPiece.get(index);
     const assembly = byPeer?.get(peer);
     if (!assembly) return;
-    this.pool.give(assembly.buffer);
+    this.release(peer, assembly.buffer);
     byPeer!.delete(peer);
     if (byPeer!.size === 0) this.byPiece.delete(index);
   }
@@ -75,7 +81,11 @@ export class PieceAssemblies {
   }
 
   dropAll(): void {
-    for (const byPeer of this.byPiece.values()) for (const a of byPeer.values()) this.pool.give(a.buffer);
+    for (const byPeer of this.byPiece.values()) for (const [peer, a] of byPeer) this.release(peer, a.buffer);
     this.byPiece.clear();
+  }
+
+  private release(peer: string, buffer: Buffer): void {
+    if (!this.reading?.(peer, buffer)) this.pool.give(buffer);
   }
 }

@@ -86,7 +86,10 @@ export function resolveRange(size: number, range: RangeOption | undefined): { of
   return { offset, length: Math.max(0, Math.min(length, size - offset)) };
 }
 
-/** A put's body in memory (backends that cannot stream a body of unknown length; the edge's puts are small). */
+/**
+ * A body in memory: for what is small or already bytes (manifests, metainfo, upload parts, whose
+ * size the upload session bounds). Streams of any size go through `PieceReader` or a pipe instead.
+ */
 export async function bodyBytes(value: PutBody): Promise<Uint8Array<ArrayBuffer>> {
   if (value === null) return new Uint8Array(0);
   if (typeof value === "string") return new TextEncoder().encode(value) as Uint8Array<ArrayBuffer>;
@@ -99,8 +102,43 @@ export async function bodyBytes(value: PutBody): Promise<Uint8Array<ArrayBuffer>
 export function verifyChecksum(bytes: Uint8Array, options: PutOptions): void {
   const checked = CHECKSUMS.find((name) => options[name] !== undefined);
   if (!checked) return;
-  if (createHash(checked).update(bytes).digest("hex") !== options[checked]!.toLowerCase()) {
-    throw new Error(`put: The ${checked.toUpperCase()} checksum you specified did not match what we received.`);
+  if (createHash(checked).update(bytes).digest("hex") !== options[checked]!.toLowerCase()) throw checksumMismatch(checked);
+}
+
+export function checksumMismatch(checked: (typeof CHECKSUMS)[number]): Error {
+  return new Error(`put: The ${checked.toUpperCase()} checksum you specified did not match what we received.`);
+}
+
+/**
+ * Reads a stream in pieces of `max` bytes (fewer only at its end), each in one buffer: how backends
+ * that must know a request's length send a body of unknown length, a bounded piece at a time.
+ */
+export class PieceReader {
+  private leftover: Uint8Array | undefined;
+
+  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  async next(max: number): Promise<{ bytes: Uint8Array<ArrayBuffer>; done: boolean }> {
+    const buffer = new Uint8Array(max);
+    let filled = 0;
+    while (filled < max) {
+      let chunk = this.leftover;
+      this.leftover = undefined;
+      if (!chunk) {
+        const { done, value } = await this.reader.read();
+        if (done) return { bytes: buffer.subarray(0, filled), done: true };
+        chunk = value;
+      }
+      const take = Math.min(chunk.byteLength, max - filled);
+      buffer.set(chunk.subarray(0, take), filled);
+      filled += take;
+      if (take < chunk.byteLength) this.leftover = chunk.subarray(take);
+    }
+    return { bytes: buffer, done: false };
+  }
+
+  cancel(reason?: unknown): Promise<void> {
+    return this.reader.cancel(reason);
   }
 }
 

@@ -1,13 +1,20 @@
+import { createHash } from "node:crypto";
 import { AwsClient } from "aws4fetch";
-import { BodyObject, LIST_MAX_KEYS, bodyBytes, resolveRange, verifyChecksum, type ListOptions, type ListedObjects, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
+import { BodyObject, CHECKSUMS, LIST_MAX_KEYS, bodyBytes, checksumMismatch, PieceReader, resolveRange, verifyChecksum, type ListOptions, type ListedObjects, type MultipartUpload, type ObjectBucket, type PutBody, type PutOptions, type RangeOption, type StoredObject } from "./bucket.js";
 
 /**
  * The edge's objects in any S3-compatible store (AWS S3, R2's S3 API, MinIO, Ceph) through
  * aws4fetch (Web-standard fetch and SigV4, so it runs on Deno): metadata as `x-amz-meta-*`, ranged
- * reads for the web seed, multipart uploads for big blobs. Puts the edge makes are small (manifests,
- * metainfo, upload tails of under one part): their checksum is checked before they are sent, so a
- * wrong body is never stored. Path-style addressing: `<endpoint>/<bucket>/<key>`.
+ * reads for the web seed, multipart uploads for big blobs. A put of bytes, or of a stream that ends
+ * within one part, is one PUT whose checksum is checked before it is sent. A longer stream (a blob
+ * pull-through fetches from an upstream, of any size) goes up as a multipart upload one part at a
+ * time, hashed on the way, and is completed only if its checksum holds (aborted otherwise): memory
+ * holds one part, never the whole body, and a wrong body is never stored. Path-style addressing:
+ * `<endpoint>/<bucket>/<key>`.
  */
+
+/** Parts of a streamed put (S3 wants at least 5 MiB but for the last). */
+export const STREAM_PART_BYTES = 8 * 1024 * 1024;
 export interface S3Settings {
   endpoint: string;
   bucket: string;
@@ -95,14 +102,54 @@ export class S3Bucket implements ObjectBucket {
   }
 
   async put(key: string, value: PutBody, options: PutOptions = {}): Promise<StoredObject> {
-    const bytes = await bodyBytes(value);
+    let bytes: Uint8Array<ArrayBuffer>;
+    if (value instanceof ReadableStream) {
+      const reader = new PieceReader(value.getReader());
+      const first = await reader.next(STREAM_PART_BYTES);
+      if (!first.done) return this.putStreamed(key, first.bytes, reader, options);
+      bytes = first.bytes;
+    } else {
+      bytes = await bodyBytes(value);
+    }
     verifyChecksum(bytes, options);
-    const headers: Record<string, string> = { "Content-Type": options.httpMetadata?.contentType ?? "application/octet-stream" };
-    for (const [name, metaValue] of Object.entries(options.customMetadata ?? {})) headers[`${META}${name.toLowerCase()}`] = metaValue;
+    const headers = putHeaders(options);
     const res = await this.send(this.url(key), { method: "PUT", headers, body: bytes });
     if (!res.ok) throw new Error(`S3 PUT ${key} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
     await res.body?.cancel();
     return { key, size: bytes.byteLength, etag: unquote(res.headers.get("etag")), httpEtag: res.headers.get("etag") ?? "", uploaded: new Date(), customMetadata: options.customMetadata ?? {}, httpMetadata: options.httpMetadata ?? {} };
+  }
+
+  /** A stream longer than one part: multipart, hashed as it goes, completed only if the checksum holds. */
+  private async putStreamed(key: string, first: Uint8Array, reader: PieceReader, options: PutOptions): Promise<StoredObject> {
+    const checked = CHECKSUMS.find((name) => options[name] !== undefined);
+    const hash = checked ? createHash(checked) : undefined;
+    const upload = await this.startMultipart(key, putHeaders(options));
+    const parts: { partNumber: number; etag: string }[] = [];
+    try {
+      let part = first;
+      for (let done = false; part.byteLength > 0 || parts.length === 0; ) {
+        hash?.update(part);
+        parts.push(await upload.uploadPart(parts.length + 1, part));
+        if (done) break;
+        const next = await reader.next(STREAM_PART_BYTES);
+        [part, done] = [next.bytes, next.done];
+      }
+      if (checked && hash!.digest("hex") !== options[checked]!.toLowerCase()) throw checksumMismatch(checked);
+    } catch (error) {
+      await reader.cancel(error).catch(() => undefined);
+      await upload.abort().catch(() => undefined);
+      throw error;
+    }
+    const object = await upload.complete(parts);
+    return { ...object, customMetadata: options.customMetadata ?? {}, httpMetadata: options.httpMetadata ?? {} };
+  }
+
+  private async startMultipart(key: string, headers: Record<string, string>): Promise<S3MultipartUpload> {
+    const res = await this.send(this.url(key, "?uploads"), { method: "POST", headers });
+    const text = await res.text();
+    const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(text)?.[1];
+    if (!res.ok || !uploadId) throw new Error(`S3 could not start a multipart upload of ${key}: ${res.status} ${text.slice(0, 200)}`);
+    return new S3MultipartUpload(this, key, uploadId);
   }
 
   async delete(keys: string | string[]): Promise<void> {
@@ -113,12 +160,8 @@ export class S3Bucket implements ObjectBucket {
     }
   }
 
-  async createMultipartUpload(key: string): Promise<MultipartUpload> {
-    const res = await this.send(this.url(key, "?uploads"), { method: "POST" });
-    const text = await res.text();
-    const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(text)?.[1];
-    if (!res.ok || !uploadId) throw new Error(`S3 could not start a multipart upload of ${key}: ${res.status} ${text.slice(0, 200)}`);
-    return new S3MultipartUpload(this, key, uploadId);
+  createMultipartUpload(key: string): Promise<MultipartUpload> {
+    return this.startMultipart(key, {});
   }
 
   resumeMultipartUpload(key: string, uploadId: string): MultipartUpload {
@@ -163,6 +206,12 @@ class S3MultipartUpload implements MultipartUpload {
     const res = await this.bucket.send(this.bucket.url(this.key, this.query()), { method: "DELETE" });
     await res.body?.cancel();
   }
+}
+
+function putHeaders(options: PutOptions): Record<string, string> {
+  const headers: Record<string, string> = { "Content-Type": options.httpMetadata?.contentType ?? "application/octet-stream" };
+  for (const [name, metaValue] of Object.entries(options.customMetadata ?? {})) headers[`${META}${name.toLowerCase()}`] = metaValue;
+  return headers;
 }
 
 function objectFrom(key: string, headers: Headers, size: number): StoredObject {

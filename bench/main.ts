@@ -4,6 +4,7 @@ import { benchP2p, parseP2pArgs } from "./p2p.js";
 import { benchAgent, parseAgentArgs } from "./agent.js";
 import { benchEdge, parseEdgeArgs } from "./edge.js";
 import { benchSim, parseSimArgs } from "./sim/cli.js";
+import { benchLazy, parseLazyArgs } from "./lazy.js";
 
 /**
  * `npm run bench -- <name> [options]`. Benchmarks print their figures side by side with a
@@ -15,6 +16,7 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
                             [--modes p2p,direct,registry]
        npm run bench -- agent [--size 1GiB] [--seeders 3] [--rounds 3] [--shoal-only] [--out bench-out]
        npm run bench -- edge [--size 64MiB] [--rounds 3] [--requests 200] [--out bench-out]
+       npm run bench -- lazy [--size 1GiB] [--reads 32] [--read-size 64KiB] [--seed 1] [--out bench-out]
        npm run bench -- sim [--hosts 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s] [--wan-bandwidth 12.5MiB/s]
                             [--edge-bandwidth B] [--clusters 1] [--zones 1] [--churn 0] [--stagger 0] [--slow 0]
                             [--seed 1] [--tuning JSON] [--out bench-out] [--sweep [--hosts 16,64,…]]
@@ -30,6 +32,9 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
   edge    the edge's data path (GET, Range GET, monolithic and chunked push,
           HEAD blob and GET manifest latency) against distribution, and reads
           against the edge's runtime port directly (what the Node front costs)
+  lazy    random Range reads over a layer (lazy pulls): time to first byte and bytes
+          fetched, the edge directly vs a cold agent vs an agent whose peer holds the
+          pieces; and a 1 MiB read at the end through a cold agent vs one edge piece
   sim     a simulated fleet (the real scheduler and tracker logic, a modelled network):
           completion times against the bound, WAN bytes, tracker load; --sweep over N`;
 
@@ -39,6 +44,8 @@ const { positionals, values } = parseArgs({
   options: {
     size: { type: "string" },
     readers: { type: "string" },
+    reads: { type: "string" },
+    "read-size": { type: "string" },
     rounds: { type: "string" },
     agents: { type: "string" },
     "agent-bandwidth": { type: "string" },
@@ -79,6 +86,9 @@ switch (name) {
     break;
   case "agent":
     await benchAgent(parseAgentArgs(values));
+    break;
+  case "lazy":
+    await benchLazy(parseLazyArgs(values));
     break;
   case "sim":
     await benchSim(parseSimArgs(values));

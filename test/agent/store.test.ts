@@ -153,6 +153,24 @@ describe("DiskStore", () => {
     expect(store.usage().bytes).toBeLessThanOrEqual(2500);
   });
 
+  it("counts a partial blob's verified bytes against capacity, evicting whole blobs to make room", async () => {
+    const store = await openStore(2500);
+    const a = await put(store, randomBytes(1000));
+    clock = 2_000;
+    const b = await put(store, randomBytes(1000));
+    const partial = digestOf(Buffer.from("held in part"));
+    // 2,600 bytes with the partial blob's 600: over capacity, so the store evicts at once.
+    store.notePartial(partial, 600);
+    await store.evict();
+    // The oldest whole blob went; the partial one's pieces stay (a reader may be on them).
+    expect(store.usage()).toMatchObject({ partialBlobs: 1, partialBytes: 600 });
+    expect(store.get(a)).toBeUndefined();
+    expect(store.get(b)).toBeDefined();
+    expect(store.usage()).toMatchObject({ bytes: 1600, partialBlobs: 1 });
+    store.dropPartial(partial);
+    expect(store.usage()).toMatchObject({ bytes: 1000, partialBlobs: 0, partialBytes: 0 });
+  });
+
   it("ignores foreign files when it opens", async () => {
     await mkdir(path.join(dir, "blobs/sha256"), { recursive: true });
     const store = await openStore();

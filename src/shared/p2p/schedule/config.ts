@@ -30,6 +30,11 @@ export interface SchedulerTuning {
   webSeedPatienceMinMs: number;
   /** How long the first web-seed read waits for handed-out peers (with pieces) to finish handshakes. */
   webSeedHoldMs: number;
+  /**
+   * How long a Range reader's pieces wait for handshakes with handed-out peers before the web seed
+   * (a lazy peer may hold them; a handshake takes milliseconds, a dead host's would take the hold).
+   */
+  readerHoldMs: number;
   /** Seconds to the second announce, whatever the tracker's interval (the swarm was forming). */
   firstReannounceSeconds: number;
   /** Least time between announces sent to refresh the web-seed slice (and how long it must hold). */
@@ -52,6 +57,7 @@ export const SCHEDULER_TUNING: SchedulerTuning = {
   maxPeerBackoffMs: 60_000,
   webSeedPatienceMinMs: 1_000,
   webSeedHoldMs: 2_000,
+  readerHoldMs: 500,
   firstReannounceSeconds: 1,
   webSeedReannounceMs: 1_000,
   endgameMaxRequests: 2,

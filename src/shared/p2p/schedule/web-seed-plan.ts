@@ -75,8 +75,8 @@ export class WebSeedPlan {
       const worthWaiting = others.some((p) => p.complete || (p.have ?? 1) > 0);
       this.holdUntil = worthWaiting ? now + this.tuning.webSeedHoldMs : 0;
       // A lazy peer's pieces are few and its announced count may be from before its last reads:
-      // a reader's piece waits for every handshake (a moment on a LAN, the hold at most).
-      this.readerHoldUntil = others.length > 0 ? now + this.tuning.webSeedHoldMs : 0;
+      // a reader's piece waits for every handshake (a moment on a LAN, readerHoldMs at most).
+      this.readerHoldUntil = others.length > 0 ? now + this.tuning.readerHoldMs : 0;
     }
     this.announced = true;
   }

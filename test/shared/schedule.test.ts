@@ -208,6 +208,15 @@ describe("SwarmScheduler, rule by rule", () => {
     expect(of(s.poll(511), "web-seed").map((a) => a.index)).toContain(50);
   });
 
+  it("waits for a tracker that does not answer for the web seed's hold at most", () => {
+    const s = scheduler(100);
+    s.handle({ type: "start", have: [] }, 0);
+    s.handle({ type: "priorities", pieces: [70] }, 0);
+    expect(of(s.poll(0), "announce")).toHaveLength(1);
+    expect(of(s.poll(1_900), "web-seed")).toHaveLength(0);
+    expect(of(s.poll(2_001), "web-seed")).toEqual([{ type: "web-seed", index: 70 }]);
+  });
+
   it("reads a reader's piece from the web seed at once when the tracker hands out nobody", () => {
     const s = scheduler(100);
     s.handle({ type: "start", have: [] }, 0);

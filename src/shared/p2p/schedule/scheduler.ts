@@ -257,6 +257,7 @@ export class SwarmScheduler {
     this.lastPollAt = now;
     if (this.haveCount === this.pieceCount) return this.finish();
     this.nextAnnounceAt = now;
+    this.webSeed.started(now);
   }
 
   private onAnnounced(response: { interval: number; minInterval?: number; peers: HandoutPeer[]; webSeedStartPiece: number; webSeedSlicePieces?: number }, now: number): void {

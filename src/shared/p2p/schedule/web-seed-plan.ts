@@ -57,6 +57,14 @@ export class WebSeedPlan {
     this.reannounceMs = tuning.webSeedReannounceMs;
   }
 
+  /**
+   * The download began: a reader waits for the tracker's first answer for webSeedHoldMs at most
+   * (an answer takes one round trip; then handshakes get readerHoldMs).
+   */
+  started(now: number): void {
+    if (!this.announced) this.readerHoldUntil = now + this.tuning.webSeedHoldMs;
+  }
+
   announcing(now: number): void {
     this.lastAnnounceAt = now;
   }
@@ -93,7 +101,9 @@ export class WebSeedPlan {
    * a while at most), the edge is not asked: those peers may have what we need.
    */
   holding(now: number, connecting: number, forReaders = false): boolean {
-    return !this.announced || (connecting > 0 && now < (forReaders ? this.readerHoldUntil : this.holdUntil));
+    // A reader's wait is bounded, for the first answer too (a slow tracker costs it readerHoldMs).
+    if (forReaders) return (!this.announced || connecting > 0) && now < this.readerHoldUntil;
+    return !this.announced || (connecting > 0 && now < this.holdUntil);
   }
 
   pick(p: WebSeedPick): number[] {

@@ -26,6 +26,13 @@ describe("agent configuration", () => {
     expect(config).toMatchObject({ edge: "http://edge:1", zone: "b", peerPort: 9000, cluster: "devcluster", store: { dir: "/s", capacity: 1024 ** 3 } });
   });
 
+  it("completes lazily read blobs in the background unless told never to", () => {
+    const base = { edge: "http://edge:1", store: { dir: "/s" } };
+    expect(parseAgentConfig(base).p2p.lazyComplete).toBe("background");
+    expect(parseAgentConfig(mergeConfig(base, { p2p: { lazyComplete: "never" } })).p2p).toMatchObject({ lazyComplete: "never", enabled: true });
+    expect(() => parseAgentConfig(mergeConfig(base, { p2p: { lazyComplete: "sometimes" } }))).toThrow(/p2p\.lazyComplete/);
+  });
+
   it("lists every problem with its path", () => {
     try {
       parseAgentConfig({ edge: "not a url", store: {}, peerPort: 70000, bogus: 1 });

@@ -45,9 +45,4 @@ export class FillBudget extends DurableObject<Env> {
   refund(bytes: number, hour: number): void {
     this.sql.exec(`UPDATE fills SET bytes = MAX(0, bytes - ?) WHERE hour = ?`, bytes, hour);
   }
-
-  usedBytes(now: number): number {
-    const hour = Math.floor(now / HOUR_MS);
-    return this.sql.exec<{ used: number | null }>(`SELECT SUM(bytes) AS used FROM fills WHERE hour > ?`, hour - FILL_WINDOW_HOURS).one().used ?? 0;
-  }
 }

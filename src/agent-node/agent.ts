@@ -96,6 +96,7 @@ export class Agent {
       log: this.log.child({ part: "fetch" }),
       peerId: this.peerId,
       announceRequest: (digest, pieceCount, complete, have) => announcer.request(digest, pieceCount, complete, have),
+      announced: (digest, response) => announcer.heardFor(digest, response),
       p2p: {
         enabled: p2p.enabled,
         maxPeersPerSwarm: p2p.maxPeersPerSwarm,

@@ -46,6 +46,8 @@ export interface Env {
   SHOAL_TRACKER_ALLOW_LOOPBACK?: string;
   /** Most peers one source address (announcing without an account) may hold in a swarm object. */
   SHOAL_TRACKER_PEERS_PER_ADDRESS?: string;
+  /** Tracker objects per swarm (1–256; default DEFAULT_TRACKER_SHARDS). */
+  SHOAL_TRACKER_SHARDS?: string;
   /** Garbage collection: its state and interlock, and the object that runs it in batches. */
   GC_LEDGER: DurableObjectNamespace<GcLedger>;
   GC_COLLECTOR: DurableObjectNamespace<Collector>;
@@ -57,6 +59,12 @@ export interface Env {
 
 /** The grace period's default: a push has a day to put the manifest of the blobs it uploaded. */
 export const DEFAULT_GC_GRACE_SECONDS = 24 * 60 * 60;
+/**
+ * Tracker objects per swarm: enough that a fleet of 20,000 starting within a second sends one
+ * object about 300 first announces (README, "The tracker at fleet scale"). An object that gets
+ * no announce costs nothing; the hub takes at most one small trade per active shard a second.
+ */
+export const DEFAULT_TRACKER_SHARDS = 64;
 
 /** Anonymous pull-through stores at most this much in 24 hours, unless configured (10 GiB). */
 export const DEFAULT_ANONYMOUS_FILL_BYTES_PER_DAY = 10 * 1024 ** 3;
@@ -79,6 +87,8 @@ export const EdgeSettingsSchema = z.object({
   upstreamAnonymousBytesPerDay: z.coerce.number().int().nonnegative().default(DEFAULT_ANONYMOUS_FILL_BYTES_PER_DAY),
   trackerAllowLoopback: z.enum(["true", "false", ""]).default("").transform((v) => v === "true"),
   trackerPeersPerAddress: z.coerce.number().int().min(1).default(256),
+  /** Tracker objects each swarm is spread over (shard-router.ts). */
+  trackerShards: z.coerce.number().int().min(1).max(256).default(DEFAULT_TRACKER_SHARDS),
   gcGraceSeconds: z.coerce.number().int().nonnegative().default(DEFAULT_GC_GRACE_SECONDS),
   gcRetention: z
     .string()
@@ -142,6 +152,7 @@ export function edgeSettings(env: Env): EdgeSettings {
     upstreamAnonymousBytesPerDay: env.SHOAL_UPSTREAM_ANONYMOUS_BYTES_PER_DAY || undefined,
     trackerAllowLoopback: env.SHOAL_TRACKER_ALLOW_LOOPBACK,
     trackerPeersPerAddress: env.SHOAL_TRACKER_PEERS_PER_ADDRESS || undefined,
+    trackerShards: env.SHOAL_TRACKER_SHARDS || undefined,
     gcGraceSeconds: env.SHOAL_GC_GRACE_SECONDS || undefined,
     gcRetention: env.SHOAL_GC_RETENTION,
   });

@@ -6,6 +6,7 @@ import type { RepositoryIndex } from "./build-index/repository-index.js";
 import type { UploadSession } from "./upload/upload-session.js";
 import type { Catalog } from "./build-index/catalog.js";
 import type { Tracker } from "./tracker/tracker.js";
+import { trackerObjectName } from "./tracker/shard-router.js";
 import type { ReplicationQueue } from "./upstream/replication-queue.js";
 import type { GcRun } from "./gc/run.js";
 import type { FillBudget } from "./upstream/fill-budget.js";
@@ -17,7 +18,8 @@ export interface Services {
   repository(name: string): DurableObjectStub<RepositoryIndex>;
   upload(id: string): DurableObjectStub<UploadSession>;
   catalog(): DurableObjectStub<Catalog>;
-  tracker(digest: string): DurableObjectStub<Tracker>;
+  /** The tracker object of shard `index` of `count` of a blob's swarm (one shard: the digest's). */
+  tracker(digest: string, index?: number, count?: number): DurableObjectStub<Tracker>;
   /** The queue of tags to copy to replication targets (one object). */
   replication(): DurableObjectStub<ReplicationQueue>;
   /** What anonymous pull-through may still store (one object). */
@@ -34,7 +36,7 @@ export function servicesFromEnv(env: Env): Services {
     repository: (name) => env.REPOSITORY.get(env.REPOSITORY.idFromName(name)),
     upload: (id) => env.UPLOAD.get(env.UPLOAD.idFromName(id)),
     catalog: () => env.CATALOG.get(env.CATALOG.idFromName("catalog")),
-    tracker: (digest) => env.TRACKER.get(env.TRACKER.idFromName(digest)),
+    tracker: (digest, index = 0, count = 1) => env.TRACKER.get(env.TRACKER.idFromName(trackerObjectName(digest, index, count))),
     replication: () => env.REPLICATION.get(env.REPLICATION.idFromName("replication")),
     fillBudget: () => env.FILL_BUDGET.get(env.FILL_BUDGET.idFromName("fill-budget")),
     gcRuns: (limit) => env.GC_LEDGER.get(env.GC_LEDGER.idFromName("ledger")).history(limit),

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import path from "node:path";
 import { run } from "../helpers/images.js";
 import { fleetLoad } from "../../src/worker/tracker/load.js";
+import { announceBurst } from "../../bench/tracker-burst.js";
 
 /** The tracker benchmarks, tiny: they still run and print their figures. */
 const TSX = path.resolve("node_modules/.bin/tsx");
@@ -25,5 +26,17 @@ describe("tracker benchmarks (smoke runs)", () => {
     expect(grown.announcesPerSecondPerObject).toBeLessThanOrEqual(500);
     expect(fixed.announcesPerSecondPerObject).toBeGreaterThan(6_000);
     expect(grown.workerRequests).toBeLessThan(fixed.workerRequests / 10);
+  });
+
+  it("a fleet starting within a second: sharded, no object takes 500 announces in any second, and the interval is the whole swarm's", () => {
+    const sharded = announceBurst({ hosts: 2_000, shards: 8, startWindowSeconds: 1, downloadSeconds: 20, seconds: 60 });
+    const single = announceBurst({ hosts: 2_000, shards: 1, startWindowSeconds: 1, downloadSeconds: 20, seconds: 60 });
+    expect(single.peakPerObject).toBeGreaterThan(1_500);
+    expect(sharded.peakPerObject).toBeLessThanOrEqual(500);
+    expect(sharded.refused).toBe(0);
+    // 2,000 peers at 400 announces/s: 5 s (the calendar may move an announce up to a quarter later).
+    expect(sharded.interval).toBeGreaterThanOrEqual(5);
+    expect(sharded.interval).toBeLessThanOrEqual(7);
+    expect(sharded.exchanges).toBeLessThan(sharded.announces / 10);
   });
 });

@@ -271,15 +271,23 @@ describe("Swarm: at fleet size", () => {
     }
   });
 
-  it("as shard i of n, tiles only its arc of the ring", () => {
+  it("as shard i of n, tiles its share of the ring: the arc its leechers span among all the swarm's", () => {
     clock = 0;
     const s = swarm({ shard: { index: 1, count: 4 } });
+    const owners = () => {
+      const counts = new Array<number>(64).fill(0);
+      for (let i = 1; i <= 5; i++) {
+        const { webSeedStartPiece: start, webSeedSlicePieces: slice } = s.ok(peer(i, { pieceCount: 64 }));
+        for (let k = 0; k < slice!; k++) counts[(start + k) % 64]!++;
+      }
+      return counts;
+    };
     for (let i = 1; i <= 5; i++) s.ok(peer(i, { pieceCount: 64 }));
-    const owners = new Array<number>(64).fill(0);
-    for (let i = 1; i <= 5; i++) {
-      const { webSeedStartPiece: start, webSeedSlicePieces: slice } = s.ok(peer(i, { pieceCount: 64 }));
-      for (let k = 0; k < slice!; k++) owners[(start + k) % 64]!++;
-    }
-    expect(owners).toEqual([...new Array(16).fill(0), ...new Array(16).fill(1), ...new Array(32).fill(0)]);
+    // Alone as far as it knows: the whole ring, rather than pieces nobody owns.
+    expect(owners()).toEqual(new Array(64).fill(1));
+    // Shards 0, 2 and 3 hold 5, 10 and 0 leechers: shard 1's 5 of 20 come after shard 0's 5.
+    const summary = (shard: number, leechers: number) => ({ shard, peers: leechers, leechers, sample: [], expiresAt: 60_000 });
+    s.learn([summary(0, 5), summary(2, 10), summary(3, 0)]);
+    expect(owners()).toEqual([...new Array(16).fill(0), ...new Array(16).fill(1), ...new Array(32).fill(0)]);
   });
 });

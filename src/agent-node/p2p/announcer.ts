@@ -16,6 +16,9 @@ export interface AnnouncerOptions {
   now?: () => number;
 }
 
+/** Digests whose last leech answer is remembered (for spreading the announce of completion). */
+const HEARD_MAX = 256;
+
 interface Seeding {
   pieceCount: number;
   activeAt: number;
@@ -29,6 +32,8 @@ interface Seeding {
  */
 export class Announcer {
   private readonly seeding = new Map<Digest, Seeding>();
+  /** The least time between announces (s) the tracker last asked of this agent's download, by digest. */
+  private readonly heard = new Map<Digest, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
@@ -52,11 +57,26 @@ export class Announcer {
     return entry !== undefined;
   }
 
-  /** Starts (or refreshes) seeding a complete blob, announcing it at once. */
-  async seed(digest: Digest, pieceCount: number): Promise<AnnounceResponse | undefined> {
+  /** The tracker answered this agent's download of a blob (its minInterval spreads the completion). */
+  heardFor(digest: Digest, response: AnnounceResponse): void {
+    this.heard.delete(digest);
+    this.heard.set(digest, response.minInterval ?? 1);
+    if (this.heard.size > HEARD_MAX) this.heard.delete(this.heard.keys().next().value!);
+  }
+
+  /**
+   * Starts (or refreshes) seeding a complete blob, announcing it at once; in a big swarm (the
+   * tracker asked for more than a second between announces) at a random moment within that
+   * minInterval instead: a fleet finishing together would otherwise send every completion to the
+   * tracker in the same second. Peers learn of a seeder by its pieces meanwhile.
+   */
+  async seed(digest: Digest, pieceCount: number, random: () => number = Math.random): Promise<AnnounceResponse | undefined> {
     if (this.touch(digest)) return undefined;
-    this.seeding.set(digest, { pieceCount, activeAt: this.now(), nextAt: 0 });
-    return this.announceOne(digest);
+    const spreadSeconds = this.heard.get(digest) ?? 0;
+    this.heard.delete(digest);
+    const nextAt = spreadSeconds > 1 ? this.now() + random() * spreadSeconds * 1000 : 0;
+    this.seeding.set(digest, { pieceCount, activeAt: this.now(), nextAt });
+    return nextAt === 0 ? this.announceOne(digest) : undefined;
   }
 
   request(digest: Digest, pieceCount: number, complete: boolean, have: number): AnnounceRequest {

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Digest } from "../../shared/oci/digest.js";
 import type { Metainfo } from "../../shared/p2p/metainfo.js";
-import type { AnnounceRequest } from "../../shared/api/announce.js";
+import type { AnnounceRequest, AnnounceResponse } from "../../shared/api/announce.js";
 import type { DiskStore } from "../store/disk-store.js";
 import type { BlobFiller, BlobSource, Download, DownloadManager } from "../store/download.js";
 import type { EdgeClient } from "../edge/edge-client.js";
@@ -49,6 +49,8 @@ export interface BlobFetcherOptions {
   peerId: Buffer;
   /** The announce this agent sends for a swarm (its address, zone, cluster). */
   announceRequest: (digest: Digest, pieceCount: number, complete: boolean, have: number) => AnnounceRequest;
+  /** Each answer to a download's announce (the announcer spreads the announce of completion by it). */
+  announced?: (digest: Digest, response: AnnounceResponse) => void;
   p2p: P2pSettings;
   /** A blob fetched for repository `name` is in the store, verified (with its metainfo, if P2P). */
   onStored: (name: string, digest: Digest, metainfo: Metainfo | undefined) => void;
@@ -166,7 +168,11 @@ export class BlobFetcher {
       peerId,
       metrics,
       log: log.child({ digest }),
-      announce: (complete, have) => edge.announce(announceRequest(digest, metainfo.pieces.length, complete, have)),
+      announce: async (complete, have) => {
+        const response = await edge.announce(announceRequest(digest, metainfo.pieces.length, complete, have));
+        this.options.announced?.(digest, response);
+        return response;
+      },
       webSeed: async (start, end) => {
         metrics.edgeFetches.inc({ kind: "piece" });
         return readAll(edge, name, digest, start, end, p2p.bandwidth);

@@ -3,6 +3,7 @@ import { OciError } from "../../shared/oci/errors.js";
 import { ANNOUNCE_MAX_BYTES, AnnounceRequestSchema } from "../../shared/api/announce.js";
 import { sourceIdentity } from "../../shared/p2p/peer-address.js";
 import { readBodyCapped } from "../registry/http.js";
+import { shardOf } from "./shard-router.js";
 import type { AppEnv } from "../services.js";
 
 export const trackerRoutes = new Hono<AppEnv>();
@@ -36,7 +37,11 @@ trackerRoutes.post("/shoal/v1/announce", async (c) => {
   if (!parsed.success) {
     throw new OciError("UNSUPPORTED", `invalid announce: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`, { status: 400 });
   }
-  const outcome = await c.get("services").tracker(parsed.data.digest).announce(parsed.data, announcerIdentity(c));
+  const services = c.get("services");
+  const identity = announcerIdentity(c);
+  const count = services.settings.trackerShards;
+  const index = shardOf(parsed.data.peerId, identity, count);
+  const outcome = await services.tracker(parsed.data.digest, index, count).announce(parsed.data, identity, { index, count });
   if (!outcome.ok) throw new OciError(outcome.status === 429 ? "TOOMANYREQUESTS" : "DENIED", `announce refused: ${outcome.reason}`);
   return c.json(outcome.response);
 });

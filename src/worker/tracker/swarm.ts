@@ -1,8 +1,10 @@
 import type { AnnounceRequest, AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
 import { refusedAddress } from "../../shared/p2p/peer-address.js";
-import { arcOf, firstPointOfPiece, pieceAtPoint, ringPoint } from "../../shared/p2p/web-seed-ring.js";
+import { firstPointOfPiece, pieceAtPoint, ringPoint } from "../../shared/p2p/web-seed-ring.js";
+import { Buckets, zoneKey } from "./buckets.js";
+import { AnnounceCalendar } from "./calendar.js";
 import { ExpiryWheel } from "./expiry-wheel.js";
-import { IndexedSet } from "./indexed-set.js";
+import { RemoteView, SHARD_SAMPLE_PEERS, type RemotePeer, type ShardSummary } from "./shard-view.js";
 import { RingIndex } from "./ring-index.js";
 
 export { ringPosition } from "../../shared/p2p/web-seed-ring.js";
@@ -49,7 +51,11 @@ export interface SwarmOptions {
   maxPeersPerAddress?: number;
   /** Accept loopback peer addresses (the devcluster and tests run on 127.0.0.1). */
   allowLoopback?: boolean;
-  /** This object is shard `index` of `count` of the swarm: its leechers tile that arc of the ring. */
+  /**
+   * This object is shard `index` of `count` of the swarm (shard-router.ts): it learns of the other
+   * shards through `summary()`/`learn()` (shard-view.ts), hands out some of their peers, and tiles
+   * its share of the ring with its leechers.
+   */
   shard?: { index: number; count: number };
 }
 
@@ -85,45 +91,14 @@ interface PeerEntry extends HandoutPeer {
   /** Its place on the web-seed ring while it is a leecher. */
   slot: number | undefined;
   bucket: string;
+  /** The second its next announce was booked in (AnnounceCalendar). */
+  dueSecond: number;
   /** Re-announces it may make now (see spend). */
   tokens: number;
   refilledAt: number;
 }
 
 
-/** One role's handout buckets. */
-class Buckets {
-  readonly all = new IndexedSet<PeerEntry>();
-  readonly byCluster = new Map<string, IndexedSet<PeerEntry>>();
-  readonly byZone = new Map<string, IndexedSet<PeerEntry>>();
-
-  add(peer: PeerEntry): void {
-    this.all.add(peer);
-    bucketOf(this.byCluster, peer.cluster).add(peer);
-    bucketOf(this.byZone, peer.bucket).add(peer);
-  }
-
-  delete(peer: PeerEntry): void {
-    this.all.delete(peer);
-    dropFrom(this.byCluster, peer.cluster, peer);
-    dropFrom(this.byZone, peer.bucket, peer);
-  }
-}
-
-function bucketOf(map: Map<string, IndexedSet<PeerEntry>>, key: string): IndexedSet<PeerEntry> {
-  let set = map.get(key);
-  if (!set) map.set(key, (set = new IndexedSet()));
-  return set;
-}
-
-function dropFrom(map: Map<string, IndexedSet<PeerEntry>>, key: string, peer: PeerEntry): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(peer);
-  if (set.size === 0) map.delete(key);
-}
-
-const zoneKey = (cluster: string, zone: string) => `${cluster}\u0000${zone}`;
 /**
  * Re-announces a peer may make at once, and per minInterval after that. Two per minInterval, not
  * one: an agent's leech session and its seeding announcer share its peer id, and agents that do not
@@ -132,10 +107,21 @@ const zoneKey = (cluster: string, zone: string) => `${cluster}\u0000${zone}`;
 const PEER_ANNOUNCE_BURST = 10;
 const PEER_ANNOUNCES_PER_MIN_INTERVAL = 2;
 
+/** Part of a handout kept for peers of other shards (when there are any), so the shards' peers mix. */
+const REMOTE_HANDOUT_SHARE = 0.2;
+/** Least time between two trades of summaries with the hub while the shard changes. */
+export const SHARD_EXCHANGE_MS = 1_000;
+
 export class Swarm {
   private readonly peers = new Map<string, PeerEntry>();
-  private readonly seeders = new Buckets();
-  private readonly leechers = new Buckets();
+  private readonly seeders = new Buckets<PeerEntry>();
+  private readonly leechers = new Buckets<PeerEntry>();
+  private readonly remote = new RemoteView();
+  /** Joins, leaves and completions since the last summary. */
+  private changed = true;
+  /** Peers this shard held when it last told the hub. */
+  private postedPeers = 0;
+  private readonly calendar: AnnounceCalendar;
   private readonly ring = new RingIndex();
   private readonly wheel: ExpiryWheel<PeerEntry>;
   /** Peers held per identity. */
@@ -156,20 +142,80 @@ export class Swarm {
       shard: options.shard ?? { index: 0, count: 1 },
     };
     this.wheel = new ExpiryWheel(options.now());
+    this.calendar = new AnnounceCalendar(this.settings.targetAnnouncesPerSecond);
+  }
+
+  get shard(): { index: number; count: number } {
+    return this.settings.shard;
   }
 
   get size(): number {
     return this.peers.size;
   }
 
-  /** The interval (s) asked of every announcer now: grows with the swarm to hold the announce rate. */
+  /**
+   * The interval (s) asked of every announcer now: grows with the whole swarm (all its shards), so
+   * that the swarm's announce rate, and so what it costs in requests, stays near the target.
+   */
   interval(): number {
-    return intervalFor(this.peers.size, this.settings);
+    return intervalFor(this.peers.size + this.remote.peers, this.settings);
   }
 
   /** The least time (s) between two announces of one peer. */
   minInterval(): number {
-    return minIntervalFor(this.peers.size, this.settings);
+    return minIntervalFor(this.peers.size + this.remote.peers, this.settings);
+  }
+
+  /** A shard that has never heard from the hub asks it before its first answer (then knows the swarm). */
+  needsView(): boolean {
+    return this.settings.shard.count > 1 && this.remote.at === undefined;
+  }
+
+  /**
+   * Should this shard trade summaries with the hub now (after an answer, or on its alarm)? Never
+   * when alone; at once when its first peers are not on the hub yet; then at most every
+   * SHARD_EXCHANGE_MS while it changes, and every quarter interval while it holds peers (to learn
+   * of the other shards, and so the hub does not forget it): at most one trade a second per shard,
+   * whatever its announce rate, and so at most `count` a second for the hub.
+   */
+  exchangeDue(): boolean {
+    if (this.settings.shard.count <= 1) return false;
+    if (this.remote.at === undefined) return true;
+    const age = this.options.now() - this.remote.at;
+    if (this.changed && (this.postedPeers === 0 || age >= SHARD_EXCHANGE_MS)) return true;
+    return this.peers.size > 0 && age >= Math.max(SHARD_EXCHANGE_MS, this.interval() * 250);
+  }
+
+  /**
+   * What this shard tells the others: counts and a few random peers, seeders first. O(sample).
+   * `peek`: for the hub's answer to another shard, which is not this shard's own trade.
+   */
+  summary(peek = false): ShardSummary {
+    if (!peek) {
+      this.changed = false;
+      this.postedPeers = this.peers.size;
+    }
+    const sample: HandoutPeer[] = [];
+    for (const role of [this.seeders, this.leechers]) {
+      role.all.draw(this.random, (p) => {
+        sample.push(handoutOf(p));
+        return sample.length < SHARD_SAMPLE_PEERS;
+      });
+      if (sample.length >= SHARD_SAMPLE_PEERS) break;
+    }
+    return {
+      shard: this.settings.shard.index,
+      peers: this.peers.size,
+      leechers: this.leechers.size,
+      sample,
+      expiresAt: this.options.now() + (3 * this.interval() + 1) * 1000,
+    };
+  }
+
+  /** The other shards' summaries, from the hub (undefined: it could not be reached). */
+  learn(others: readonly ShardSummary[] | undefined): void {
+    if (others) this.remote.learn(others, this.options.now());
+    else this.remote.failed(this.options.now());
   }
 
   announce(request: AnnounceRequest, identity: string): AnnounceOutcome {
@@ -200,9 +246,16 @@ export class Swarm {
     } else {
       this.update(entry, request);
     }
-    const interval = this.interval();
-    this.wheel.set(entry, now + (3 * interval + 1) * 1000);
-    return { ok: true, response: this.answer(request, entry) };
+    const response = this.answer(request, entry);
+    // The next announce, booked in a second with room: a newcomer's quick second one (agents send
+    // it after minInterval) anywhere up to the interval, a re-announce up to a quarter later.
+    // An announce that comes when booked was counted then; any other is counted now.
+    if (entry.dueSecond !== Math.floor(now / 1000)) this.calendar.arrived(now);
+    if (existing) response.interval = this.calendar.book(now, response.interval, Math.ceil(response.interval * 1.25));
+    else response.minInterval = this.calendar.book(now, response.minInterval!, response.interval);
+    entry.dueSecond = AnnounceCalendar.secondOf(now, existing ? response.interval : response.minInterval!);
+    this.wheel.set(entry, now + (3 * response.interval + 1) * 1000);
+    return { ok: true, response };
   }
 
   /** Forgets peers that stopped announcing; returns how many. */
@@ -245,9 +298,11 @@ export class Swarm {
       slot: undefined,
       bucket: zoneKey(request.cluster, request.zone),
       tokens: PEER_ANNOUNCE_BURST,
+      dueSecond: -1,
       refilledAt: now,
     };
     this.peers.set(entry.peerId, entry);
+    this.changed = true;
     this.identities.set(identity, (this.identities.get(identity) ?? 0) + 1);
     this.place(entry);
     return entry;
@@ -255,7 +310,10 @@ export class Swarm {
 
   private update(entry: PeerEntry, request: AnnounceRequest): void {
     const moved = entry.complete !== request.complete || entry.zone !== request.zone || entry.cluster !== request.cluster;
-    if (moved) this.unplace(entry);
+    if (moved) {
+      this.unplace(entry);
+      this.changed = true;
+    }
     entry.ip = request.ip;
     entry.port = request.port;
     entry.zone = request.zone;
@@ -281,6 +339,7 @@ export class Swarm {
   private remove(entry: PeerEntry): void {
     this.unplace(entry);
     this.peers.delete(entry.peerId);
+    this.changed = true;
     this.wheel.delete(entry);
     const held = (this.identities.get(entry.identity) ?? 1) - 1;
     if (held > 0) this.identities.set(entry.identity, held);
@@ -310,7 +369,7 @@ export class Swarm {
    */
   private slice(entry: PeerEntry | undefined, pieceCount: number): { webSeedStartPiece: number; webSeedSlicePieces: number } {
     if (!entry || entry.slot === undefined || pieceCount === 0) return { webSeedStartPiece: 0, webSeedSlicePieces: 0 };
-    const arc = arcOf(this.settings.shard.index, this.settings.shard.count, pieceCount);
+    const arc = this.remote.arc(this.settings.shard.index, this.settings.shard.count, this.leechers.size, pieceCount);
     if (arc.end <= arc.first) return { webSeedStartPiece: arc.first % pieceCount, webSeedSlicePieces: 0 };
     const point = ringPoint(entry.slot);
     const piece = pieceAtPoint(point, arc);
@@ -323,29 +382,27 @@ export class Swarm {
 
   /**
    * A bounded, shuffled list, never the requester: seeders before leechers, and within each the
-   * requester's own zone and cluster first, then its cluster, then the rest. Each rank is drawn at
-   * random from its bucket; a rank is reached only when the ranks before it were exhausted, so the
-   * members skipped (already taken) are at most a handout's worth: the cost is O(handout).
+   * requester's own zone and cluster first, then its cluster, then the rest (Buckets.drawInto:
+   * O(handout)). A sharded swarm's handout keeps a fifth for peers of other shards, from the hub's
+   * samples, and fills up from either side when the other runs short.
    */
   private handout(requester: AnnounceRequest): HandoutPeer[] {
     const out: HandoutPeer[] = [];
     const limit = this.settings.maxHandout;
-    const ownZone = zoneKey(requester.cluster, requester.zone);
-    const take = (set: IndexedSet<PeerEntry> | undefined, skip: (p: PeerEntry) => boolean) => {
-      if (!set || out.length >= limit) return;
-      set.draw(this.random, (p) => {
-        if (p.peerId !== requester.peerId && !skip(p)) {
-          out.push({ peerId: p.peerId, ip: p.ip, port: p.port, zone: p.zone, cluster: p.cluster, complete: p.complete, have: p.have });
-        }
-        return out.length < limit;
-      });
-    };
-    for (const role of [this.seeders, this.leechers]) {
-      take(role.byZone.get(ownZone), () => false);
-      take(role.byCluster.get(requester.cluster), (p) => p.bucket === ownZone);
-      take(role.all, (p) => p.cluster === requester.cluster);
-      if (out.length >= limit) break;
-    }
+    const taken = new Set<string>([requester.peerId]);
+    const remoteSize = this.remote.seeders.size + this.remote.leechers.size;
+    const local = limit - (remoteSize > 0 ? Math.min(remoteSize, Math.ceil(limit * REMOTE_HANDOUT_SHARE)) : 0);
+    const draw = <T extends PeerEntry | RemotePeer>(role: Buckets<T>, upTo: number) => role.drawInto(out, upTo, taken, requester.cluster, requester.zone, this.random, handoutOf);
+    draw(this.seeders, local);
+    draw(this.remote.seeders, limit);
+    draw(this.leechers, local);
+    draw(this.remote.leechers, limit);
+    draw(this.seeders, limit);
+    draw(this.leechers, limit);
     return out;
   }
+}
+
+function handoutOf(p: HandoutPeer): HandoutPeer {
+  return { peerId: p.peerId, ip: p.ip, port: p.port, zone: p.zone, cluster: p.cluster, complete: p.complete, have: p.have };
 }

@@ -1,0 +1,115 @@
+import type { HandoutPeer } from "../../shared/api/announce.js";
+import { Buckets, zoneKey } from "./buckets.js";
+
+/**
+ * How the shards of one swarm learn of each other. Each shard posts a summary of itself (its
+ * counts and a small random sample of its peers, seeders first) to shard 0, the hub, and gets the
+ * other shards' latest summaries back in the same call: one small call per shard now and then,
+ * never one per announce, and a shard with no peers makes none. With them a shard hands out
+ * peers of other shards too, sizes its interval by the whole swarm, and places its leechers'
+ * web-seed arc among all the swarm's leechers.
+ */
+export interface ShardSummary {
+  shard: number;
+  peers: number;
+  leechers: number;
+  /** A few of its peers, for handouts elsewhere. */
+  sample: HandoutPeer[];
+  /** When the hub should forget it (its own peers would be forgotten by then). */
+  expiresAt: number;
+}
+
+/** Peers sampled into a summary. */
+export const SHARD_SAMPLE_PEERS = 16;
+/** Other shards' peers one shard keeps for its handouts (a handout takes a few of them). */
+export const REMOTE_PEERS_MAX = 128;
+
+/** What the hub holds: each shard's latest summary. At most one per shard, so O(shards). */
+export class ShardBoard {
+  private readonly summaries = new Map<number, ShardSummary>();
+
+  /** Keeps `summary` and returns every other live shard's. */
+  post(summary: ShardSummary, now: number): ShardSummary[] {
+    this.summaries.set(summary.shard, summary);
+    const others: ShardSummary[] = [];
+    for (const [shard, s] of this.summaries) {
+      if (s.expiresAt <= now) this.summaries.delete(shard);
+      else if (shard !== summary.shard) others.push(s);
+    }
+    return others;
+  }
+
+  /** Peers and seeders of the shards on the board but `except` (the hub reports the swarm's totals). */
+  totals(now: number, except: number): { peers: number; seeders: number } {
+    let peers = 0;
+    let seeders = 0;
+    for (const s of this.summaries.values()) {
+      if (s.expiresAt <= now || s.shard === except) continue;
+      peers += s.peers;
+      seeders += s.peers - s.leechers;
+    }
+    return { peers, seeders };
+  }
+}
+
+export interface RemotePeer extends HandoutPeer {
+  bucket: string;
+}
+
+/** What one shard knows of the others, from the hub's last answer. */
+export class RemoteView {
+  seeders = new Buckets<RemotePeer>();
+  leechers = new Buckets<RemotePeer>();
+  /** Peers held by the other shards, together. */
+  peers = 0;
+  /** Leechers of each other shard, by shard index. */
+  private leechersOf = new Map<number, number>();
+  /** When the hub last answered (or failed to); undefined: never asked. */
+  at: number | undefined;
+
+  learn(summaries: readonly ShardSummary[], now: number): void {
+    this.at = now;
+    this.peers = 0;
+    this.leechersOf = new Map();
+    this.seeders = new Buckets();
+    this.leechers = new Buckets();
+    for (const s of summaries) {
+      this.peers += s.peers;
+      this.leechersOf.set(s.shard, s.leechers);
+    }
+    // A bounded sample, taken round robin over the shards (each sample lists its seeders first).
+    let kept = 0;
+    for (let k = 0; k < SHARD_SAMPLE_PEERS && kept < REMOTE_PEERS_MAX; k++) {
+      for (const s of summaries) {
+        const p = s.sample[k];
+        if (!p || kept >= REMOTE_PEERS_MAX) continue;
+        (p.complete ? this.seeders : this.leechers).add({ ...p, bucket: zoneKey(p.cluster, p.zone) });
+        kept++;
+      }
+    }
+  }
+
+  /** The hub could not be reached: keep what we knew, ask again later. */
+  failed(now: number): void {
+    this.at = now;
+  }
+
+  /**
+   * Where shard `index` of `count`, with `own` leechers, places its leechers on the piece ring:
+   * the swarm's leechers in shard order, each shard the arc its share of them spans, so that the
+   * shards' arcs tile the ring as one object's leechers would. (A shard that has not posted counts
+   * as empty: until it does, a neighbour's arc covers its part, rather than nobody.)
+   */
+  arc(index: number, count: number, own: number, pieceCount: number): { first: number; end: number } {
+    if (count <= 1) return { first: 0, end: pieceCount };
+    let before = 0;
+    let total = own;
+    for (const [shard, n] of this.leechersOf) {
+      if (shard === index || shard >= count) continue;
+      total += n;
+      if (shard < index) before += n;
+    }
+    if (total === 0) return { first: 0, end: pieceCount };
+    return { first: Math.ceil((before * pieceCount) / total), end: Math.ceil(((before + own) * pieceCount) / total) };
+  }
+}

@@ -36,9 +36,12 @@ export class ShardedSwarm {
     return { ...outcome, shard };
   }
 
-  /** What the alarm does: forget the silent, and tell the hub when that changed the shard. */
+  /** What the alarms do (call it now and then): forget the silent, and tell the hub what changed. */
   expire(): void {
-    for (const [shard, swarm] of this.shards.entries()) if (swarm.expire() > 0 && swarm.exchangeDue()) this.exchange(shard);
+    for (const [shard, swarm] of this.shards.entries()) {
+      swarm.expire();
+      if (swarm.exchangeDue()) this.exchange(shard);
+    }
   }
 
   get size(): number {

@@ -186,6 +186,12 @@ export class Swarm {
     return this.peers.size > 0 && age >= Math.max(SHARD_EXCHANGE_MS, this.interval() * 250);
   }
 
+  /** When a change not yet told to the hub may be (for the alarm), or undefined. */
+  nextExchangeAt(): number | undefined {
+    if (this.settings.shard.count <= 1 || !this.changed || this.remote.at === undefined) return undefined;
+    return this.remote.at + SHARD_EXCHANGE_MS;
+  }
+
   /**
    * What this shard tells the others: counts and a few random peers, seeders first. O(sample).
    * `peek`: for the hub's answer to another shard, which is not this shard's own trade.

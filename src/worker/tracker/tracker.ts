@@ -43,8 +43,13 @@ export class Tracker extends DurableObject<Env> {
     this.digest = request.digest;
     if (this.swarm().needsView()) await this.exchange();
     const outcome = this.swarm().announce(request, identity);
-    // After the answer is computed, not before: the announcer does not wait for the hub.
+    // After the answer is computed, not before: the announcer does not wait for the hub. A change
+    // that may not be told yet is told by the alarm (a shard's last peers may never announce again).
     if (this.swarm().exchangeDue()) void this.exchange();
+    else {
+      const at = this.swarm().nextExchangeAt();
+      if (at !== undefined) await this.wakeAt(at);
+    }
     await this.scheduleExpiry();
     await this.report(request.digest);
     return outcome;
@@ -75,7 +80,8 @@ export class Tracker extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     this.alarmAt = undefined;
-    if (this.swarm().expire() > 0 && this.swarm().exchangeDue()) await this.exchange();
+    this.swarm().expire();
+    if (this.swarm().exchangeDue()) await this.exchange();
     await this.scheduleExpiry();
     if (this.digest) await this.report(this.digest);
   }

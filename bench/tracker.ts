@@ -3,17 +3,30 @@ import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 import { fleetLoad } from "../src/worker/tracker/load.js";
+import { announceBurst } from "./tracker-burst.js";
 import type { AnnounceRequest } from "../src/shared/api/announce.js";
 
 /**
- * `npx tsx bench/tracker.ts [--peers 1000,5000,20000] [--seconds 2] [--swarm-module PATH]`: the
- * pure tracker logic (`Swarm`) filled with N peers in 4 zones of 2 clusters, then re-announced
- * round robin (1 in 10 a seeder) for a few seconds of CPU: announces per second one core takes,
- * and CPU per announce. `--swarm-module` drives another copy of swarm.ts (e.g. main's, to compare:
- * its constructor and announce are adapted). Then the edge's load per blob for a fleet.
+ * `npx tsx bench/tracker.ts [--peers 1000,5000,20000] [--seconds 2] [--swarm-module PATH]
+ * [--fleet 20000] [--shards 1,64] [--start-window 1] [--fleet-seconds 620]`: the pure tracker
+ * logic (`Swarm`) filled with N peers in 4 zones of 2 clusters, then re-announced round robin (1 in
+ * 10 a seeder) for a few seconds of CPU: announces per second one core takes, and CPU per announce.
+ * `--swarm-module` drives another copy of swarm.ts (e.g. main's, to compare: its constructor and
+ * announce are adapted). Then a fleet of `--fleet` hosts starting within `--start-window` seconds
+ * against the tracker spread over each of `--shards` objects (bench/tracker-burst.ts, virtual
+ * time: a 20 s download, then seeding until `--fleet-seconds`): the peak announces per second one
+ * object takes, and the Worker requests the blob's distribution costs. `--fleet 0` skips it.
  */
 const { values } = parseArgs({
-  options: { peers: { type: "string", default: "1000,5000,20000" }, seconds: { type: "string", default: "2" }, "swarm-module": { type: "string" } },
+  options: {
+    peers: { type: "string", default: "1000,5000,20000" },
+    seconds: { type: "string", default: "2" },
+    "swarm-module": { type: "string" },
+    fleet: { type: "string", default: "20000" },
+    shards: { type: "string", default: "1,64" },
+    "start-window": { type: "string", default: "1" },
+    "fleet-seconds": { type: "string", default: "620" },
+  },
 });
 const modulePath = values["swarm-module"] ? pathToFileURL(path.resolve(values["swarm-module"])).href : "../src/worker/tracker/swarm.js";
 const { Swarm } = (await import(modulePath)) as { Swarm: new (options: Record<string, unknown>) => Record<string, (...args: unknown[]) => unknown> };
@@ -68,4 +81,20 @@ for (const hosts of [16, 1_000, 2_600, 5_000, 20_000]) {
     `  ${String(hosts).padStart(6)}  ${String(grown.intervalSeconds).padStart(4)} s    ${String(grown.announcesPerHost).padStart(6)}        ${grown.workerRequests.toLocaleString("en").padStart(10)}     ${Math.round(grown.announcesPerSecondPerObject)}` +
       `   (3 s fixed: ${fixed.workerRequests.toLocaleString("en")} requests, ${Math.round(fixed.announcesPerSecondPerObject)}/s)`,
   );
+}
+
+const fleet = Number(values.fleet);
+if (fleet > 0) {
+  const PIECES = 256;
+  const window = Number(values["start-window"]);
+  console.log(`\nA fleet of ${fleet.toLocaleString("en")} hosts starting within ${window} s, 1 GiB (${PIECES} pieces), 20 s download, seeding to ${values["fleet-seconds"]} s (virtual time):`);
+  console.log("  objects  peak announces/s/object (second)  after the start  announces  hub trades  interval  Worker requests/blob");
+  for (const shards of values.shards!.split(",").map(Number)) {
+    const r = announceBurst({ hosts: fleet, shards, startWindowSeconds: window, downloadSeconds: 20, seconds: Number(values["fleet-seconds"]) });
+    // A Worker request per announce, per host's metainfo read, per web-seed piece (one copy per cluster).
+    const requests = r.announces + fleet + PIECES;
+    console.log(
+      `  ${String(shards).padStart(7)}  ${r.peakPerObject.toLocaleString("en").padStart(12)} (${r.peakAtSecond} s)${" ".repeat(15)}${r.steadyPeakPerObject.toLocaleString("en").padStart(7)}  ${r.announces.toLocaleString("en").padStart(10)}  ${r.exchanges.toLocaleString("en").padStart(10)}  ${String(Math.round(r.interval)).padStart(6)} s  ${requests.toLocaleString("en").padStart(12)} (${(requests / fleet).toFixed(1)} per host)`,
+    );
+  }
 }

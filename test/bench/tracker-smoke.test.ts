@@ -9,14 +9,18 @@ const TSX = path.resolve("node_modules/.bin/tsx");
 
 describe("tracker benchmarks (smoke runs)", () => {
   it("bench/tracker.ts: announces/s of the pure Swarm, and the Worker requests per blob", async () => {
-    const { stdout } = await run(TSX, ["bench/tracker.ts", "--peers", "200,400", "--seconds", "0.2"]);
+    const { stdout } = await run(TSX, ["bench/tracker.ts", "--peers", "200,400", "--seconds", "0.2", "--fleet", "500", "--shards", "1,4", "--fleet-seconds", "40"]);
     expect(stdout).toMatch(/200 peers: +[\d,]+ announces\/s/);
     expect(stdout).toMatch(/20000 +50 s/);
+    // The fleet: one line per object count, with its peak per object and the Worker requests per blob.
+    expect(stdout).toMatch(/A fleet of 500 hosts/);
+    expect(stdout).toMatch(/\n +1 +500 \(0 s\).*per host\)/);
+    expect(stdout).toMatch(/\n +4 +\d+ \(\d+ s\).*per host\)/);
   });
 
   it("bench/tracker-edge.ts: the same through the devcluster's edge", async () => {
     const { stdout } = await run(TSX, ["bench/tracker-edge.ts", "--peers", "40", "--seconds", "1", "--concurrency", "4"]);
-    expect(stdout).toMatch(/40 peers: \d+ announces\/s, p50 \d+ ms, statuses \{"200":\d+\}/);
+    expect(stdout).toMatch(/40 peers: \d+ announces\/s, p50 \d+ ms, statuses \{"200":\d+\}, 64 objects, busiest \d+\/s/);
   });
 
   it("fleet load: a growing interval keeps one object near 400 announces/s and cuts the requests per blob", () => {

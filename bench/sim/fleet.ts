@@ -232,8 +232,9 @@ export function simulateFleet(options: FleetOptions): FleetRun {
   };
   /** A have only matters to a scheduler with room for another request (or in the endgame). */
   const saturated = (h: Host) => {
-    const s = h.scheduler.stats();
-    return s.inFlight + s.webInFlight >= tuning.maxPiecesInFlight && s.have + s.inFlight + s.webInFlight + h.verifying < s.pieces;
+    const s = h.scheduler;
+    const busy = s.busyPieces;
+    return busy >= tuning.maxPiecesInFlight && s.haveTotal + busy + h.verifying < s.pieceCount;
   };
 
   const announce = (h: Host, have: number, complete: boolean) => {

@@ -16,6 +16,13 @@ export interface SelectionView {
 export interface PieceSelectionPolicy {
   readonly name: string;
   rank(view: SelectionView, random: Random): number[];
+  /**
+   * Set by rarest first: pieces with at least this many holders go in index order, rarer ones
+   * first in random order. The scheduler then keeps the rare pieces in buckets as availability
+   * changes and ranks incrementally, instead of calling `rank` over every missing piece on each
+   * poll (that is O(pieces) per poll: a 3 GB blob has 1,431 pieces). `rank` still serves the endgame.
+   */
+  readonly commonAvailability?: number;
 }
 
 /**
@@ -27,15 +34,34 @@ export interface PieceSelectionPolicy {
 export function rarestFirst(commonAvailability = 3): PieceSelectionPolicy {
   return {
     name: `rarest-first(common=${commonAvailability})`,
+    commonAvailability,
+    // Buckets by availability instead of a sort: a poll ranks every candidate (thousands of pieces
+    // in a big blob), and only the rare buckets need their random order.
     rank({ candidates, availability }, random) {
-      const ranked: { i: number; n: number; tie: number }[] = [];
+      const rare: number[][] = Array.from({ length: commonAvailability - 1 }, () => []);
+      const common: number[] = [];
+      let ordered = true;
       for (const i of candidates) {
         const n = availability[i]!;
         if (n === 0) continue;
-        ranked.push({ i, n: Math.min(n, commonAvailability), tie: n >= commonAvailability ? i : random() });
+        if (n >= commonAvailability) {
+          if (common.length > 0 && i < common[common.length - 1]!) ordered = false;
+          common.push(i);
+        } else rare[n - 1]!.push(i);
       }
-      ranked.sort((a, b) => a.n - b.n || a.tie - b.tie);
-      return ranked.map((r) => r.i);
+      if (!ordered) common.sort((x, y) => x - y);
+      const ranked: number[] = [];
+      for (const bucket of rare) {
+        for (let k = bucket.length - 1; k > 0; k--) {
+          const j = Math.floor(random() * (k + 1));
+          const t = bucket[k]!;
+          bucket[k] = bucket[j]!;
+          bucket[j] = t;
+        }
+        for (const i of bucket) ranked.push(i);
+      }
+      for (const i of common) ranked.push(i);
+      return ranked;
     },
   };
 }

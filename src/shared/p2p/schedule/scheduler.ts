@@ -41,6 +41,8 @@ interface Peer {
   /** It rejected a request (busy): no new requests to it before then. */
   rejectedUntil: number;
   strikes: number;
+  /** How many of its pieces we lack: a peer with none is not worth looking through. */
+  interesting: number;
 }
 
 interface Request {
@@ -85,6 +87,18 @@ export class SwarmScheduler {
   private wanted: number[] = [];
   private webSeedFailures = 0;
   private webSeedRetryAt = 0;
+  /** Missing pieces that no connected peer has (the web seed's candidates): while none, it has nothing to do. */
+  private readonly unseen = new Set<number>();
+  /** With an incremental policy (rarest first): rare[n - 1] holds the missing pieces exactly n connected peers have. */
+  private readonly rare: Set<number>[];
+  private readonly common: number | undefined;
+  /** No piece below this is missing (a cursor for the in-order part of rarest first). */
+  private firstMissing = 0;
+  /**
+   * No request's deadline is before this (a lower bound: releasing a request leaves it, the next
+   * expiry pass makes it exact again). Polls before it skip looking at every request.
+   */
+  private nextDeadline = Number.POSITIVE_INFINITY;
   /** Moving average of how long a piece takes to arrive, for the web seed's patience. */
   private pieceMs = 0;
   private started = false;
@@ -102,6 +116,9 @@ export class SwarmScheduler {
     this.random = config.random;
     this.haveField = new Bitfield(this.pieceCount);
     this.availability = new Uint16Array(this.pieceCount);
+    for (let i = 0; i < this.pieceCount; i++) this.unseen.add(i);
+    this.common = this.policy.commonAvailability;
+    this.rare = Array.from({ length: Math.max(0, (this.common ?? 1) - 1) }, () => new Set<number>());
     this.webSeed = new WebSeedPlan(this.pieceCount, this.tuning);
     this.background = config.background ?? true;
   }
@@ -129,6 +146,11 @@ export class SwarmScheduler {
     return !this.done && index >= 0 && index < this.pieceCount && !this.haveField.has(index) && !this.verifying.has(index);
   }
 
+  /** Pieces being fetched, from peers or the web seed. */
+  get busyPieces(): number {
+    return this.inFlight.size + this.webInFlight.size;
+  }
+
   isConnected(peer: PeerKey): boolean {
     return this.peers.has(peer);
   }
@@ -152,10 +174,8 @@ export class SwarmScheduler {
     };
     consider(this.nextAnnounceAt);
     if (this.fetching()) consider(this.lastProgressAt + this.config.stallTimeoutMs + 1);
-    for (const peer of this.peers.values()) {
-      for (const request of peer.requested.values()) consider(request.deadline);
-      consider(peer.rejectedUntil);
-    }
+    if (this.inFlight.size > 0) consider(this.nextDeadline);
+    for (const peer of this.peers.values()) consider(peer.rejectedUntil);
     consider(this.webSeedRetryAt);
     // Patience and the web seed's hold have no deadline of their own: look again now and then.
     if (this.missing() > 0 && this.fetching()) consider(after + this.tuning.tickMs);
@@ -201,11 +221,18 @@ export class SwarmScheduler {
         this.count(peer.bitfield, -1);
         peer.bitfield = field;
         this.count(peer.bitfield, 1);
+        peer.interesting = this.lacking(field);
         return;
       }
       case "peer-complete": {
         const peer = this.peers.get(event.peer);
-        if (peer) for (let i = 0; i < this.pieceCount; i++) this.peerHas(peer, i);
+        if (!peer) return;
+        // Only the pieces its bitfield lacks, a byte at a time (most are there by now).
+        const bits = peer.bitfield.bytes;
+        for (let b = 0; b < bits.length; b++) {
+          if (bits[b] === 0xff) continue;
+          for (let i = b * 8; i < Math.min(this.pieceCount, b * 8 + 8); i++) this.peerHas(peer, i);
+        }
         return;
       }
       case "rejected": {
@@ -248,10 +275,7 @@ export class SwarmScheduler {
     if (this.started) return;
     this.started = true;
     for (const index of have) {
-      if (Number.isInteger(index) && index >= 0 && index < this.pieceCount && !this.haveField.has(index)) {
-        this.haveField.set(index);
-        this.haveCount++;
-      }
+      if (Number.isInteger(index) && index >= 0 && index < this.pieceCount && !this.haveField.has(index)) this.setHave(index);
     }
     this.lastProgressAt = now;
     this.lastPollAt = now;
@@ -306,7 +330,7 @@ export class SwarmScheduler {
     }
     const replaced = this.peers.get(key);
     if (replaced) this.forget(replaced, now);
-    const peer: Peer = { key, peerId, inbound, bitfield, requested: new Map(), rejectedUntil: 0, strikes: 0 };
+    const peer: Peer = { key, peerId, inbound, bitfield, requested: new Map(), rejectedUntil: 0, strikes: 0, interesting: this.lacking(bitfield) };
     this.peers.set(key, peer);
     this.connectedIds.set(peerId, (this.connectedIds.get(peerId) ?? 0) + 1);
     this.count(bitfield, 1);
@@ -340,8 +364,7 @@ export class SwarmScheduler {
   private onVerified(index: number, from: PieceSource, now: number): void {
     this.verifying.delete(index);
     if (this.done || this.haveField.has(index)) return;
-    this.haveField.set(index);
-    this.haveCount++;
+    this.setHave(index);
     this.lastProgressAt = now;
     if (this.wanted.includes(index)) this.wanted = this.wanted.filter((i) => i !== index);
     // Endgame: whoever else was fetching this piece can stop.
@@ -394,18 +417,23 @@ export class SwarmScheduler {
   }
 
   private expireRequests(now: number): void {
-    for (const peer of [...this.peers.values()]) {
-      for (const [index, request] of [...peer.requested]) {
-        if (request.deadline > now) continue;
-        // Too slow: give the piece back and count a strike against the peer.
-        peer.strikes++;
-        this.release(peer, index);
-        this.out.push({ type: "cancel", peer: peer.key, index });
-        if (peer.strikes >= this.tuning.maxStrikes) {
-          this.drop(peer, "too slow", false);
-          break;
-        }
+    if (now < this.nextDeadline) return;
+    let next = Number.POSITIVE_INFINITY;
+    const expired: [Peer, number][] = [];
+    for (const peer of this.peers.values()) {
+      for (const [index, request] of peer.requested) {
+        if (request.deadline <= now) expired.push([peer, index]);
+        else if (request.deadline < next) next = request.deadline;
       }
+    }
+    this.nextDeadline = next;
+    for (const [peer, index] of expired) {
+      if (!this.peers.has(peer.key) || !peer.requested.has(index)) continue; // dropped meanwhile
+      // Too slow: give the piece back and count a strike against the peer.
+      peer.strikes++;
+      this.release(peer, index);
+      this.out.push({ type: "cancel", peer: peer.key, index });
+      if (peer.strikes >= this.tuning.maxStrikes) this.drop(peer, "too slow", false);
     }
   }
 
@@ -415,6 +443,28 @@ export class SwarmScheduler {
 
   /** Picks work for every peer with room, then for the web seed. */
   private pass(now: number): void {
+    if (this.haveCount === this.pieceCount) return;
+    this.passWanted(now);
+    if (!this.background) return;
+    if (this.peerRoom(now)) this.passPeers(now);
+    this.passWebSeed(now);
+  }
+
+  /**
+   * Could a peer be asked for anything now? Cheap, so that a poll with nothing to start (most of
+   * them: every slot busy) does not walk every piece.
+   */
+  private peerRoom(now: number): boolean {
+    const inFlight = this.inFlight.size + this.webInFlight.size;
+    // Past the cap only the endgame asks more, and it has not come while more pieces are missing than could be busy.
+    if (inFlight >= this.tuning.maxPiecesInFlight && this.missing() > inFlight + this.verifying.size) return false;
+    for (const peer of this.peers.values()) if (peer.rejectedUntil <= now && peer.requested.size < this.config.piecesPerPeer) return true;
+    return false;
+  }
+
+  private passPeers(now: number): void {
+    const maybeEndgame = this.missing() <= this.inFlight.size + this.webInFlight.size + this.verifying.size;
+    if (this.common !== undefined && !maybeEndgame) return this.passPeersIncremental(now, this.common);
     const missing: number[] = [];
     const unassigned: number[] = [];
     for (let i = 0; i < this.pieceCount; i++) {
@@ -423,8 +473,6 @@ export class SwarmScheduler {
       if (!this.busy(i)) unassigned.push(i);
     }
     if (missing.length === 0) return;
-    this.passWanted(now);
-    if (!this.background) return;
     const endgame = unassigned.length === 0;
     const candidates = endgame ? missing.filter((i) => !this.verifying.has(i)) : unassigned;
     const ranked = this.policy.rank({ candidates, availability: this.availability, endgame }, this.random);
@@ -443,7 +491,51 @@ export class SwarmScheduler {
         this.request(peer, i, now);
       }
     }
-    this.passWebSeed(now);
+  }
+
+  /**
+   * What `passPeers` does with rarest first, without walking every piece: the rare buckets (small
+   * once the swarm has spread the blob) shuffled, then the common pieces in index order from the
+   * first missing one, read off the peer's bitfield a byte at a time. Only peers with room and
+   * with pieces we lack are looked at.
+   */
+  private passPeersIncremental(now: number, common: number): void {
+    const perPeer = this.config.piecesPerPeer;
+    const cap = this.tuning.maxPiecesInFlight;
+    const peers: Peer[] = [];
+    for (const peer of this.peers.values()) if (peer.rejectedUntil <= now && peer.requested.size < perPeer && peer.interesting > 0) peers.push(peer);
+    if (peers.length === 0) return;
+    const rare: number[] = [];
+    for (const bucket of this.rare) {
+      const from = rare.length;
+      for (const i of bucket) if (!this.busy(i)) rare.push(i);
+      for (let k = rare.length - 1; k > from; k--) {
+        const j = from + Math.floor(this.random() * (k - from + 1));
+        const t = rare[k]!;
+        rare[k] = rare[j]!;
+        rare[j] = t;
+      }
+    }
+    const have = this.haveField.bytes;
+    while (this.firstMissing < this.pieceCount && (have[this.firstMissing >> 3]! & (0x80 >> (this.firstMissing & 7))) !== 0) this.firstMissing++;
+    const full = () => this.inFlight.size + this.webInFlight.size >= cap;
+    for (const peer of shuffled(peers, this.random)) {
+      if (full()) break;
+      const bits = peer.bitfield.bytes;
+      for (const i of rare) {
+        if (peer.requested.size >= perPeer || full()) break;
+        if ((bits[i >> 3]! & (0x80 >> (i & 7))) !== 0 && !this.busy(i)) this.request(peer, i, now);
+      }
+      for (let b = this.firstMissing >> 3; b < bits.length && peer.requested.size < perPeer && !full(); b++) {
+        let mask = bits[b]! & ~have[b]!;
+        while (mask !== 0 && peer.requested.size < perPeer && !full()) {
+          const bit = Math.clz32(mask) - 24;
+          mask &= ~(0x80 >> bit);
+          const i = b * 8 + bit;
+          if (this.availability[i]! >= common && !this.busy(i)) this.request(peer, i, now);
+        }
+      }
+    }
   }
 
   /**
@@ -483,8 +575,9 @@ export class SwarmScheduler {
    * (see WebSeedPlan), pieces past it only after a while with nothing from peers.
    */
   private passWebSeed(now: number): void {
-    if (now < this.webSeedRetryAt) return;
-    const waitingForPeers = [...this.peers.values()].some((p) => p.requested.size > 0);
+    if (now < this.webSeedRetryAt || this.unseen.size === 0 || this.webInFlight.size >= this.config.webSeedConcurrency) return;
+    // Requests in flight are all to connected peers (forgetting a peer releases its requests).
+    const waitingForPeers = this.inFlight.size > 0;
     const idleMs = waitingForPeers || this.webInFlight.size > 0 ? 0 : now - this.lastProgressAt;
     const wanted = this.webSeed.pick({
       now,
@@ -494,6 +587,7 @@ export class SwarmScheduler {
       connecting: this.connecting.size,
       connectedPeers: this.peers.size,
       distinctPeers: this.connectedIds.size,
+      unseen: this.unseen,
       eligible: (i) => !this.haveField.has(i) && !this.busy(i) && this.availability[i] === 0,
       announcing: this.announcing,
       wantAnnounceAt: (at) => {
@@ -507,7 +601,9 @@ export class SwarmScheduler {
   }
 
   private request(peer: Peer, index: number, now: number): void {
-    peer.requested.set(index, { startedAt: now, deadline: now + this.config.requestTimeoutMs });
+    const deadline = now + this.config.requestTimeoutMs;
+    peer.requested.set(index, { startedAt: now, deadline });
+    if (deadline < this.nextDeadline) this.nextDeadline = deadline;
     let askers = this.inFlight.get(index);
     if (!askers) this.inFlight.set(index, (askers = new Set()));
     askers.add(peer.key);
@@ -523,10 +619,51 @@ export class SwarmScheduler {
     if (askers?.size === 0) this.inFlight.delete(index);
   }
 
+  /** The hot path of every `have` (index already checked): bytes, not Bitfield's checked accessors. */
   private peerHas(peer: Peer, index: number): void {
-    if (peer.bitfield.has(index)) return;
-    peer.bitfield.set(index);
-    this.availability[index]!++;
+    const bits = peer.bitfield.bytes;
+    const byte = index >> 3;
+    const mask = 0x80 >> (index & 7);
+    if ((bits[byte]! & mask) !== 0) return;
+    bits[byte]! |= mask;
+    this.addAvailability(index, 1);
+    if ((this.haveField.bytes[byte]! & mask) === 0) peer.interesting++;
+  }
+
+  /** Counts a holder more or less for a piece, keeping `unseen` and the rare buckets. */
+  private addAvailability(index: number, sign: 1 | -1): void {
+    const before = this.availability[index]!;
+    const after = before + sign;
+    this.availability[index] = after;
+    if (this.haveField.has(index)) return;
+    if (before === 0) this.unseen.delete(index);
+    else if (after === 0) this.unseen.add(index);
+    if (this.common === undefined) return;
+    if (before > 0 && before < this.common) this.rare[before - 1]!.delete(index);
+    if (after > 0 && after < this.common) this.rare[after - 1]!.add(index);
+  }
+
+  private setHave(index: number): void {
+    this.haveField.set(index);
+    this.haveCount++;
+    const n = this.availability[index]!;
+    if (n === 0) this.unseen.delete(index);
+    else if (this.common !== undefined && n < this.common) this.rare[n - 1]!.delete(index);
+    if (n > 0) for (const peer of this.peers.values()) if (peer.bitfield.has(index)) peer.interesting--;
+  }
+
+  /** How many pieces of `field` we lack. */
+  private lacking(field: Bitfield): number {
+    const have = this.haveField.bytes;
+    let n = 0;
+    for (let b = 0; b < have.length; b++) {
+      let m = field.bytes[b]! & ~have[b]!;
+      while (m !== 0) {
+        m &= m - 1;
+        n++;
+      }
+    }
+    return n;
   }
 
   /** Adds (or takes away) a peer's pieces to the availability counts. */
@@ -535,7 +672,7 @@ export class SwarmScheduler {
     for (let b = 0; b < bytes.length; b++) {
       const byte = bytes[b]!;
       if (byte === 0) continue;
-      for (let bit = 0; bit < 8; bit++) if (byte & (0x80 >> bit)) this.availability[b * 8 + bit]! += sign;
+      for (let bit = 0; bit < 8; bit++) if (byte & (0x80 >> bit)) this.addAvailability(b * 8 + bit, sign);
     }
   }
 

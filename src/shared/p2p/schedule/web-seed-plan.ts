@@ -14,6 +14,8 @@ export interface WebSeedPick {
   connecting: number;
   connectedPeers: number;
   distinctPeers: number;
+  /** Missing pieces no connected peer has (a superset of the eligible ones). */
+  unseen: ReadonlySet<number>;
   /** Missing, not in flight, and no connected peer has it. */
   eligible: (index: number) => boolean;
   announcing: boolean;
@@ -110,7 +112,8 @@ export class WebSeedPlan {
     const picked: number[] = [];
     if (this.holding(p.now, p.connecting)) return picked;
     const slice = this.slice ?? this.estimatedSlice(p.distinctPeers);
-    for (let k = 0; k < this.pieceCount && picked.length < p.concurrency; k++) {
+    for (const k of this.ringOrder(p)) {
+      if (picked.length >= p.concurrency) break;
       const i = (this.start + k) % this.pieceCount;
       if (!p.eligible(i)) continue;
       if (k >= slice && p.idleMs < p.patienceMs * (1 + (k - slice) / Math.max(1, slice))) break;
@@ -118,6 +121,22 @@ export class WebSeedPlan {
       picked.push(i);
     }
     return picked;
+  }
+
+  /**
+   * Distances along the ring from our start, nearest first, of the pieces that may be eligible:
+   * every piece while many are unseen (the walk stops early), else only the unseen ones, sorted
+   * (late in a download they are few: no walk over every piece on each poll).
+   */
+  private *ringOrder(p: WebSeedPick): Generator<number> {
+    if (p.unseen.size * 8 > this.pieceCount) {
+      for (let k = 0; k < this.pieceCount; k++) yield k;
+      return;
+    }
+    const ahead: number[] = [];
+    for (const i of p.unseen) ahead.push((i - this.start + this.pieceCount) % this.pieceCount);
+    ahead.sort((x, y) => x - y);
+    yield* ahead;
   }
 
   /**

@@ -65,6 +65,8 @@ const { positionals, values } = parseArgs({
     slow: { type: "string" },
     seed: { type: "string" },
     tuning: { type: "string" },
+    common: { type: "string" },
+    "pieces-per-peer": { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });

@@ -3,6 +3,7 @@ import path from "node:path";
 import type { TopLevelSpec } from "vega-lite";
 import { parseSize } from "../../src/agent-node/config.js";
 import { renderSvg } from "../lib/plots.js";
+import { rarestFirst } from "../../src/shared/p2p/schedule/index.js";
 import { simulateFleet, type FleetOptions, type FleetResult, type FleetRun } from "./fleet.js";
 
 export interface SimBenchOptions extends FleetOptions {
@@ -32,6 +33,9 @@ export function parseSimArgs(values: Record<string, string | boolean | undefined
     seed: num("seed", 1),
     // Scheduler tunables to compare policies: --tuning '{"webSeedHoldMs":200}'.
     tuning: values.tuning === undefined ? undefined : (JSON.parse(String(values.tuning)) as FleetOptions["tuning"]),
+    // Policies to compare: --common N (rarest first, in order past N holders), --pieces-per-peer N.
+    policy: values.common === undefined ? undefined : rarestFirst(Number(values.common)),
+    piecesPerPeer: values["pieces-per-peer"] === undefined ? undefined : Number(values["pieces-per-peer"]),
     out: String(values.out ?? "bench-out"),
     sweep: values.sweep === true,
   };

@@ -1,5 +1,5 @@
 import { BLOCK_BYTES, pieceCount as countPieces, pieceLengthFor } from "../../src/shared/p2p/metainfo.js";
-import { P2P_DEFAULTS, SCHEDULER_TUNING, SwarmScheduler, WEB_SEED, seededRandom, type PieceSource, type SchedulerAction, type SchedulerEvent, type SchedulerTuning } from "../../src/shared/p2p/schedule/index.js";
+import { P2P_DEFAULTS, SCHEDULER_TUNING, SwarmScheduler, WEB_SEED, seededRandom, type PieceSource, type SchedulerAction, type SchedulerEvent, type SchedulerTuning, type PieceSelectionPolicy } from "../../src/shared/p2p/schedule/index.js";
 import { ANNOUNCE_INTERVAL_SECONDS, MAX_HANDOUT } from "../../src/worker/tracker/constants.js";
 import { Swarm } from "../../src/worker/tracker/swarm.js";
 import { EventQueue } from "./event-queue.js";
@@ -31,6 +31,10 @@ export interface FleetOptions {
   /** SHA-256 verification rate per host (one core). */
   hashBytesPerSecond?: number;
   tuning?: Partial<SchedulerTuning>;
+  /** Piece selection (default the scheduler's: rarest first). */
+  policy?: PieceSelectionPolicy;
+  /** Pieces requested from one peer at a time (default the agent's). */
+  piecesPerPeer?: number;
   /** Network step (ms); default a tenth of a piece's time on an agent link, at most 10 ms. */
   stepMs?: number;
   /** Give up after this much virtual time (s). */
@@ -75,6 +79,8 @@ export interface FleetRun {
   schedulerMs: number;
   /** Announces the tracker refused (caps, rate limits). */
   refusedAnnounces: number;
+  /** Each virtual second: bytes the hosts received in it, as a fraction of what their links allow, and hosts done. */
+  series: { t: number; downlinkUse: number; done: number }[];
 }
 
 interface Serve {
@@ -163,12 +169,13 @@ export function simulateFleet(options: FleetOptions): FleetRun {
         pieceCount: pieces,
         selfPeerId: (n + 1).toString(16).padStart(40, "0"),
         maxPeers: P2P_DEFAULTS.maxPeersPerSwarm,
-        piecesPerPeer: P2P_DEFAULTS.piecesPerPeer,
+        piecesPerPeer: options.piecesPerPeer ?? P2P_DEFAULTS.piecesPerPeer,
         webSeedConcurrency: P2P_DEFAULTS.webSeedConcurrency,
         requestTimeoutMs: P2P_DEFAULTS.requestTimeoutSeconds * 1000,
         stallTimeoutMs: P2P_DEFAULTS.stallTimeoutSeconds * 1000,
         random: seededRandom((seed * 7919 + n) >>> 0),
         tuning: options.tuning,
+        policy: options.policy,
       }),
       startAt: random() * (options.stagger ?? 0) * 1000,
       finishedAt: undefined,
@@ -434,7 +441,21 @@ export function simulateFleet(options: FleetOptions): FleetRun {
 
   const live = () => hosts.some((h) => !h.dead && h.finishedAt === undefined && !h.failed);
   let remaining = options.hosts;
+  const series: FleetRun["series"] = [];
+  let sampleAt = 1000;
+  let lastDown = 0;
+  let linkSum = 0;
+  for (const d of down) linkSum += d;
   while (queue.now < horizonMs) {
+    if (queue.now >= sampleAt) {
+      let total = 0;
+      for (const b of net.bytesDown) total += b;
+      let done = 0;
+      for (const h of hosts) if (h.finishedAt !== undefined) done++;
+      series.push({ t: sampleAt / 1000, downlinkUse: (total - lastDown) / linkSum, done });
+      lastDown = total;
+      sampleAt += 1000;
+    }
     if (!net.busy) {
       const next = queue.peekTime();
       if (!Number.isFinite(next)) break;
@@ -477,5 +498,5 @@ export function simulateFleet(options: FleetOptions): FleetRun {
     wall_s: (performance.now() - wallStart) / 1000,
     events: queue.processed,
   };
-  return { result, times, killed, unfinished, badPieces, peakLoad: net.peakLoad, pieceCount: pieces, pieceLength, polls, schedulerMs, refusedAnnounces: refused };
+  return { result, times, killed, unfinished, badPieces, peakLoad: net.peakLoad, pieceCount: pieces, pieceLength, polls, schedulerMs, refusedAnnounces: refused, series };
 }

@@ -18,7 +18,7 @@ export interface Transfer {
   extra: number;
 }
 
-const FILL_ROUNDS = 2;
+const FILL_ROUNDS = Number(process.env.FILL_ROUNDS ?? 2);
 
 export interface NetworkShape {
   up: Float64Array;

@@ -10,8 +10,12 @@ export const P2P_DEFAULTS = {
   maxPeersPerSwarm: 16,
   /** Outbound peer connections across all of an agent's swarms. */
   maxPeerConnections: 128,
-  /** Pieces requested from one peer at a time. */
-  piecesPerPeer: 2,
+  /**
+   * Pieces requested from one peer at a time. One: a peer serves a connection's requests in
+   * order, so a second one only queued behind the first while the in-flight budget could have
+   * gone to another peer (simulated standard run: p50 1.31x -> 1.22x the bound).
+   */
+  piecesPerPeer: 1,
   /** Pieces read from the edge (web seed) at a time. */
   webSeedConcurrency: 1,
   requestTimeoutSeconds: 30,
@@ -28,6 +32,12 @@ export interface SchedulerTuning {
   maxPeerBackoffMs: number;
   /** Least time with nothing from peers before fetching web-seed pieces outside our slice. */
   webSeedPatienceMinMs: number;
+  /**
+   * The same before the first piece has come from anywhere: at the start the swarm has nothing
+   * yet and the first copy is still crossing the WAN, so a host with no slice (more hosts than
+   * pieces) that went to the edge after the usual patience would make the WAN carry many copies.
+   */
+  webSeedPatienceFirstMs: number;
   /** How long the first web-seed read waits for handed-out peers (with pieces) to finish handshakes. */
   webSeedHoldMs: number;
   /**
@@ -56,6 +66,7 @@ export const SCHEDULER_TUNING: SchedulerTuning = {
   rejectBackoffMs: 500,
   maxPeerBackoffMs: 60_000,
   webSeedPatienceMinMs: 1_000,
+  webSeedPatienceFirstMs: 5_000,
   webSeedHoldMs: 2_000,
   readerHoldMs: 500,
   firstReannounceSeconds: 1,

@@ -583,7 +583,7 @@ export class SwarmScheduler {
       now,
       concurrency: this.config.webSeedConcurrency - this.webInFlight.size,
       idleMs,
-      patienceMs: Math.max(this.tuning.webSeedPatienceMinMs, 2 * this.pieceMs),
+      patienceMs: Math.max(this.haveCount === 0 && this.peers.size > 0 ? this.tuning.webSeedPatienceFirstMs : this.tuning.webSeedPatienceMinMs, 2 * this.pieceMs),
       connecting: this.connecting.size,
       connectedPeers: this.peers.size,
       distinctPeers: this.connectedIds.size,

@@ -21,6 +21,8 @@ import { Preheater } from "./registry/preheat.js";
 import { createRegistryServer } from "./registry/server.js";
 import { createAdminServer } from "./admin/server.js";
 import type { AgentStatus } from "./admin/status.js";
+import { BlobLabels } from "./admin/blob-labels.js";
+import { readFile } from "node:fs/promises";
 import { BlobFetcher } from "./p2p/blob-fetcher.js";
 import { SwarmRegistry } from "./p2p/swarm-registry.js";
 import { backlogFor, bucketFor, type Bandwidth } from "./p2p/token-bucket.js";
@@ -44,6 +46,8 @@ export class Agent {
   private adminServer: http.Server | undefined;
   private running = false;
   private readonly startedAt = Date.now();
+  /** Image and layer names for the admin page's swarm rows, and pulls by image. */
+  private readonly labels = new BlobLabels();
 
   private readonly clusterKey: Uint8Array | undefined;
 
@@ -121,6 +125,10 @@ export class Agent {
       log: this.log.child({ part: "registry" }),
       tagTtlMs: this.config.registry.tagTtlSeconds * 1000,
       onBlobServed: (name, digest) => this.startSeeding(name, digest),
+      onManifestServed: (name, reference, digest, mediaType) => {
+        const image = reference.includes(":") ? `${name}@${reference.slice(0, 19)}…` : `${name}:${reference}`;
+        void this.labels.noteManifest(image, digest, mediaType, () => readFile(this.store.blobPath(digest))).catch(() => undefined);
+      },
     });
     const push = new PushProxy(this.edge, this.log.child({ part: "push" }));
     const preheater = new Preheater({ pull, fetcher, store: this.store, log: this.log.child({ part: "preheat" }) });
@@ -183,6 +191,7 @@ export class Agent {
   async status(): Promise<AgentStatus> {
     const metric = async (name: string) => (await this.metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
     const downloaded = await metric("shoal_agent_bytes_downloaded_total");
+    const total = async (name: string) => (await metric(name)).reduce((sum, v) => sum + v.value, 0);
     return {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       edge: this.config.edge,
@@ -190,11 +199,14 @@ export class Agent {
       cluster: this.config.cluster,
       store: this.store.usage(),
       bytesBySource: Object.fromEntries(downloaded.map((v) => [String(v.labels.source), v.value])),
+      bytesToPeers: await total("shoal_agent_bytes_uploaded_total"),
+      bytesToClients: await total("shoal_agent_bytes_served_total"),
+      pulls: this.labels.pullCounts(),
       downloads: this.downloads.active().map((d) => ({ digest: d.digest, size: d.size, written: d.written, state: d.state })),
       peerId: this.peerId.toString("hex"),
       swarms: [
-        ...this.swarms.list().map((s) => ({ digest: s.digest, role: "downloading", ...s.stats() })),
-        ...(this.announcer?.active() ?? []).map((s) => ({ digest: s.digest, role: "seeder", have: s.pieceCount, pieces: s.pieceCount })),
+        ...this.swarms.list().map((s) => ({ digest: s.digest, role: "downloading", ...s.stats(), ...this.labels.label(s.digest) })),
+        ...(this.announcer?.active() ?? []).map((s) => ({ digest: s.digest, role: "seeder", peers: s.peers, have: s.pieceCount, pieces: s.pieceCount, ...this.labels.label(s.digest) })),
       ],
     };
   }

@@ -56,6 +56,40 @@ async function open(url: string): Promise<Page> {
 
 const text = (page: Page, selector: string) => page.locator(selector).innerText();
 
+/** Bytes per second in a plotted series (the SVG's own numbers) and how many of its points stand above the baseline. */
+async function plotted(page: Page, series: string): Promise<{ total: number; raised: number }> {
+  const line = page.locator(`polyline[data-series="${series}"]`);
+  if ((await line.count()) !== 1) return { total: 0, raised: 0 };
+  const total = Number(await line.getAttribute("data-total"));
+  const baseline = Number(await page.locator("figure.plot svg line").first().getAttribute("y1"));
+  const points = (await line.getAttribute("points"))!.split(" ").map((p) => Number(p.split(",")[1]));
+  return { total, raised: points.filter((y) => y < baseline).length };
+}
+
+/** Screenshots at a desktop and a phone width; at the phone's nothing may make the page scroll sideways. */
+async function shoot(page: Page, name: string): Promise<void> {
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 900 });
+    const file = `${name}-${width}.png`;
+    await page.screenshot({ path: path.join(scratch, file), fullPage: true });
+    if (process.env.SHOAL_SCREENSHOTS) await page.screenshot({ path: path.join(process.env.SHOAL_SCREENSHOTS, file), fullPage: true });
+    const { scrollWidth, innerWidth } = (await page.evaluate("({ scrollWidth: document.scrollingElement.scrollWidth, innerWidth: window.innerWidth })")) as { scrollWidth: number; innerWidth: number };
+    expect({ width, overflow: scrollWidth > innerWidth }).toEqual({ width, overflow: false });
+  }
+}
+
+/** Reloads until `read` gives what `accept` wants (the pages refresh themselves every few seconds too). */
+async function until<T>(page: Page, read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read().catch(() => undefined);
+    if (value !== undefined && accept(value)) return value;
+    if (Date.now() > deadline) return value as T;
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+}
+
 describe("edge dashboard in Chromium", () => {
   it("shows the repository with its tag, the push with its digest, and the swarms with their peers", async () => {
     const page = await open(`${cluster.edgeUrl}/dashboard`);
@@ -66,10 +100,26 @@ describe("edge dashboard in Chromium", () => {
     expect(await push.locator("code[title]").getAttribute("title")).toBe(manifestDigest);
     // Both agents hold the layers and announce them: the trackers report two peers, both seeders
     // (a report can trail an announce by a few seconds, and the page refreshes itself).
-    const row = page.locator(`#swarms tr[data-swarm="${layers[0]}"]`);
-    await expect.poll(async () => ((await row.count()) ? await row.locator(".peers").innerText() : ""), { timeout: 30_000, interval: 500 }).toBe("2");
-    await page.screenshot({ path: path.join(scratch, "edge.png"), fullPage: true });
-    if (process.env.SHOAL_SCREENSHOTS) await page.screenshot({ path: path.join(process.env.SHOAL_SCREENSHOTS, "edge-dashboard.png"), fullPage: true });
+    for (const layer of layers) {
+      const row = page.locator(`#swarms tr[data-swarm="${layer}"]`);
+      const counts = await until(page, async () => `${await row.locator(".peers").innerText()}/${await row.locator(".seeders").innerText()}`, (v) => v === "2/2");
+      expect(counts).toBe("2/2");
+    }
+    // Each swarm row is named by its image and layer, with the layer's size.
+    const first = page.locator(`#swarms tr[data-swarm="${layers[0]}"]`);
+    expect(await first.locator(".image").innerText()).toBe("dash/web:v1");
+    expect(await first.locator(".part").innerText()).toBe("layer 1 of 2");
+    expect(await first.locator(".size").innerText()).toBe("2.0 MiB");
+    expect(await text(page, `#swarms tr[data-swarm="${layers[1]}"] .part`)).toBe("layer 2 of 2");
+    // Each agent resolved the tag at the edge once: two pulls, on the tag and on the push.
+    expect(await text(page, '#repositories [data-tag="v1"] .pulls')).toMatch(/· [2-9]\d* pulls/);
+    expect(Number(await push.locator(".pulls-count").innerText())).toBeGreaterThanOrEqual(2);
+    expect(await push.locator(".size").innerText()).toMatch(/^3\.0 MiB$/);
+    // The edge served the first agent's layers (web seed): a plotted second stands above zero.
+    const served = await plotted(page, "served");
+    expect(served.total).toBeGreaterThan(0);
+    expect(served.raised).toBeGreaterThan(0);
+    await shoot(page, "edge-dashboard");
     await page.close();
   });
 });
@@ -80,7 +130,26 @@ describe("agent dashboard in Chromium", () => {
     expect(await first.title()).toBe("Shoal agent");
     expect(await text(first, "#from-edge")).toMatch(/^3\.0 MiB$/);
     expect(await text(first, "#store-bytes")).toMatch(/MiB$/);
-    for (const layer of layers) expect(await text(first, `#swarms tr[data-swarm="${layer}"]`)).toMatch(/seeder/);
+    for (const [i, layer] of layers.entries()) {
+      const row = first.locator(`#swarms tr[data-swarm="${layer}"]`);
+      expect(await row.innerText()).toMatch(/seeder/);
+      expect(await row.locator(".image").innerText()).toBe("dash/web:v1");
+      expect(await row.locator(".part").innerText()).toBe(`layer ${i + 1} of 2`);
+      expect(await row.locator(".size").innerText()).toBe(i === 0 ? "2.0 MiB" : "1.0 MiB");
+      // The tracker hands agent one the other agent (at the announce after agent two joined).
+      expect(await until(first, () => row.locator(".peers").innerText(), (v) => v === "1")).toBe("1");
+    }
+    // All from the edge: the bar is the edge's colour, and the legend says which colour is which.
+    expect(await first.locator("#sources .key").allInnerTexts()).toEqual([expect.stringMatching(/^from peers 0 B$/), expect.stringMatching(/^from the edge 3\.0 MiB$/), expect.stringMatching(/^sent to peers \d/)]);
+    expect(await first.locator("#sources .bar > div").evaluateAll((bars) => bars.map((b) => (b as unknown as { style: { width: string } }).style.width))).toEqual(["0%", "100%"]);
+    // Agent two fetched from agent one: bytes sent to peers, on the page and in the plot.
+    expect(await text(first, "#to-peers")).not.toBe("0 B");
+    expect(await text(first, '#pulls tr[data-image="dash/web:v1"] .pulls')).toBe("1");
+    const edgeBytes = await plotted(first, "origin");
+    expect(edgeBytes.total).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    expect(edgeBytes.raised).toBeGreaterThan(0);
+    expect((await plotted(first, "uploaded")).total).toBeGreaterThan(0);
+    await shoot(first, "agent-one-dashboard");
     await first.close();
 
     const second = await open(`${cluster.agents[1]!.admin}/`);
@@ -89,7 +158,11 @@ describe("agent dashboard in Chromium", () => {
     expect(fromPeers + (status.bytesBySource.origin ?? 0)).toBeGreaterThanOrEqual(3 * 1024 * 1024);
     expect(fromPeers).toBeGreaterThan(0);
     expect(await text(second, "#sources")).toMatch(/from peers \d/);
-    if (process.env.SHOAL_SCREENSHOTS) await second.screenshot({ path: path.join(process.env.SHOAL_SCREENSHOTS, "agent-dashboard.png"), fullPage: true });
+    const fromPeersPlot = await plotted(second, "peer");
+    expect(fromPeersPlot.total).toBe(fromPeers);
+    expect(fromPeersPlot.raised).toBeGreaterThan(0);
+    for (const layer of layers) expect(await text(second, `#swarms tr[data-swarm="${layer}"] .image`)).toBe("dash/web:v1");
+    await shoot(second, "agent-two-dashboard");
     await second.close();
   });
 
@@ -108,11 +181,15 @@ describe("agent dashboard in Chromium", () => {
         store: { bytes: 0, capacityBytes: 1, blobs: 0, pinned: 0 },
         bytesBySource: {},
         downloads: [{ digest: hostile, written: 0, state: hostile }],
-        swarms: [{ digest: `sha256:${"a".repeat(64)}`, role: hostile }],
+        swarms: [{ digest: `sha256:${"a".repeat(64)}`, role: hostile, image: hostile, part: hostile, size: 1 }],
+        pulls: [{ image: hostile, count: 1 }],
+        throughput: { startSecond: 0, series: { peer: [0, 1], origin: [1, 0], uploaded: [0, 0] } },
       }),
     );
     expect(await page.locator("img, script").count()).toBe(0);
     expect(await text(page, ".sub")).toContain(`zone ${hostile}`);
+    expect(await text(page, "#swarms .image")).toBe(hostile);
+    expect(await text(page, "#pulls code")).toBe(hostile);
     await page.waitForTimeout(200);
     await page.close();
   });

@@ -4,6 +4,7 @@ import type { AgentMetrics } from "../metrics.js";
 import { renderDashboard } from "./dashboard.js";
 import type { AgentStatus } from "./status.js";
 import { localHostNames, refusalFor } from "../local-guard.js";
+import { RateHistory } from "../../shared/dashboard/rate-history.js";
 
 export interface AdminServerOptions {
   metrics: AgentMetrics;
@@ -24,10 +25,43 @@ export interface AdminServerOptions {
 /** Largest JSON body the admin server reads. */
 const MAX_BODY_BYTES = 64 * 1024;
 
+/** Seconds of throughput the page plots. */
+const HISTORY_SECONDS = 120;
+
+/**
+ * Samples the byte counters once a second into a ring of per-second rates (the page's plot):
+ * `peer` and `origin` fetched, `uploaded` sent to peers. Runs while the server listens.
+ */
+function sampleThroughput(server: http.Server, metrics: AgentMetrics): RateHistory {
+  const history = new RateHistory(HISTORY_SECONDS, ["peer", "origin", "uploaded"]);
+  const last = new Map<string, number>();
+  const sample = async () => {
+    const downloaded = (await metrics.bytesDownloaded.get()).values;
+    const totals: [string, number][] = [
+      ["peer", downloaded.find((v) => v.labels.source === "peer")?.value ?? 0],
+      ["origin", downloaded.find((v) => v.labels.source === "origin")?.value ?? 0],
+      ["uploaded", (await metrics.bytesUploaded.get()).values[0]?.value ?? 0],
+    ];
+    const now = Date.now();
+    for (const [name, total] of totals) {
+      history.add(name, total - (last.get(name) ?? 0), now);
+      last.set(name, total);
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  server.on("listening", () => {
+    timer = setInterval(() => void sample().catch(() => undefined), 1_000);
+    timer.unref();
+  });
+  server.on("close", () => clearInterval(timer));
+  return history;
+}
+
 /** The agent's admin port: health, Prometheus metrics, a JSON status and an HTML page of it at `/`. */
 export function createAdminServer(options: AdminServerOptions): http.Server {
   const names = localHostNames(options.hostNames);
-  return http.createServer((req, res) => {
+  const status = async (): Promise<AgentStatus> => ({ ...(await options.status()), throughput: history.samples(Date.now()) });
+  const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const send = (status: number, type: string, body: string) => {
       res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body) });
@@ -56,14 +90,16 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
       if (path === "/health") return options.healthy() ? send(200, "text/plain", "OK\n") : send(503, "text/plain", "starting or stopping\n");
       if (path === "/metrics") options.beforeMetrics?.();
       if (path === "/metrics") return send(200, options.metrics.registry.contentType, await options.metrics.registry.metrics());
-      if (path === "/v1/status") return send(200, "application/json", JSON.stringify(await options.status(), null, 2));
-      if (path === "/") return send(200, "text/html; charset=utf-8", renderDashboard(await options.status()));
+      if (path === "/v1/status") return send(200, "application/json", JSON.stringify(await status(), null, 2));
+      if (path === "/") return send(200, "text/html; charset=utf-8", renderDashboard(await status()));
       return send(404, "text/plain", "not found\n");
     })().catch((error: unknown) => {
       options.log.error({ err: error }, "admin request failed");
       if (!res.headersSent) send(500, "text/plain", "internal error\n");
     });
   });
+  const history = sampleThroughput(server, options.metrics);
+  return server;
 }
 
 async function readJson(req: http.IncomingMessage): Promise<unknown> {

@@ -23,6 +23,8 @@ interface Seeding {
   pieceCount: number;
   activeAt: number;
   nextAt: number;
+  /** Peers the tracker handed out at the last announce (the admin page's "peers"). */
+  peers?: number;
 }
 
 /**
@@ -114,6 +116,7 @@ export class Announcer {
     try {
       const response = await this.options.edge.announce(this.request(digest, entry.pieceCount, true, entry.pieceCount));
       entry.nextAt = this.now() + response.interval * 1000;
+      entry.peers = response.peers.length;
       return response;
     } catch (error) {
       entry.nextAt = this.now() + 5_000;
@@ -122,7 +125,7 @@ export class Announcer {
     }
   }
 
-  active(): { digest: Digest; pieceCount: number }[] {
-    return [...this.seeding].map(([digest, e]) => ({ digest, pieceCount: e.pieceCount }));
+  active(): { digest: Digest; pieceCount: number; peers?: number }[] {
+    return [...this.seeding].map(([digest, e]) => ({ digest, pieceCount: e.pieceCount, ...(e.peers === undefined ? {} : { peers: e.peers }) }));
   }
 }

@@ -25,6 +25,8 @@ export interface PullOptions {
   now?: () => number;
   /** Called when a blob already in the store is served for `name` (to keep seeding it). */
   onBlobServed?: (name: string, digest: Digest) => void;
+  /** Called when a manifest is sent for a GET (the admin page names blobs and counts pulls from it). */
+  onManifestServed?: (name: string, reference: string, digest: Digest, mediaType: string | undefined) => void;
 }
 
 interface CachedTag {
@@ -62,6 +64,7 @@ export class PullService {
         ETag: `"${digest}"`,
       });
       if (req.method === "HEAD") return void res.end();
+      this.options.onManifestServed?.(name, referenceText, digest, meta?.mediaType);
       await pipeline(createReadStream(this.options.store.blobPath(digest)), res);
     } finally {
       release();

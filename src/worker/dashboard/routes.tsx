@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import type { FC } from "hono/jsx";
+import { raw } from "hono/html";
 import { formatBytes } from "../../shared/bytes.js";
+import { RATE_PLOT_STYLE, renderRatePlot } from "../../shared/dashboard/rate-plot.js";
 import type { AppEnv } from "../services.js";
 import { dashboardData, type DashboardData } from "./data.js";
 
@@ -26,17 +28,22 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:15px;margin:24px 0 8px}
 .sub{color:#5b6b7c;margin-bottom:16px} section{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:12px 16px;margin-bottom:16px}
 table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:4px 10px 4px 0;border-bottom:1px solid #eef1f4;vertical-align:top}
 th{color:#5b6b7c;font-weight:600} code{font:12px ui-monospace,monospace} .tag{display:inline-block;background:#eef4ff;border-radius:4px;padding:0 6px;margin:0 4px 2px 0}
-.num{font-variant-numeric:tabular-nums} .bad{color:#b42318} .empty{color:#8a96a3}`;
+.num{font-variant-numeric:tabular-nums;white-space:nowrap} .bad{color:#b42318} .empty{color:#8a96a3}
+code,.sub{overflow-wrap:anywhere} .wide{overflow-x:auto} .part{color:#5b6b7c;font-size:12px} .image{display:block} .pulls{color:#5b6b7c;font-size:12px}
+@media (max-width:600px){body{margin:8px} section{padding:10px} th,td{padding:4px 6px 4px 0}}
+${RATE_PLOT_STYLE}`;
 
 const Table: FC<{ headers: string[]; children?: unknown }> = ({ headers, children }) => (
-  <table>
-    <tr>
-      {headers.map((h) => (
-        <th>{h}</th>
-      ))}
-    </tr>
-    {children}
-  </table>
+  <div class="wide">
+    <table>
+      <tr>
+        {headers.map((h) => (
+          <th>{h}</th>
+        ))}
+      </tr>
+      {children}
+    </table>
+  </div>
 );
 
 /** A titled table, or a line saying there is nothing to show yet. */
@@ -53,6 +60,7 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
     <html lang="en">
       <head>
         <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width,initial-scale=1" />
         <meta http-equiv="refresh" content="5" />
         <link rel="icon" href="data:," />
         <title>Shoal edge</title>
@@ -63,6 +71,10 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
         <div class="sub">
           {data.repositories.length} repositories{data.moreRepositories ? "+" : ""} · {data.swarms.length} live swarms · updated {data.generatedAt}
         </div>
+        <section id="throughput">
+          <h2>Throughput</h2>
+          {raw(renderRatePlot(data.throughput, [{ name: "served", label: "blob bytes served (R2 reads: web seed and pulls)", color: "#e8912d" }], "blob bytes the edge served per second"))}
+        </section>
         <TableSection
           id="repositories"
           title="Repositories"
@@ -75,7 +87,10 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
                   </td>
                   <td>
                     {r.tags.map((t) => (
-                      <span class="tag">{t}</span>
+                      <span class="tag" data-tag={t}>
+                        {t}
+                        {r.pulls[t] ? <span class="pulls"> · {r.pulls[t]} {r.pulls[t] === 1 ? "pull" : "pulls"}</span> : ""}
+                      </span>
                     ))}
                     {r.moreTags ? "…" : ""}
                   </td>
@@ -86,7 +101,7 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
           id="pushes"
           title="Recent pushes"
           empty="No tag pushed yet."
-          headers={["when", "repository:tag", "digest", "manifest size"]}
+          headers={["when", "repository:tag", "digest", "image size", "pulls"]}
           rows={data.pushes.map((p) => (
                 <tr>
                   <td>{ago(p.at, now)}</td>
@@ -98,7 +113,10 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
                   <td>
                     <code title={p.digest}>{short(p.digest)}</code>
                   </td>
-                  <td class="num">{formatBytes(p.size)}</td>
+                  <td class="num size" title={`manifest ${formatBytes(p.size)}`}>
+                    {p.imageBytes === undefined ? `manifest ${formatBytes(p.size)}` : formatBytes(p.imageBytes)}
+                  </td>
+                  <td class="num pulls-count">{p.pulls ?? 0}</td>
                 </tr>
               ))}
         />
@@ -106,14 +124,21 @@ const Page: FC<{ data: DashboardData }> = ({ data }) => {
           id="swarms"
           title="Live swarms"
           empty="No agent is fetching or seeding right now."
-          headers={["blob", "peers", "seeders", "reported"]}
+          headers={["image · blob", "size", "peers", "seeders", "reported"]}
           rows={data.swarms.map((s) => (
                 <tr data-swarm={s.digest}>
                   <td>
+                    {s.image ? (
+                      <>
+                        <span class="image">{s.image}</span>
+                        <span class="part">{s.part}</span>{" "}
+                      </>
+                    ) : null}
                     <code title={s.digest}>{short(s.digest)}</code>
                   </td>
+                  <td class="num size">{s.size === undefined ? "" : formatBytes(s.size)}</td>
                   <td class="num peers">{s.peers}</td>
-                  <td class="num">{s.seeders}</td>
+                  <td class="num seeders">{s.seeders}</td>
                   <td>{ago(s.updatedAt, now)}</td>
                 </tr>
               ))}

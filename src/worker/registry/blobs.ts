@@ -4,6 +4,7 @@ import { contentRange, parseRangeHeader } from "../../shared/oci/range.js";
 import type { AppEnv } from "../services.js";
 import { NAME, digestParam, repositoryParam } from "./names.js";
 import { ensureBlob } from "../upstream/pull-through.js";
+import { usageMeter, waitUntilOf } from "../dashboard/usage-meter.js";
 
 /** distribution-spec "Pulling blobs", "Deleting blobs". */
 export const blobRoutes = new Hono<AppEnv>();
@@ -40,6 +41,9 @@ blobRoutes.on(["GET", "HEAD"], `/v2/${NAME}/blobs/:digest`, async (c) => {
 
   const read = await services.blobs.read(digest, range, info);
   if (!read) throw new OciError("BLOB_UNKNOWN", `blob ${digest} is not in storage`);
+  // The dashboard's throughput: counted as the read starts, reported at most once a second.
+  usageMeter.served(length);
+  usageMeter.schedule(services, waitUntilOf(c));
   return c.body(read.body, status, headers);
 });
 

@@ -8,6 +8,7 @@ import { resolveManifest } from "../upstream/pull-through.js";
 import { replicateTag } from "../upstream/replication.js";
 import { NAME, repositoryParam } from "./names.js";
 import { readBodyCapped } from "./http.js";
+import { usageMeter, waitUntilOf } from "../dashboard/usage-meter.js";
 
 /** distribution-spec "Pulling manifests", "Pushing manifests", "Deleting manifests/tags". */
 export const manifestRoutes = new Hono<AppEnv>();
@@ -31,6 +32,11 @@ manifestRoutes.on(["GET", "HEAD"], `/v2/${NAME}/manifests/:reference`, async (c)
   if (c.req.method === "HEAD") return c.body(null, 200, headers);
   const bytes = await services.blobs.readBytes(stored.digest as Digest);
   if (!bytes) throw new OciError("MANIFEST_UNKNOWN", `manifest ${stored.digest} is not in storage`);
+  // A pull, as the dashboard counts them: a GET of a manifest by tag (counted in memory, reported at most once a second).
+  if (!referenceText.includes(":")) {
+    usageMeter.pulled(name, referenceText);
+    usageMeter.schedule(services, waitUntilOf(c));
+  }
   return c.body(bytes, 200, headers);
 });
 
@@ -87,7 +93,7 @@ manifestRoutes.put(`/v2/${NAME}/manifests/:reference`, async (c) => {
   };
   if (reference.kind === "tag") {
     // The dashboard's list of pushes is a convenience: the tag is stored whatever becomes of it.
-    await services.catalog().recordPush({ repository: name, tag: reference.tag, digest, size: bytes.byteLength }).catch(() => undefined);
+    await services.catalog().recordPush({ repository: name, tag: reference.tag, digest, size: bytes.byteLength, blobs: imageBlobs(parsed) }).catch(() => undefined);
     await replicateTag(services, name, reference.tag, digest);
   }
   // distribution-spec: a registry that processes `subject` says so with OCI-Subject.
@@ -115,4 +121,11 @@ function requiredBlobs(parsed: ParsedManifest): string[] {
   if (parsed.kind !== "image") return [];
   const external = (d: Descriptor) => (d.urls?.length ?? 0) > 0 && /nondistributable|foreign/.test(d.mediaType);
   return [parsed.manifest.config, ...parsed.manifest.layers].filter((d) => !external(d)).map((d) => d.digest);
+}
+
+/** An image manifest's config and layers as the dashboard names them (none for an index). */
+function imageBlobs(parsed: ParsedManifest): { digest: string; part: string; size: number }[] {
+  if (parsed.kind !== "image") return [];
+  const { config, layers } = parsed.manifest;
+  return [{ digest: config.digest, part: "config", size: config.size }, ...layers.map((l, i) => ({ digest: l.digest, part: `layer ${i + 1} of ${layers.length}`, size: l.size }))];
 }

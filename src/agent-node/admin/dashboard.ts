@@ -20,7 +20,7 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 10px
 code{font:12px ui-monospace,monospace;overflow-wrap:anywhere}.num{font-variant-numeric:tabular-nums;white-space:nowrap}.bar{display:flex;height:10px;background:#eef1f4;border-radius:5px;overflow:hidden;margin:6px 0}
 .bar>div{height:100%}.empty{color:#8a96a3}.image{display:block}.part{color:#5b6b7c;font-size:12px}.wide{overflow-x:auto}
 .legend-row{display:flex;flex-wrap:wrap;gap:4px 16px}.key i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
-@media (max-width:600px){body{margin:8px}section{padding:10px}th,td{padding:4px 6px 4px 0}}${RATE_PLOT_STYLE}`;
+@media (max-width:600px){body{margin:8px}section{padding:10px}table{font-size:12px}th,td{padding:4px 6px 4px 0}}${RATE_PLOT_STYLE}`;
 
 /** The agent's admin page (`GET /` on the admin port): its store, bytes by source, throughput, swarms and pulls, refreshed every few seconds. */
 export function renderDashboard(status: AgentStatus): string {

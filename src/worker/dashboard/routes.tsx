@@ -30,7 +30,7 @@ table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:4px 10p
 th{color:#5b6b7c;font-weight:600} code{font:12px ui-monospace,monospace} .tag{display:inline-block;background:#eef4ff;border-radius:4px;padding:0 6px;margin:0 4px 2px 0}
 .num{font-variant-numeric:tabular-nums;white-space:nowrap} .bad{color:#b42318} .empty{color:#8a96a3}
 code,.sub{overflow-wrap:anywhere} .wide{overflow-x:auto} .part{color:#5b6b7c;font-size:12px} .image{display:block} .pulls{color:#5b6b7c;font-size:12px}
-@media (max-width:600px){body{margin:8px} section{padding:10px} th,td{padding:4px 6px 4px 0}}
+@media (max-width:600px){body{margin:8px} section{padding:10px} table{font-size:12px} th,td{padding:4px 6px 4px 0}}
 ${RATE_PLOT_STYLE}`;
 
 const Table: FC<{ headers: string[]; children?: unknown }> = ({ headers, children }) => (

@@ -11,6 +11,9 @@ export { ANNOUNCE_INTERVAL_SECONDS, MAX_HANDOUT };
 /** How often a tracker may tell the catalog of changed counts, and of unchanged ones (see report()). */
 const REPORT_MS = 5_000;
 const HEARTBEAT_MS = 10_000;
+/** A swarm this small sends a change after at most SMALL_REPORT_MS (its changes are few: a join, a completion per peer). */
+const SMALL_SWARM_PEERS = 32;
+const SMALL_REPORT_MS = 1_000;
 
 /** Which shard of its swarm an object is (routes.ts picks it: shard-router.ts). */
 export interface ShardPlace {
@@ -125,7 +128,10 @@ export class Tracker extends DurableObject<Env> {
    * Tells the catalog (the dashboard's list of live swarms) this swarm's counts: a change at most
    * every REPORT_MS (a change held back is sent by an alarm), unchanged counts every HEARTBEAT_MS
    * while peers announce (the dashboard forgets swarms that stop reporting), and an emptied swarm at
-   * once. A small call per swarm every few seconds, not one per announce.
+   * once. A small call per swarm every few seconds, not one per announce. A small swarm's change
+   * waits at most SMALL_REPORT_MS: with REPORT_MS alone, a peer that joins and completes within
+   * five seconds (any small blob) showed as a leecher, "1 peer, 0 seeders", for that long again
+   * after it was seeding, and longer with the page's own refresh.
    */
   private async report(digest: string): Promise<void> {
     this.digest = digest;
@@ -135,9 +141,10 @@ export class Tracker extends DurableObject<Env> {
     const now = Date.now();
     const changed = counts.peers !== this.reported?.peers || counts.seeders !== this.reported?.seeders;
     const since = now - this.reportedAt;
-    const send = (changed && (since >= REPORT_MS || counts.peers === 0)) || (counts.peers > 0 && since >= HEARTBEAT_MS);
+    const wait = counts.peers <= SMALL_SWARM_PEERS ? SMALL_REPORT_MS : REPORT_MS;
+    const send = (changed && (since >= wait || counts.peers === 0)) || (counts.peers > 0 && since >= HEARTBEAT_MS);
     if (!send) {
-      if (changed) await this.wakeAt(this.reportedAt + REPORT_MS);
+      if (changed) await this.wakeAt(this.reportedAt + wait);
       return;
     }
     this.reported = counts;

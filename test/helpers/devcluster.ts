@@ -48,8 +48,17 @@ export async function startDevcluster(env: Record<string, string> = {}, home?: s
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   const edgeUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
+  // A devcluster that does not come up is stopped whole: its edge and agents would run on.
+  const fail = (why: string): never => {
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // gone already
+    }
+    throw new Error(`devcluster ${why}: ${output}`);
+  };
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`devcluster exited: ${output}`);
+    if (child.exitCode !== null) fail("exited");
     try {
       const up = await Promise.all([fetch(`${edgeUrl}/v2/`), ...agents.map((a) => fetch(`${a.admin}/health`))]);
       // With SHOAL_PUSH_TOKENS the edge answers /v2/ with its login challenge: up all the same.
@@ -57,7 +66,7 @@ export async function startDevcluster(env: Record<string, string> = {}, home?: s
     } catch {
       // not up yet
     }
-    if (Date.now() > deadline) throw new Error(`devcluster did not start: ${output}`);
+    if (Date.now() > deadline) fail("did not start");
     await new Promise((r) => setTimeout(r, 200));
   }
   return {

@@ -6,9 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { request } from "undici";
 import { parseSize } from "../src/agent-node/config.js";
-import { PROJECT_ROOT } from "../src/devcluster/build-worker.js";
 import { bundleAgent } from "../src/devcluster/build-agent.js";
-import { BenchProcess, TSX, freePorts } from "./lib/processes.js";
+import { BenchProcess, freePorts, startBenchEdge } from "./lib/processes.js";
 import { pushChunked, pushOneLayerImage } from "./lib/push.js";
 import { ProcessSampler } from "./lib/sampler.js";
 import { aria2Leech, makeTorrent, scrapeComplete, startAria2Seeder, startTracker, untilTrue } from "./lib/bittorrent.js";
@@ -71,12 +70,7 @@ export async function benchAgent(options: AgentBenchOptions): Promise<void> {
     const blobFile = path.join(home, "blob");
     const digest = await writeRandomFile(blobFile, options.size);
     const [edgePort] = (await freePorts(1)) as [number];
-    const edge = await BenchProcess.start(TSX, [path.join(PROJECT_ROOT, "src/devcluster/edge-main.ts")], `http://127.0.0.1:${edgePort}/v2/`, {
-      SHOAL_HOME: path.join(home, "edge"),
-      SHOAL_EDGE_PORT: String(edgePort),
-      WRANGLER_SEND_METRICS: "false",
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    });
+    const edge = await startBenchEdge(edgePort, path.join(home, "edge"));
     cleanups.push(() => edge.stop());
     const edgeUrl = `http://127.0.0.1:${edgePort}`;
     const layer = await pushLayerImage(edgeUrl, blobFile, options.size, digest);

@@ -5,10 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { request } from "undici";
 import { parseSize } from "../src/agent-node/config.js";
-import { PROJECT_ROOT } from "../src/devcluster/build-worker.js";
 import { startDistribution } from "../test/helpers/distribution.js";
 import { processTree } from "../test/helpers/rss.js";
-import { BenchProcess, TSX, freePorts } from "./lib/processes.js";
+import { BenchProcess, freePorts, startBenchEdge } from "./lib/processes.js";
 import { pushChunked } from "./lib/push.js";
 import { renderSvg } from "./lib/plots.js";
 
@@ -62,12 +61,7 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
   try {
     const [edgePort, distributionPort] = (await freePorts(2)) as [number, number];
     progress(`starting the edge and distribution in ${home}`);
-    const edge = await BenchProcess.start(TSX, [path.join(PROJECT_ROOT, "src/devcluster/edge-main.ts")], `http://127.0.0.1:${edgePort}/v2/`, {
-      SHOAL_HOME: home,
-      SHOAL_EDGE_PORT: String(edgePort),
-      WRANGLER_SEND_METRICS: "false",
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    });
+    const edge = await startBenchEdge(edgePort, home);
     procs.push(edge);
     const runtime = /"runtime":"([^"]+)"/.exec(edge.output)?.[1]?.replace(/\/$/, "");
     if (!runtime) throw new Error(`the edge did not log its runtime URL: ${edge.output.slice(-500)}`);

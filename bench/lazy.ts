@@ -5,7 +5,7 @@ import path from "node:path";
 import { request } from "undici";
 import { parseSize } from "../src/agent-node/config.js";
 import { PROJECT_ROOT } from "../src/devcluster/build-worker.js";
-import { BenchProcess, TSX, freePorts } from "./lib/processes.js";
+import { BenchProcess, TSX, freePorts, startBenchEdge } from "./lib/processes.js";
 import { pushOneLayerImage } from "./lib/push.js";
 import { renderSvg } from "./lib/plots.js";
 
@@ -150,12 +150,7 @@ export async function benchLazy(options: LazyBenchOptions): Promise<LazyReport> 
   const procs: BenchProcess[] = [];
   try {
     const [edgePort] = (await freePorts(1)) as [number];
-    const edge = await BenchProcess.start(TSX, [path.join(PROJECT_ROOT, "src/devcluster/edge-main.ts")], `http://127.0.0.1:${edgePort}/v2/`, {
-      SHOAL_HOME: path.join(home, "edge"),
-      SHOAL_EDGE_PORT: String(edgePort),
-      WRANGLER_SEND_METRICS: "false",
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    });
+    const edge = await startBenchEdge(edgePort, path.join(home, "edge"));
     procs.push(edge);
     const edgeUrl = `http://127.0.0.1:${edgePort}`;
     progress(`pushing a ${options.size}-byte layer`);

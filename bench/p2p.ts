@@ -4,9 +4,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseSize } from "../src/agent-node/config.js";
-import { PROJECT_ROOT } from "../src/devcluster/build-worker.js";
 import { bundleAgent } from "../src/devcluster/build-agent.js";
-import { BenchProcess, TSX, freePorts } from "./lib/processes.js";
+import { BenchProcess, freePorts, startBenchEdge } from "./lib/processes.js";
 import { LimitedLink } from "./lib/link.js";
 import { LinkProcess } from "./lib/link-process.js";
 import { pushOneLayerImage } from "./lib/push.js";
@@ -95,12 +94,7 @@ async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise
   try {
     const [edgePort] = (await freePorts(1)) as [number];
     progress(`${options.agents} agents, ${mib(options.size)}, ${mib(options.agentBandwidth)}/s per agent, ${mib(options.wanBandwidth)}/s uplink: bound ${bound.toFixed(2)} s`);
-    const edge = await BenchProcess.start(TSX, [path.join(PROJECT_ROOT, "src/devcluster/edge-main.ts")], `http://127.0.0.1:${edgePort}/v2/`, {
-      SHOAL_HOME: home,
-      SHOAL_EDGE_PORT: String(edgePort),
-      WRANGLER_SEND_METRICS: "false",
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    });
+    const edge = await startBenchEdge(edgePort, home);
     cleanups.push(() => edge.stop());
     const layer = randomBytes(options.size);
     const image = await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, NAME, TAG, layer);

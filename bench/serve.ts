@@ -4,9 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { request } from "undici";
 import { parseSize } from "../src/agent-node/config.js";
-import { BenchProcess, TSX, freePorts } from "./lib/processes.js";
+import { BenchProcess, freePorts, startBenchEdge } from "./lib/processes.js";
 import { pushChunked } from "./lib/push.js";
-import { PROJECT_ROOT } from "../src/devcluster/build-worker.js";
 import { bundleAgent } from "../src/devcluster/build-agent.js";
 
 export interface ServeOptions {
@@ -34,12 +33,7 @@ export async function benchServe(options: ServeOptions): Promise<void> {
     const [edgePort, registryPort, peerPort, adminPort, distributionPort] = (await freePorts(5)) as [number, number, number, number, number];
     const edgeUrl = `http://127.0.0.1:${edgePort}`;
     progress(`starting the edge, an agent and distribution in ${home}`);
-    const edge = await BenchProcess.start(TSX, [path.join(PROJECT_ROOT, "src/devcluster/edge-main.ts")], `${edgeUrl}/v2/`, {
-      SHOAL_HOME: home,
-      SHOAL_EDGE_PORT: String(edgePort),
-      WRANGLER_SEND_METRICS: "false",
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    });
+    const edge = await startBenchEdge(edgePort, home);
     procs.push(edge);
     // The agent as it runs on a host: the bundle (`npm run build:agent`) in one node process, so
     // its RSS is its own and no TypeScript loader is counted.

@@ -20,4 +20,14 @@ export type BenchProcess = ServiceProcess;
 
 export const TSX = path.join(PROJECT_ROOT, "node_modules/.bin/tsx");
 
+/** The devcluster's edge (src/devcluster/edge-main.ts) as its own process on `port`, its state in `home`. */
+export function startBenchEdge(port: number, home: string): Promise<BenchProcess> {
+  return BenchProcess.start(TSX, [path.join(PROJECT_ROOT, "src/devcluster/edge-main.ts")], `http://127.0.0.1:${port}/v2/`, {
+    SHOAL_HOME: home,
+    SHOAL_EDGE_PORT: String(port),
+    WRANGLER_SEND_METRICS: "false",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  });
+}
+
 export { freePorts } from "../../src/devcluster/ports.js";

@@ -1,4 +1,4 @@
-import { DurableObject } from "cloudflare:workers";
+import { SqliteObject } from "../storage/sqlite-object.js";
 import type { Env } from "../env.js";
 import type { Page } from "./paging.js";
 import { RateHistory, type RateSamples } from "../../shared/dashboard/rate-history.js";
@@ -46,29 +46,27 @@ const HISTORY_SECONDS = 120;
 /** Pushes kept for the dashboard. */
 const RECENT_PUSHES = 200;
 
+const CATALOG_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS pushes (id INTEGER PRIMARY KEY AUTOINCREMENT, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL, at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS swarms (digest TEXT PRIMARY KEY, peers INTEGER NOT NULL, seeders INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS image_blobs (digest TEXT PRIMARY KEY, repository TEXT NOT NULL, tag TEXT NOT NULL, part TEXT NOT NULL, size INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS pulls (repository TEXT NOT NULL, tag TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (repository, tag));
+`;
+
 /**
  * The list of repositories for `GET /v2/_catalog` (written once per new repository), and what the
  * dashboard shows across repositories: the latest tag pushes and the live swarms, which each
  * tracker reports at most every few seconds (see tracker.ts). One object for the edge.
  */
-export class Catalog extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
+export class Catalog extends SqliteObject {
   private readonly served = new RateHistory(HISTORY_SECONDS, ["served"]);
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`
-        CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS pushes (id INTEGER PRIMARY KEY AUTOINCREMENT, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL, at INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS swarms (digest TEXT PRIMARY KEY, peers INTEGER NOT NULL, seeders INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS image_blobs (digest TEXT PRIMARY KEY, repository TEXT NOT NULL, tag TEXT NOT NULL, part TEXT NOT NULL, size INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS pulls (repository TEXT NOT NULL, tag TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (repository, tag));
-      `);
+    super(ctx, env, CATALOG_SCHEMA, (sql) => {
       // Catalogs from before image sizes were recorded gain the column (NULL for their pushes).
-      const columns = this.sql.exec<{ name: string }>(`PRAGMA table_info(pushes)`).toArray();
-      if (!columns.some((c) => c.name === "image_bytes")) this.sql.exec(`ALTER TABLE pushes ADD COLUMN image_bytes INTEGER`);
+      const columns = sql.exec<{ name: string }>(`PRAGMA table_info(pushes)`).toArray();
+      if (!columns.some((c) => c.name === "image_bytes")) sql.exec(`ALTER TABLE pushes ADD COLUMN image_bytes INTEGER`);
     });
   }
 

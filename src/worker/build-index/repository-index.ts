@@ -1,4 +1,4 @@
-import { DurableObject } from "cloudflare:workers";
+import { SqliteObject } from "../storage/sqlite-object.js";
 import type { Env } from "../env.js";
 import type { ManifestSummary } from "../../shared/oci/manifest.js";
 import type { Page } from "./paging.js";
@@ -61,30 +61,27 @@ function annotationsColumn(annotations: Record<string, string> | undefined): str
   return json.length <= ANNOTATIONS_ROW_MAX_BYTES ? json : ANNOTATIONS_IN_MANIFEST;
 }
 
+const REPOSITORY_INDEX_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, size INTEGER NOT NULL, linked_at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS manifests (
+    digest TEXT PRIMARY KEY, media_type TEXT NOT NULL, size INTEGER NOT NULL,
+    artifact_type TEXT, subject TEXT, annotations TEXT, pushed_at INTEGER NOT NULL);
+  CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (subject);
+  CREATE TABLE IF NOT EXISTS tags (tag TEXT PRIMARY KEY, digest TEXT NOT NULL, updated_at INTEGER NOT NULL);
+  CREATE INDEX IF NOT EXISTS tags_digest ON tags (digest);
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS gc_refs (manifest TEXT PRIMARY KEY, refs TEXT NOT NULL);
+`;
+
 /**
  * The build-index of one repository: which blobs and manifests it holds and where its tags point.
  * One object per repository, so a tag pushed is at once what every pull sees (KV would lag ~60 s).
  * SQLite-backed; manifest bytes live in R2 (a row is capped at 2 MB).
  */
-export class RepositoryIndex extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
+export class RepositoryIndex extends SqliteObject {
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`
-        CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, size INTEGER NOT NULL, linked_at INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS manifests (
-          digest TEXT PRIMARY KEY, media_type TEXT NOT NULL, size INTEGER NOT NULL,
-          artifact_type TEXT, subject TEXT, annotations TEXT, pushed_at INTEGER NOT NULL);
-        CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (subject);
-        CREATE TABLE IF NOT EXISTS tags (tag TEXT PRIMARY KEY, digest TEXT NOT NULL, updated_at INTEGER NOT NULL);
-        CREATE INDEX IF NOT EXISTS tags_digest ON tags (digest);
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS gc_refs (manifest TEXT PRIMARY KEY, refs TEXT NOT NULL);
-      `);
-    });
+    super(ctx, env, REPOSITORY_INDEX_SCHEMA);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { DurableObject } from "cloudflare:workers";
+import { SqliteObject } from "../storage/sqlite-object.js";
 import type { Env } from "../env.js";
 import { addCounters, emptyCounters, type GcCounters, type GcPhase, type GcRun } from "./run.js";
 
@@ -24,6 +24,14 @@ export interface Advance {
   dropCandidates?: string[];
 }
 
+const GC_LEDGER_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, run TEXT NOT NULL, finished INTEGER NOT NULL DEFAULT 0);
+  CREATE TABLE IF NOT EXISTS marked (digest TEXT PRIMARY KEY);
+  CREATE TABLE IF NOT EXISTS protected (digest TEXT PRIMARY KEY);
+  CREATE TABLE IF NOT EXISTS tombstones (digest TEXT PRIMARY KEY);
+  CREATE TABLE IF NOT EXISTS candidates (key TEXT PRIMARY KEY, bytes INTEGER NOT NULL);
+`;
+
 /**
  * The collector's state, one object for the edge: the current run (phase, cursor, counters), the
  * digests its mark found live, those pushes protected while it ran, and the tombstones of those it
@@ -35,21 +43,10 @@ export interface Advance {
  * claim of a digest for deletion and a protect of it are serialised, so either the protect comes
  * first (the digest is kept) or the claim does (the link is refused, the client pushes again).
  */
-export class GcLedger extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
+export class GcLedger extends SqliteObject {
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`
-        CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, run TEXT NOT NULL, finished INTEGER NOT NULL DEFAULT 0);
-        CREATE TABLE IF NOT EXISTS marked (digest TEXT PRIMARY KEY);
-        CREATE TABLE IF NOT EXISTS protected (digest TEXT PRIMARY KEY);
-        CREATE TABLE IF NOT EXISTS tombstones (digest TEXT PRIMARY KEY);
-        CREATE TABLE IF NOT EXISTS candidates (key TEXT PRIMARY KEY, bytes INTEGER NOT NULL);
-      `);
-    });
+    super(ctx, env, GC_LEDGER_SCHEMA);
   }
 
   /** Starts a run, or answers the one going on (a second trigger joins it). */

@@ -1,4 +1,4 @@
-import { DurableObject } from "cloudflare:workers";
+import { SqliteObject } from "../storage/sqlite-object.js";
 import type { Env } from "../env.js";
 
 /** The window anonymous fills are counted over: the last 24 hours, in hourly buckets. */
@@ -7,6 +7,8 @@ const HOUR_MS = 60 * 60 * 1000;
 
 export type FillGrant = { granted: true; hour: number } | { granted: false; usedBytes: number; freesAt: number };
 
+const FILL_BUDGET_SCHEMA = `CREATE TABLE IF NOT EXISTS fills (hour INTEGER PRIMARY KEY, bytes INTEGER NOT NULL)`;
+
 /**
  * What anonymous pull-through has stored lately (one object for the edge): a fill reserves its size
  * before a byte is stored, and is refused when the last 24 hours' fills and it would pass the
@@ -14,15 +16,9 @@ export type FillGrant = { granted: true; hour: number } | { granted: false; used
  * object, so two edges' requests never both take the last bytes; it is asked only on a miss (content
  * the edge does not have yet), never on a read of what is stored.
  */
-export class FillBudget extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
-
+export class FillBudget extends SqliteObject {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS fills (hour INTEGER PRIMARY KEY, bytes INTEGER NOT NULL)`);
-    });
+    super(ctx, env, FILL_BUDGET_SCHEMA);
   }
 
   reserve(bytes: number, limitBytes: number, now: number): FillGrant {

@@ -1,4 +1,4 @@
-import { DurableObject } from "cloudflare:workers";
+import { SqliteObject } from "../storage/sqlite-object.js";
 import type { Env } from "../env.js";
 import { servicesFromEnv } from "../services.js";
 import { remoteFor } from "./config.js";
@@ -23,27 +23,23 @@ export interface ReplicationJob {
 const MAX_BACKOFF_MS = 5 * 60 * 1000;
 const BATCH = 8;
 
+const REPLICATION_QUEUE_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
+    target TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL,
+    last_error TEXT, created_at INTEGER NOT NULL, done_at INTEGER, bytes_sent INTEGER NOT NULL DEFAULT 0);
+  CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_at);
+`;
+
 /**
  * Tags to copy to replication targets (`SHOAL_REPLICATION`), durably: a pushed tag is a row here
  * and an alarm; the alarm copies due jobs (see replicate.ts) and retries failures with backoff, so
  * a target that is down gets the tag once it is back. A newer push of a tag still waiting replaces
  * its digest (the target ends at the latest). One object for the edge; its rows are the status.
  */
-export class ReplicationQueue extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
-
+export class ReplicationQueue extends SqliteObject {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`
-        CREATE TABLE IF NOT EXISTS jobs (
-          id INTEGER PRIMARY KEY AUTOINCREMENT, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
-          target TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL,
-          last_error TEXT, created_at INTEGER NOT NULL, done_at INTEGER, bytes_sent INTEGER NOT NULL DEFAULT 0);
-        CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_at);
-      `);
-    });
+    super(ctx, env, REPLICATION_QUEUE_SCHEMA);
   }
 
   async enqueue(job: { repository: string; tag: string; digest: string; target: string }): Promise<void> {

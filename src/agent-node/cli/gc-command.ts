@@ -1,7 +1,9 @@
 import { Command } from "commander";
+import { z } from "zod";
 import { authorizationHeader } from "../../shared/auth/credentials.js";
 import { CliError, responseError } from "./cli-error.js";
 import { formatBytes } from "./progress.js";
+import { GcRunReportSchema, type GcRunReport } from "../../shared/api/gc.js";
 
 interface GcFlags {
   edge: string;
@@ -11,33 +13,6 @@ interface GcFlags {
   json?: boolean;
 }
 
-/** A run as the edge reports it (`GET /shoal/v1/gc/runs/<id>`, src/worker/gc/run.ts). */
-interface GcRunReport {
-  id: number;
-  dryRun: boolean;
-  phase: string;
-  startedAt: number;
-  finishedAt?: number;
-  batches: number;
-  counters: {
-    repositories: number;
-    manifests: number;
-    liveManifests: number;
-    tagsDropped: number;
-    manifestsDropped: number;
-    linksDropped: number;
-    objects: number;
-    bytes: number;
-    garbageObjects: number;
-    garbageBytes: number;
-    freedObjects: number;
-    freedBytes: number;
-    savedByInterlock: number;
-    storageLists?: number;
-    storageDeletes?: number;
-    storageReads?: number;
-  };
-}
 
 /** `shoal gc --edge URL [--dry-run]`: one garbage collection on the edge, waited for, with its report. */
 export function gcCommand(): Command {
@@ -82,7 +57,7 @@ async function collect(flags: GcFlags): Promise<void> {
   };
   const start = await request("/shoal/v1/gc", { method: "POST", body: JSON.stringify({ dryRun: flags.dryRun === true }) });
   if (start.status !== 200 && start.status !== 202) throw await responseError(start, "starting a garbage collection", start.status === 401 || start.status === 403 ? " (pass --token with the gc right)" : "");
-  const { run: started, joined } = (await start.json()) as { run: GcRunReport; joined: boolean };
+  const { run: started, joined } = parseAnswer(StartAnswerSchema, await start.json(), "the edge's answer to a garbage collection start");
   if (joined) process.stderr.write(`shoal: a collection was already running (run ${started.id}${started.dryRun ? ", dry" : ""}): waiting for it\n`);
   const deadline = Date.now() + timeout * 1000;
   let run = started;
@@ -92,7 +67,7 @@ async function collect(flags: GcFlags): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
     const res = await request(`/shoal/v1/gc/runs/${run.id}`);
     if (!res.ok) throw await responseError(res, `reading garbage collection run ${run.id}`);
-    run = (await res.json()) as GcRunReport;
+    run = parseAnswer(GcRunReportSchema, await res.json(), `the edge's report of run ${run.id}`);
     const line = `run ${run.id}: ${run.phase}, ${run.batches} batches`;
     if (process.stderr.isTTY && line !== shown) process.stderr.write(`\r${line}\x1b[K`);
     shown = line;
@@ -116,4 +91,13 @@ export function formatReport(run: GcRunReport): string {
     ...(c.savedByInterlock > 0 ? [`  kept           ${c.savedByInterlock} blobs linked again by pushes during the run`] : []),
     "",
   ].join("\n");
+}
+
+const StartAnswerSchema = z.object({ run: GcRunReportSchema, joined: z.boolean() });
+
+/** An edge's JSON as the schema says, or one line saying what was wrong with it. */
+function parseAnswer<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new CliError(`${what} is not what this CLI expects (${parsed.error.issues[0]?.path.join(".") || "body"}: ${parsed.error.issues[0]?.message}): is the edge a different version?`);
+  return parsed.data;
 }

@@ -1,3 +1,5 @@
+import type { GcCounters } from "../../shared/api/gc.js";
+
 /**
  * One collection run as the ledger keeps it: its phase, the cursor within the phase, and what it
  * has found and freed so far. Phases run in this order; each lists one prefix (or the catalog) from
@@ -6,29 +8,7 @@
 export const PHASES = ["mark", "uploads", "content", "blobs", "orphans", "metainfo", "done"] as const;
 export type GcPhase = (typeof PHASES)[number];
 
-export interface GcCounters {
-  repositories: number;
-  manifests: number;
-  liveManifests: number;
-  /** Tags deleted by retention (or that would be, in a dry run). */
-  tagsDropped: number;
-  manifestsDropped: number;
-  linksDropped: number;
-  /** Objects and bytes in storage when the run listed them (blobs, content, uploads, metainfo). */
-  objects: number;
-  bytes: number;
-  /** Unreachable and older than the grace: freed, or, in a dry run, what would be. */
-  garbageObjects: number;
-  garbageBytes: number;
-  freedObjects: number;
-  freedBytes: number;
-  /** Garbage kept because a push linked it again while the run went on (the interlock). */
-  savedByInterlock: number;
-  /** Storage calls the run made: list pages, delete calls (of up to 1,000 keys), manifest reads. */
-  storageLists: number;
-  storageDeletes: number;
-  storageReads: number;
-}
+export type { GcCounters };
 
 export interface GcRun {
   id: number;

@@ -7,7 +7,8 @@ import { parseTokenList } from "../shared/auth/credentials.js";
 import { edgeSettings, type Env } from "../worker/env.js";
 import { PROJECT_ROOT } from "./build-worker.js";
 import { createLogger } from "../agent-node/cli/logger.js";
-import { killProcessTree, startWatchdog } from "./watchdog.js";
+import { startWatchdog } from "./watchdog.js";
+import { killProcessTree } from "./process-tree.js";
 
 /**
  * `npm start`: the devcluster on the loopback address, each component its own process (as on

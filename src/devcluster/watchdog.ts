@@ -1,5 +1,3 @@
-import { readdirSync, readFileSync } from "node:fs";
-
 /**
  * Notices a server that stops answering while its process stays up (the edge froze once that way:
  * it logged a POST, then answered nothing, and every agent's announce timed out). It asks `url`
@@ -54,36 +52,4 @@ export function startWatchdog(options: WatchdogOptions): { stop(): void } {
   const timer = setInterval(() => void check(), options.intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
-}
-
-/**
- * SIGKILLs a process and everything it started (the edge's workerd would outlive its parent, and
- * keep its port). Reads /proc, so Linux only; elsewhere just the process itself.
- */
-export function killProcessTree(pid: number): void {
-  const tree = [pid];
-  try {
-    const parents = new Map<number, number[]>();
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
-        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-        parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
-      } catch {
-        // gone meanwhile
-      }
-    }
-    for (let i = 0; i < tree.length; i++) tree.push(...(parents.get(tree[i]!) ?? []));
-  } catch {
-    // no /proc
-  }
-  for (const each of tree.reverse()) {
-    try {
-      process.kill(each, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
 }

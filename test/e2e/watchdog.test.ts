@@ -3,7 +3,8 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { killProcessTree, startWatchdog } from "../../src/devcluster/watchdog.js";
+import { startWatchdog } from "../../src/devcluster/watchdog.js";
+import { killProcessTree } from "../../src/devcluster/process-tree.js";
 
 /** The devcluster's watchdog against a real HTTP server that stops answering while it stays up. */
 describe("the devcluster's edge watchdog", () => {

@@ -1,11 +1,10 @@
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { afterEach } from "vitest";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "./devcluster.js";
 import { ServiceProcess } from "./service-process.js";
-import { processTree } from "./rss.js";
 
 /**
  * Programs run as one process, `node --import tsx`, not under the `tsx` command: that wrapper relays

@@ -1,33 +1,11 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { processTree } from "../../src/devcluster/process-tree.js";
+
+export { processTree };
 
 /** Resident memory of a process and all its descendants (Linux /proc), in bytes. */
 export function treeRss(rootPid: number): number {
   return processTree(rootPid).reduce((total, pid) => total + rssOf(pid), 0);
-}
-
-/** A process and all its descendants (Linux /proc), the root first. */
-export function processTree(rootPid: number): number[] {
-  const parents = new Map<number, number[]>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = parents.get(ppid) ?? [];
-      list.push(Number(entry));
-      parents.set(ppid, list);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const tree: number[] = [];
-  const stack = [rootPid];
-  while (stack.length > 0) {
-    const pid = stack.pop()!;
-    tree.push(pid);
-    stack.push(...(parents.get(pid) ?? []));
-  }
-  return tree;
 }
 
 export function rssOf(pid: number): number {

@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startDevcluster, type Devcluster } from "../helpers/devcluster.js";
+import { ALICE, AUTH_SETTING, ROBOT, basic, failure } from "../helpers/auth-fixture.js";
 import { buildImage, layoutManifest, run, skopeoCopy } from "../helpers/images.js";
 
 /**
@@ -10,22 +11,12 @@ import { buildImage, layoutManifest, run, skopeoCopy } from "../helpers/images.j
  * by podman and skopeo as users would: log in, push, pull — from the edge and through both agents,
  * which check each client's own pull right even for what their store already holds.
  */
-const ALICE = "alice-secret-0123456789abcdef";
-const ROBOT = "robot-secret-0123456789abcdef";
-const SETTING = {
-  users: {
-    alice: { password: ALICE, access: [{ repository: "*", actions: ["pull", "push", "delete"] }] },
-    robot: { password: ROBOT, access: [{ repository: "team/*", actions: ["pull", "push"] }] },
-  },
-  anonymous: [{ repository: "public/*", actions: ["pull"] }],
-};
-const basic = (text: string) => `Basic ${Buffer.from(text).toString("base64")}`;
 let cluster: Devcluster;
 let scratch: string;
 let image: { layout: string; tag: string };
 
 beforeAll(async () => {
-  cluster = await startDevcluster({ SHOAL_AUTH: JSON.stringify(SETTING) });
+  cluster = await startDevcluster({ SHOAL_AUTH: JSON.stringify(AUTH_SETTING) });
   scratch = await mkdtemp(path.join(os.tmpdir(), "shoal-auth-e2e-"));
   image = await buildImage({ layers: [300_000] });
 });
@@ -33,15 +24,6 @@ afterAll(async () => {
   await cluster?.stop();
   await rm(scratch, { recursive: true, force: true });
 });
-
-const failure = async (promise: Promise<unknown>): Promise<string> => {
-  try {
-    await promise;
-  } catch (error) {
-    return String((error as { stderr?: string }).stderr ?? error);
-  }
-  throw new Error("expected the command to fail");
-};
 
 describe("podman and skopeo against the token flow", () => {
   const authFile = () => path.join(scratch, "auth.json");

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { sign } from "hono/jwt";
 import { startDevcluster, type Devcluster } from "../helpers/devcluster.js";
+import { ALICE, AUTH_SETTING, ROBOT, basic, failure } from "../helpers/auth-fixture.js";
 import { startDockerd, type Dockerd } from "../helpers/dockerd.js";
 import { run } from "../helpers/images.js";
 
@@ -11,16 +12,7 @@ import { run } from "../helpers/images.js";
  * `/v2/`, follows the Bearer challenge to `/token` (anonymously until `docker login`), pushes a
  * layer as one chunked PATCH without Content-Length — to the edge and through an agent.
  */
-const ALICE = "alice-secret-0123456789abcdef";
-const ROBOT = "robot-secret-0123456789abcdef";
 const KEY = "devcluster-test-key-4f9a1c7e3b5d2a8e6c0f";
-const SETTING = {
-  users: {
-    alice: { password: ALICE, access: [{ repository: "*", actions: ["pull", "push", "delete"] }] },
-    robot: { password: ROBOT, access: [{ repository: "team/*", actions: ["pull", "push"] }] },
-  },
-  anonymous: [{ repository: "public/*", actions: ["pull"] }],
-};
 let cluster: Devcluster;
 let engine: Dockerd;
 let edge: string;
@@ -28,7 +20,7 @@ let one: string;
 let two: string;
 
 beforeAll(async () => {
-  [cluster, engine] = await Promise.all([startDevcluster({ SHOAL_AUTH: JSON.stringify(SETTING), SHOAL_TOKEN_KEYS: KEY }), startDockerd()]);
+  [cluster, engine] = await Promise.all([startDevcluster({ SHOAL_AUTH: JSON.stringify(AUTH_SETTING), SHOAL_TOKEN_KEYS: KEY }), startDockerd()]);
   edge = cluster.edgeHost;
   one = cluster.agents[0]!.registryHost;
   two = cluster.agents[1]!.registryHost;
@@ -43,14 +35,6 @@ afterAll(async () => {
   await Promise.all([cluster?.stop(), engine?.stop()]);
 });
 
-const failure = async (promise: Promise<unknown>): Promise<string> => {
-  try {
-    await promise;
-  } catch (error) {
-    return String((error as { stderr?: string }).stderr ?? error);
-  }
-  throw new Error("expected the command to fail");
-};
 const login = (host: string, user: string, secret: string) => engine.docker(["login", "-u", user, "--password-stdin", host], { input: secret });
 const tagAndPush = async (ref: string) => {
   await engine.docker(["tag", "shoal-test/base:1", ref]);
@@ -70,13 +54,13 @@ describe("docker and the token flow", () => {
     await tagAndPush(`${edge}/private/app:1`);
     await login(one, "robot", ROBOT);
     await tagAndPush(`${one}/team/app:1`);
-    const tags = await fetch(`${cluster.edgeUrl}/v2/team/app/tags/list`, { headers: { authorization: `Basic ${Buffer.from(`alice:${ALICE}`).toString("base64")}` } });
+    const tags = await fetch(`${cluster.edgeUrl}/v2/team/app/tags/list`, { headers: { authorization: basic(`alice:${ALICE}`) } });
     expect(await tags.json()).toEqual({ name: "team/app", tags: ["1"] });
   });
 
   it("a robot with push on team/* cannot push other/x", async () => {
     expect(await failure(tagAndPush(`${one}/other/x:1`))).toMatch(/denied|unauthorized|forbidden/i);
-    expect((await fetch(`${cluster.edgeUrl}/v2/other/x/tags/list`, { headers: { authorization: `Basic ${Buffer.from(`alice:${ALICE}`).toString("base64")}` } })).status).toBe(404);
+    expect((await fetch(`${cluster.edgeUrl}/v2/other/x/tags/list`, { headers: { authorization: basic(`alice:${ALICE}`) } })).status).toBe(404);
   });
 
   it("pulls a public repository anonymously from the edge and both agents", async () => {

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { TopLevelSpec } from "vega-lite";
 import { parseSize } from "../../src/agent-node/config.js";
-import { renderSvg } from "../lib/plots.js";
+import { completionCdf, renderSvg } from "../lib/plots.js";
 import { rarestFirst } from "../../src/shared/p2p/schedule/index.js";
 import { simulateFleet, type FleetOptions, type FleetResult, type FleetRun } from "./fleet.js";
 
@@ -81,32 +81,12 @@ function print(run: FleetRun): void {
 
 function cdfPlot(run: FleetRun): Promise<string> {
   const r = run.result;
-  const n = run.times.length;
-  // At most ~2,000 points: the curve, not every host.
-  const every = Math.max(1, Math.floor(n / 2000));
-  const rows = [{ seconds: 0, fraction: 0 }, ...run.times.flatMap((seconds, i) => (i % every === 0 || i === n - 1 ? [{ seconds, fraction: (i + 1) / n }] : []))];
-  return renderSvg({
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+  return completionCdf({
     title: `simulated: ${r.hosts} hosts pulling ${(r.blob_bytes / 2 ** 20).toFixed(0)} MiB (${(r.agent_bandwidth / 2 ** 20).toFixed(2)} MiB/s per host, ${(r.wan_bandwidth / 2 ** 20).toFixed(2)} MiB/s WAN)`,
-    width: 640,
-    height: 360,
-    layer: [
-      {
-        data: { values: rows },
-        mark: { type: "line", interpolate: "step-after", strokeWidth: 2 },
-        encoding: {
-          x: { field: "seconds", type: "quantitative", title: "completion time (s)" },
-          y: { field: "fraction", type: "quantitative", title: "fraction of hosts done", axis: { format: "%" } },
-        },
-      },
-      {
-        data: { values: [{ bound: r.bound_s, label: `bound ${r.bound_s.toFixed(2)} s` }] },
-        layer: [
-          { mark: { type: "rule", strokeDash: [6, 4], color: "black" }, encoding: { x: { field: "bound", type: "quantitative" } } },
-          { mark: { type: "text", align: "left", dx: 4, dy: -150, color: "black" }, encoding: { x: { field: "bound", type: "quantitative" }, text: { field: "label" } } },
-        ],
-      },
-    ],
+    who: "hosts",
+    boundS: r.bound_s,
+    series: [{ times: run.times }],
+    maxPoints: 2000,
   });
 }
 

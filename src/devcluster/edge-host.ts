@@ -5,6 +5,7 @@ import { Miniflare } from "miniflare";
 import { Client, Pool, type Dispatcher } from "undici";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { PROJECT_ROOT, bundleWorker } from "./build-worker.js";
+import { startWatchdog } from "./watchdog.js";
 
 // `expect` too: Node's server answers `Expect: 100-continue` itself (curl sends it for bodies over
 // 1 MiB), and undici refuses to send a request carrying it.
@@ -38,30 +39,74 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
   await mkdir(options.stateDir, { recursive: true });
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(PROJECT_ROOT, "wrangler.toml"));
   const script = await bundleWorker();
-  const miniflare = new Miniflare({
-    ...(workerOptions as object),
-    name: "shoal-edge",
-    modules: [{ type: "ESModule", path: "worker.js", contents: script }],
-    modulesRules: undefined,
-    bindings: { ...(workerOptions.bindings ?? {}), ...(options.vars ?? {}) },
-    r2Persist: path.join(options.stateDir, "r2"),
-    kvPersist: path.join(options.stateDir, "kv"),
-    durableObjectsPersist: path.join(options.stateDir, "do"),
-    cachePersist: path.join(options.stateDir, "cache"),
-    host: "127.0.0.1",
-    port: 0,
-    handleRuntimeStdio: (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
-      stdout.on("data", (d: Buffer) => logRuntime(log, "info", d));
-      stderr.on("data", (d: Buffer) => logRuntime(log, "warn", d));
-    },
-  } as ConstructorParameters<typeof Miniflare>[0]);
-  const inner = await miniflare.ready;
+  const startRuntime = async (): Promise<Runtime> => {
+    const miniflare = new Miniflare({
+      ...(workerOptions as object),
+      name: "shoal-edge",
+      modules: [{ type: "ESModule", path: "worker.js", contents: script }],
+      modulesRules: undefined,
+      bindings: { ...(workerOptions.bindings ?? {}), ...(options.vars ?? {}) },
+      r2Persist: path.join(options.stateDir, "r2"),
+      kvPersist: path.join(options.stateDir, "kv"),
+      durableObjectsPersist: path.join(options.stateDir, "do"),
+      cachePersist: path.join(options.stateDir, "cache"),
+      host: "127.0.0.1",
+      port: 0,
+      handleRuntimeStdio: (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
+        stdout.on("data", (d: Buffer) => logRuntime(log, "info", d));
+        stderr.on("data", (d: Buffer) => logRuntime(log, "warn", d));
+      },
+    } as ConstructorParameters<typeof Miniflare>[0]);
+    const origin = (await miniflare.ready).origin;
+    // undici, not http.request: when the Worker answers before reading a body (413 on an oversized
+    // chunk) workerd closes the socket, and undici still delivers the response it got.
+    return { miniflare, origin, pool: new Pool(origin, { connections: 256, bodyTimeout: 0, headersTimeout: 0 }) };
+  };
+  let runtime = await startRuntime();
+  let closing = false;
 
-  // undici, not http.request: when the Worker answers before reading a body (413 on an oversized
-  // chunk) workerd closes the socket, and undici still delivers the response it got.
-  const pool = new Pool(inner.origin, { connections: 256, bodyTimeout: 0, headersTimeout: 0 });
+  /**
+   * workerd's main thread was seen spinning in V8's garbage-collection sweeper (gdb: every sample in
+   * cppgc's Sweeper, under IoContext::runImpl), accepting no connection, for good. Nothing of the
+   * Worker runs then, so nothing in it can notice: the front asks the runtime itself, and starts a
+   * new one on the same state when it stops answering. Requests under way to the old one fail (502).
+   */
+  let watchdog: { stop(): void } | undefined;
+  const watch = () => {
+    watchdog?.stop();
+    watchdog = startWatchdog({
+      url: `${runtime.origin}/v2/`,
+      intervalMs: RUNTIME_CHECK_MS,
+      timeoutMs: RUNTIME_CHECK_TIMEOUT_MS,
+      failures: RUNTIME_CHECK_FAILURES,
+      answering: true,
+      onStuck: (reason) => void restart(reason),
+      onAnswering: () => undefined,
+    });
+  };
+  let restarting: Promise<void> | undefined;
+  const restart = (reason: string): Promise<void> =>
+    (restarting ??= (async () => {
+      if (closing) return;
+      log({ level: "error", msg: "the edge runtime stopped answering: starting it again", reason });
+      watchdog?.stop();
+      await runtime.pool.destroy().catch(() => undefined);
+      await runtime.miniflare.dispose().catch(() => undefined);
+      if (closing) return;
+      try {
+        runtime = await startRuntime();
+      } catch (error) {
+        log({ level: "error", msg: "the edge runtime did not start; trying again", error: String(error) });
+        setTimeout(() => void restart("the last start failed"), RUNTIME_CHECK_MS).unref();
+        return;
+      }
+      log({ level: "info", msg: "the edge runtime answers again", runtime: runtime.origin });
+      watch();
+    })().finally(() => (restarting = undefined)));
+  watch();
+
   const forward = (options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> =>
-    options.body ? forwardOnFreshConnection(inner.origin, options) : forwardWithRetry(pool, options);
+    options.body ? forwardOnFreshConnection(runtime.origin, options) : forwardWithRetry(runtime.pool, options);
   const server = http.createServer(async (req, res) => {
     const started = Date.now();
     const headers: Record<string, string | string[]> = {};
@@ -116,23 +161,47 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
   const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
   return {
     url,
-    runtimeUrl: inner.origin,
-    miniflare,
+    get runtimeUrl() {
+      return runtime.origin;
+    },
+    get miniflare() {
+      return runtime.miniflare;
+    },
     /**
      * Stops taking requests, gives those under way CLOSE_GRACE_MS to finish, then cuts the rest,
      * and always ends with the runtime: a workerd outlives a front that exits without disposing it.
      */
     async close() {
+      closing = true;
+      watchdog?.stop();
+      await restarting;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
       await closed;
       clearTimeout(grace);
-      await pool.destroy().catch(() => undefined);
-      await miniflare.dispose();
+      await runtime.pool.destroy().catch(() => undefined);
+      await runtime.miniflare.dispose().catch(() => undefined); // disposed already if its last restart failed
     },
   };
 }
+
+/** The miniflare runtime behind the front, and the connections to it. */
+interface Runtime {
+  miniflare: Miniflare;
+  /** Its plain-HTTP origin, `http://127.0.0.1:PORT`. */
+  origin: string;
+  pool: Pool;
+}
+
+/**
+ * How often the front asks its runtime whether it answers, how long an answer may take, and how many
+ * asks in a row unanswered restart it: a runtime busy on a loaded machine answers `/v2/` within
+ * seconds, and a restart fails the requests under way, so only half a minute of silence counts.
+ */
+const RUNTIME_CHECK_MS = 5_000;
+const RUNTIME_CHECK_TIMEOUT_MS = 10_000;
+const RUNTIME_CHECK_FAILURES = 3;
 
 /** How long requests under way may take to finish when the edge stops (a long upload is cut after it). */
 const CLOSE_GRACE_MS = 2_000;

@@ -5,7 +5,7 @@ import { Miniflare } from "miniflare";
 import { Client, Pool, type Dispatcher } from "undici";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { PROJECT_ROOT, bundleWorker } from "./build-worker.js";
-import { startWatchdog } from "./watchdog.js";
+import { WATCHDOG_REQUEST_ID_PREFIX } from "./watchdog.js";
 
 // `expect` too: Node's server answers `Expect: 100-continue` itself (curl sends it for bodies over
 // 1 MiB), and undici refuses to send a request carrying it.
@@ -68,42 +68,51 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
   /**
    * workerd's main thread was seen spinning in V8's garbage-collection sweeper (gdb: every sample in
    * cppgc's Sweeper, under IoContext::runImpl), accepting no connection, for good. Nothing of the
-   * Worker runs then, so nothing in it can notice: the front asks the runtime itself, and starts a
-   * new one on the same state when it stops answering. Requests under way to the old one fail (502).
+   * Worker runs then, so nothing in it can notice: the front listens to the runtime itself. Every
+   * answer it forwards, and every chunk of a body, counts as the runtime alive; when nothing came for
+   * RUNTIME_SILENCE_MS and a `GET /v2/` goes unanswered too, it starts a new runtime on the same state
+   * (requests under way to the old one fail, 502). A busy front (or a test's busy process) therefore
+   * cannot mistake a slow answer for a dead runtime while bytes still flow.
    */
-  let watchdog: { stop(): void } | undefined;
-  const watch = () => {
-    watchdog?.stop();
-    watchdog = startWatchdog({
-      url: `${runtime.origin}/v2/`,
-      intervalMs: RUNTIME_CHECK_MS,
-      timeoutMs: RUNTIME_CHECK_TIMEOUT_MS,
-      failures: RUNTIME_CHECK_FAILURES,
-      answering: true,
-      onStuck: (reason) => void restart(reason),
-      onAnswering: () => undefined,
-    });
+  let lastHeardAt = Date.now();
+  const heard = () => {
+    lastHeardAt = Date.now();
   };
+  let checking = false;
+  const check = async () => {
+    if (checking || restarting || closing) return;
+    checking = true;
+    try {
+      const res = await fetch(`${runtime.origin}/v2/`, { signal: AbortSignal.timeout(RUNTIME_CHECK_TIMEOUT_MS), headers: { "X-Request-Id": `${WATCHDOG_REQUEST_ID_PREFIX}runtime-${Date.now()}` } });
+      await res.body?.cancel();
+      heard();
+    } catch (error) {
+      const silentMs = Date.now() - lastHeardAt;
+      if (silentMs >= RUNTIME_SILENCE_MS) void restart(`nothing from the runtime for ${Math.round(silentMs / 1000)} s (last ask: ${(error as Error).name === "TimeoutError" ? `no answer within ${RUNTIME_CHECK_TIMEOUT_MS / 1000} s` : (error as Error).message})`);
+    } finally {
+      checking = false;
+    }
+  };
+  const checker = setInterval(() => void check(), RUNTIME_CHECK_MS);
+  checker.unref();
   let restarting: Promise<void> | undefined;
   const restart = (reason: string): Promise<void> =>
     (restarting ??= (async () => {
       if (closing) return;
       log({ level: "error", msg: "the edge runtime stopped answering: starting it again", reason });
-      watchdog?.stop();
       await runtime.pool.destroy().catch(() => undefined);
       await runtime.miniflare.dispose().catch(() => undefined);
       if (closing) return;
       try {
         runtime = await startRuntime();
       } catch (error) {
+        // The next check tries again (the silence goes on).
         log({ level: "error", msg: "the edge runtime did not start; trying again", error: String(error) });
-        setTimeout(() => void restart("the last start failed"), RUNTIME_CHECK_MS).unref();
         return;
       }
+      heard();
       log({ level: "info", msg: "the edge runtime answers again", runtime: runtime.origin });
-      watch();
     })().finally(() => (restarting = undefined)));
-  watch();
 
   const forward = (options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> =>
     options.body ? forwardOnFreshConnection(runtime.origin, options) : forwardWithRetry(runtime.pool, options);
@@ -130,7 +139,9 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
       for (const [name, value] of Object.entries(response.headers)) {
         if (value !== undefined && !HOP_BY_HOP.has(name)) outHeaders[name] = value;
       }
+      heard();
       res.writeHead(response.statusCode, outHeaders);
+      response.body.on("data", heard);
       response.body.pipe(res);
       response.body.on("error", () => res.destroy());
       // The Worker logs each request itself (with its request id); the front logs only what goes wrong.
@@ -173,7 +184,7 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
      */
     async close() {
       closing = true;
-      watchdog?.stop();
+      clearInterval(checker);
       await restarting;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -195,13 +206,13 @@ interface Runtime {
 }
 
 /**
- * How often the front asks its runtime whether it answers, how long an answer may take, and how many
- * asks in a row unanswered restart it: a runtime busy on a loaded machine answers `/v2/` within
- * seconds, and a restart fails the requests under way, so only half a minute of silence counts.
+ * How often the front asks its runtime whether it answers, how long an answer may take, and how long
+ * the runtime must have sent nothing at all before it counts as stuck: a restart fails the requests
+ * under way, so only half a minute of silence counts.
  */
 const RUNTIME_CHECK_MS = 5_000;
 const RUNTIME_CHECK_TIMEOUT_MS = 10_000;
-const RUNTIME_CHECK_FAILURES = 3;
+const RUNTIME_SILENCE_MS = 30_000;
 
 /** How long requests under way may take to finish when the edge stops (a long upload is cut after it). */
 const CLOSE_GRACE_MS = 2_000;

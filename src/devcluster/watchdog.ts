@@ -11,8 +11,6 @@ export interface WatchdogOptions {
   intervalMs: number;
   timeoutMs: number;
   failures: number;
-  /** The server is known to answer already (its start was awaited): asks count from the first. */
-  answering?: boolean;
   onStuck(reason: string): void;
   onAnswering(): void;
 }
@@ -22,7 +20,7 @@ export const WATCHDOG_REQUEST_ID_PREFIX = "watchdog-";
 
 export function startWatchdog(options: WatchdogOptions): { stop(): void } {
   let missed = 0;
-  let answered = options.answering ?? false;
+  let answered = false;
   let stuck = false;
   let lastReason = "";
   let running = false;

@@ -21,9 +21,21 @@ export async function startTestEdge(given: Record<string, string> = {}, stateDir
   const vars = { SHOAL_TRACKER_ALLOW_LOOPBACK: "true", ...given };
   const dir = stateDir ?? (await mkdtemp(path.join(os.tmpdir(), "shoal-edge-")));
   if (process.env.SHOAL_TEST_EDGE === "deno") return startDenoTestEdge(vars, dir);
-  const host = await startEdgeHost({ stateDir: dir, port: 0, vars });
+  // The edge's own errors (a runtime it had to start again, one it could not reach) go to the test's output.
+  const log = (record: Record<string, unknown>) => {
+    if (record.level === "error") process.stderr.write(`edge: ${JSON.stringify(record)}\n`);
+  };
+  const host = await startEdgeHost({ stateDir: dir, port: 0, vars, log });
   const edge: TestEdge = {
-    ...host,
+    url: host.url,
+    // Read through: the host starts a new runtime if its runtime stops answering.
+    get runtimeUrl() {
+      return host.runtimeUrl;
+    },
+    get miniflare() {
+      return host.miniflare;
+    },
+    close: () => host.close(),
     stateDir: dir,
     async restart() {
       await host.close();

@@ -99,7 +99,7 @@ export class Agent {
       metrics: this.metrics,
       log: this.log.child({ part: "fetch" }),
       peerId: this.peerId,
-      announceRequest: (digest, pieceCount, complete, have) => announcer.request(digest, pieceCount, complete, have),
+      announceRequest: (digest, pieceCount, complete, have, fetching) => announcer.request(digest, pieceCount, complete, have, fetching),
       announced: (digest, response) => announcer.heardFor(digest, response),
       p2p: {
         enabled: p2p.enabled,
@@ -113,6 +113,7 @@ export class Agent {
         allowLoopbackPeers: refusedAddress(this.config.peerIp, { allowLoopback: false }) === "a loopback address",
         bandwidth,
         lazyComplete: p2p.lazyComplete,
+        partialSeedWindowMs: p2p.seedWindowSeconds * 1000,
         ...peerSecurity,
       },
       onStored: (name, digest, metainfo) => this.startSeeding(name, digest, metainfo),

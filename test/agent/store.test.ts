@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { mkdtemp, readdir, rm, writeFile, mkdir, utimes } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile, mkdir } from "node:fs/promises";
 import { createHash, randomBytes } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
@@ -113,7 +113,7 @@ describe("DiskStore", () => {
     }
   });
 
-  it("ignores a torn progress entry and sweeps day-old partial downloads", async () => {
+  it("ignores a torn progress entry, and drops half a pair of partial files", async () => {
     const store = await openStore();
     const digest = digestOf(Buffer.from("x"));
     const stem = path.join(dir, "partial", `sha256-${digest.slice(7)}`);
@@ -126,10 +126,57 @@ describe("DiskStore", () => {
     const reopened = await store.createWriter(digest, { resumable: true });
     expect(reopened.recorded).toEqual([0, 1]);
     await reopened.abort();
-    const old = (Date.now() - 25 * 3600 * 1000) / 1000;
-    await utimes(`${stem}.resume`, old, old);
+    await rm(`${stem}.pieces`);
     await openStore();
     expect(await readdir(path.join(dir, "partial"))).toEqual([]);
+  });
+
+  it("parks a stopped swarm download's partial blob: counted, kept across a restart, evicted least recently used beside whole blobs", async () => {
+    let store = await openStore(11_000);
+    const partial = digestOf(Buffer.from("held in part"));
+    const writer = await store.createWriter(partial, { resumable: true, piecesVerified: true });
+    await writer.writeAt(0, randomBytes(4096));
+    await writer.recordPiece(0);
+    store.notePartial(partial, 4096);
+    await writer.abort();
+    store.parkPartial(partial);
+    expect(store.usage()).toMatchObject({ partialBlobs: 1, partialBytes: 4096 });
+    // A restart: the parked copy is counted by the disk blocks its file takes.
+    store = await openStore(11_000);
+    expect(store.usage().partialBlobs).toBe(1);
+    expect(store.usage().partialBytes).toBeGreaterThanOrEqual(4096);
+    const held = store.usage().partialBytes;
+    // A resumed download counts its pieces again as it verifies them (not twice).
+    const resumed = await store.createWriter(partial, { resumable: true, piecesVerified: true });
+    expect(resumed.recorded).toEqual([0]);
+    expect(store.usage()).toMatchObject({ partialBlobs: 0, partialBytes: 0 });
+    store.notePartial(partial, 4096);
+    // Active: whole blobs make room for it, it is never evicted itself.
+    clock = 2_000;
+    const a = await put(store, randomBytes(3000));
+    clock = 3_000;
+    const b = await put(store, randomBytes(3000));
+    expect(store.get(a)).toBeDefined();
+    clock = 4_000;
+    await put(store, randomBytes(3000));
+    expect(store.get(a)).toBeUndefined();
+    expect(store.usage().partialBlobs).toBe(1);
+    // Parked again (at 5,000: more recent than b and c): they go before it, then it goes.
+    await resumed.abort();
+    clock = 5_000;
+    store.parkPartial(partial);
+    for (const at of [6_000, 7_000]) {
+      clock = at;
+      await put(store, randomBytes(3000));
+      expect(store.usage().partialBlobs).toBe(1);
+    }
+    expect(store.get(b)).toBeUndefined();
+    clock = 8_000;
+    await put(store, randomBytes(3000));
+    expect(store.usage()).toMatchObject({ partialBlobs: 0, partialBytes: 0 });
+    expect((await readdir(path.join(dir, "partial"))).filter((n) => n.includes(partial.slice(7)))).toEqual([]);
+    expect(store.usage().bytes).toBeLessThanOrEqual(11_000);
+    expect(held).toBeLessThanOrEqual(8192);
   });
 
   it("evicts least-recently-used blobs past capacity, never a pinned one", async () => {

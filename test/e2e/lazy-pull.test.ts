@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
@@ -105,10 +105,14 @@ describe("lazy pulls through the swarm", () => {
   it("a whole pull of the partially held blob by a real client gets every byte, verified against the digest", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "shoal-lazy-copy-"));
     try {
-      // skopeo checks each blob's digest as it copies; the agent's copy was partial.
+      // skopeo checks each blob's digest as it copies; the agent's copy was partial. (The second
+      // agent holds two pieces and fetches nothing more: it announces so and takes no web-seed
+      // slice, or this pull would wait on its pieces.)
+      const began = performance.now();
       await skopeo(["copy", "--src-tls-verify=false", `docker://${one.registryHost}/lazy/image:v1`, `dir:${dir}`]);
       const copied = await readFile(path.join(dir, digest.slice("sha256:".length)));
       expect(sha256(copied)).toBe(digest);
+      console.log(`a whole pull of the partly held ${SIZE}-byte layer: ${(performance.now() - began).toFixed(0)} ms`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -139,6 +143,46 @@ describe("lazy completion in the background (the default)", () => {
       expect(sha256(Buffer.from(await whole.arrayBuffer()))).toBe(digest);
     } finally {
       await three.proc.stop();
+    }
+  }, 120_000);
+});
+
+describe("a partial copy nobody uses", () => {
+  it("is parked after the seed window, kept across a restart, and resumed by the next read", async () => {
+    const config = path.join(home, "short-window.yaml");
+    await writeFile(config, "p2p:\n  seedWindowSeconds: 2\n");
+    const four = await startAgentProcess(edge.url, { extra: ["--lazy-complete=never", `--config=${config}`] });
+    const fetched = async () => (await origin(four)) + (await fromPeers(four));
+    const downloads = async () => ((await (await fetch(`${four.admin}/v1/status`)).json()) as { downloads: { digest: string }[] }).downloads;
+    try {
+      const start = 30 * PIECE + 777;
+      const read = await rangeRead(four.registry, start, start + 9_999);
+      expect(read.body.equals(layer.subarray(start, start + 10_000))).toBe(true);
+      expect(await fetched()).toBe(PIECE);
+      // Nobody reads it for the window: its session stops (sockets closed, the tracker told), its piece stays.
+      const deadline = Date.now() + 20_000;
+      while ((await downloads()).length > 0) {
+        if (Date.now() > deadline) throw new Error("the idle partial copy was not parked");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(four.proc.output).toContain("parking an idle partial copy");
+      expect(await four.metric("shoal_agent_partial_blobs")).toBe(1);
+      expect(await four.metric("shoal_agent_partial_bytes")).toBeGreaterThanOrEqual(PIECE);
+      // The next read resumes it: the piece held is served, nothing fetched again.
+      const again = await rangeRead(four.registry, start, start + 9_999);
+      expect(again.body.equals(layer.subarray(start, start + 10_000))).toBe(true);
+      expect(await fetched()).toBe(PIECE);
+      expect(await four.metric("shoal_agent_edge_fetches_total", '{kind="metainfo"}')).toBe(1);
+      // A restart: the parked copy is still there, counted, and serves the read.
+      await four.proc.stop();
+      await four.proc.start();
+      expect(await four.metric("shoal_agent_partial_blobs")).toBe(1);
+      const afterRestart = await rangeRead(four.registry, start, start + 9_999);
+      expect(afterRestart.body.equals(layer.subarray(start, start + 10_000))).toBe(true);
+      expect(await fetched()).toBe(0);
+      expect(await four.metric("shoal_agent_edge_fetches_total", '{kind="metainfo"}')).toBe(0);
+    } finally {
+      await four.proc.stop();
     }
   }, 120_000);
 });

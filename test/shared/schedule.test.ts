@@ -229,11 +229,27 @@ describe("SwarmScheduler, rule by rule", () => {
   it("a background event makes a swarm that fetched only readers' pieces fetch the rest", () => {
     const s = scheduler(4, { background: false });
     s.handle({ type: "start", have: [] }, 0);
-    s.poll(0);
+    // It tells the tracker it fetches only for its readers (no web-seed slice for it)...
+    expect(of(s.poll(0), "announce")).toEqual([{ type: "announce", have: 0, fetching: false }]);
     s.handle({ type: "announced", response: { interval: 3, peers: [], webSeedStartPiece: 0, webSeedSlicePieces: 4 } }, 10);
     expect(of(s.poll(10), "web-seed")).toHaveLength(0);
     s.handle({ type: "background", on: true }, 20);
-    expect(of(s.poll(20), "web-seed")).toEqual([{ type: "web-seed", index: 0 }]);
+    const after = s.poll(20);
+    expect(of(after, "web-seed")).toEqual([{ type: "web-seed", index: 0 }]);
+    // ...and at once that it now wants the whole blob (so it gets its slice).
+    expect(of(after, "announce")).toEqual([{ type: "announce", have: 0, fetching: true }]);
+  });
+
+  it("a whole read that comes while an announce is out is told to the tracker a second later", () => {
+    const s = scheduler(4, { background: false });
+    s.handle({ type: "start", have: [] }, 0);
+    expect(of(s.poll(0), "announce")).toEqual([{ type: "announce", have: 0, fetching: false }]);
+    s.handle({ type: "background", on: true }, 5);
+    expect(of(s.poll(5), "announce")).toHaveLength(0);
+    s.handle({ type: "announced", response: { interval: 30, peers: [handoutPeer(1)], webSeedStartPiece: 0, webSeedSlicePieces: 0 } }, 10);
+    s.poll(10);
+    expect(s.nextTimeout()).toBeLessThanOrEqual(1_010);
+    expect(of(s.poll(1_010), "announce")).toEqual([{ type: "announce", have: 0, fetching: true }]);
   });
 
   it("without background completion fetches only what readers wait for, stays in the swarm, and never stalls idle", () => {

@@ -135,6 +135,28 @@ describe("Swarm", () => {
   });
 });
 
+  it("gives a peer that fetches only for its readers (fetching: false) no slice, and hands it out for its pieces", () => {
+    clock = 0;
+    const s = swarm({ maxHandout: 10 });
+    // A lazy copy (two pieces held) joins first: it must not take the ring from the fetchers.
+    expect(s.ok(peer(9, { pieceCount: 16, have: 2, fetching: false })).webSeedSlicePieces).toBe(0);
+    s.ok(peer(1, { pieceCount: 16 }));
+    s.ok(peer(2, { pieceCount: 16 }));
+    const owners = new Array<number>(16).fill(0);
+    for (const n of [1, 2]) {
+      const { webSeedStartPiece: start, webSeedSlicePieces: slice } = s.ok(peer(n, { pieceCount: 16 }));
+      for (let k = 0; k < slice!; k++) owners[(start + k) % 16]!++;
+    }
+    expect(owners).toEqual(new Array(16).fill(1));
+    const handed = s.ok(peer(1, { pieceCount: 16 })).peers.find((p) => p.peerId === id(9));
+    expect(handed).toMatchObject({ complete: false, have: 2 });
+    expect(s.snapshot()).toEqual({ peers: 3, seeders: 0 });
+    // A whole read on the lazy copy: it now fetches the whole blob and gets its share of the ring.
+    expect(s.ok(peer(9, { pieceCount: 16, have: 2 })).webSeedSlicePieces).toBeGreaterThan(0);
+    expect(s.ok(peer(9, { pieceCount: 16, have: 2, fetching: false })).webSeedSlicePieces).toBe(0);
+    expect(s.summary(true)).toMatchObject({ peers: 3, leechers: 2, holders: 1 });
+  });
+
 describe("ringPosition", () => {
   it("is the van der Corput sequence", () => {
     expect([0, 1, 2, 3, 4, 5, 6, 7].map(ringPosition)).toEqual([0, 0.5, 0.25, 0.75, 0.125, 0.625, 0.375, 0.875]);

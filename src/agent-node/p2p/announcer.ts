@@ -81,9 +81,10 @@ export class Announcer {
     return nextAt === 0 ? this.announceOne(digest) : undefined;
   }
 
-  request(digest: Digest, pieceCount: number, complete: boolean, have: number): AnnounceRequest {
+  request(digest: Digest, pieceCount: number, complete: boolean, have: number, fetching = true): AnnounceRequest {
     const { peerId, ip, port, zone, cluster } = this.options;
-    return { digest, peerId, ip, port, zone, cluster, complete, have, pieceCount };
+    // `fetching` is sent only when false: older edges refuse fields they do not know.
+    return { digest, peerId, ip, port, zone, cluster, complete, have, pieceCount, ...(fetching || complete ? {} : { fetching: false }) };
   }
 
   private ticking = false;

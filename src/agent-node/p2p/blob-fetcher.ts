@@ -37,6 +37,12 @@ export interface P2pSettings {
    * never (the partial copy stays, served to readers and peers, until a whole read comes).
    */
   lazyComplete?: "background" | "never";
+  /**
+   * With `lazyComplete: "never"`: a partial copy no reader or peer used for this long is parked
+   * (its pieces stay in the store; the next read resumes it). The same window complete blobs are
+   * announced for after their last use.
+   */
+  partialSeedWindowMs?: number;
 }
 
 export interface BlobFetcherOptions {
@@ -48,7 +54,7 @@ export interface BlobFetcherOptions {
   log: Logger;
   peerId: Buffer;
   /** The announce this agent sends for a swarm (its address, zone, cluster). */
-  announceRequest: (digest: Digest, pieceCount: number, complete: boolean, have: number) => AnnounceRequest;
+  announceRequest: (digest: Digest, pieceCount: number, complete: boolean, have: number, fetching?: boolean) => AnnounceRequest;
   /** Each answer to a download's announce (the announcer spreads the announce of completion by it). */
   announced?: (digest: Digest, response: AnnounceResponse) => void;
   p2p: P2pSettings;
@@ -168,8 +174,8 @@ export class BlobFetcher {
       peerId,
       metrics,
       log: log.child({ digest }),
-      announce: async (complete, have) => {
-        const response = await edge.announce(announceRequest(digest, metainfo.pieces.length, complete, have));
+      announce: async (complete, have, fetching) => {
+        const response = await edge.announce(announceRequest(digest, metainfo.pieces.length, complete, have, fetching));
         this.options.announced?.(digest, response);
         return response;
       },
@@ -188,6 +194,12 @@ export class BlobFetcher {
       transport: p2p.transport,
       connectionBudget: this.connections,
       background: p2p.lazyComplete !== "never",
+      parkAfterMs: p2p.partialSeedWindowMs,
+      parking: (have) => {
+        // The tracker forgets this peer at once (else it hands it out for three intervals more).
+        const request = { ...announceRequest(digest, metainfo.pieces.length, false, have, false), stopped: true };
+        edge.announce(request).catch((error: Error) => log.debug({ digest, err: error.message }, "stop announce failed"));
+      },
     });
     this.options.swarms.add(session);
     return session;

@@ -43,6 +43,11 @@ export class ReaderRanges {
     return false;
   }
 
+  /** How many reads wait. */
+  get waiting(): number {
+    return this.ranges.size;
+  }
+
   /** Is a whole read waiting? */
   anyWhole(): boolean {
     for (const range of this.ranges) if (range.whole) return true;

@@ -5,7 +5,7 @@ import { pieceBounds, type Metainfo } from "../../shared/p2p/metainfo.js";
 import type { Frame, Handshake } from "../../shared/p2p/wire/frames.js";
 import type { AnnounceResponse } from "../../shared/api/announce.js";
 import { P2P_DEFAULTS, SwarmScheduler, WEB_SEED, seededRandom, type PieceSource, type SchedulerAction, type SchedulerEvent } from "../../shared/p2p/schedule/index.js";
-import type { BlobFiller, FillSink } from "../store/download.js";
+import { PartialParked, type BlobFiller, type FillSink } from "../store/download.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { PeerConnection } from "./peer-connection.js";
 import type { PeerTransport } from "./transport.js";
@@ -27,8 +27,11 @@ export interface SwarmSessionOptions {
   transport?: PeerTransport;
   metrics: AgentMetrics;
   log: Logger;
-  /** Announces to the swarm's tracker (complete, have) and returns the handout. */
-  announce: (complete: boolean, have: number) => Promise<AnnounceResponse>;
+  /**
+   * Announces to the swarm's tracker (complete, have; fetching: the whole blob is wanted) and
+   * returns the handout.
+   */
+  announce: (complete: boolean, have: number, fetching: boolean) => Promise<AnnounceResponse>;
   /** Reads a piece from the web seed (the edge, by Range). */
   webSeed: (start: number, end: number) => Promise<Buffer>;
   maxPeers?: number;
@@ -51,6 +54,14 @@ export interface SwarmSessionOptions {
    * (`--lazy-complete=never`): only what readers ask for, until a whole read comes.
    */
   background?: boolean;
+  /**
+   * Without background completion: a partial copy no reader and no peer used for this long is
+   * parked (the session stops, its pieces stay in the store for a later read to resume). Default:
+   * never parked.
+   */
+  parkAfterMs?: number;
+  /** The session is being parked (tell the tracker this peer left the swarm). */
+  parking?: (have: number) => void;
 }
 
 /**
@@ -71,12 +82,19 @@ export class SwarmSession implements BlobFiller {
   private settled = false;
   /** Byte ranges readers wait for (Range reads of a blob not yet here): their pieces go first. */
   private readonly readers: ReaderRanges;
+  /** The whole blob is wanted (background completion, or a whole read came). */
+  private background: boolean;
+  /** When a reader or a peer last used this (partial) copy. */
+  private lastUsedAt: number;
+  private parkTimer: NodeJS.Timeout | undefined;
   private resolveDone!: () => void;
   private rejectDone!: (error: Error) => void;
 
   constructor(private readonly options: SwarmSessionOptions) {
     this.now = options.now ?? Date.now;
     this.size = options.metainfo.size;
+    this.background = options.background ?? true;
+    this.lastUsedAt = this.now();
     this.assemblies = new PieceAssemblies(options.pool ?? piecePool, options.metainfo.pieces.length);
     this.readers = new ReaderRanges(options.metainfo.size, options.metainfo.pieceLength);
     this.links = new PeerLinks({
@@ -138,7 +156,10 @@ export class SwarmSession implements BlobFiller {
         this.options.log.warn({ digest: this.digest, err: error.message }, "cannot resume: starting over");
         return [];
       })
-      .then((have) => this.event({ type: "start", have }));
+      .then((have) => {
+        this.event({ type: "start", have });
+        this.armPark();
+      });
     return done;
   }
 
@@ -164,6 +185,7 @@ export class SwarmSession implements BlobFiller {
   /** A verified block for a peer, or undefined when this session does not have it. */
   async readBlock(index: number, begin: number, length: number, into?: Buffer): Promise<Buffer | undefined> {
     if (!this.scheduler.has(index) || !this.pieces) return undefined;
+    this.lastUsedAt = this.now();
     return this.pieces.read(index, begin, length, into);
   }
 
@@ -173,12 +195,38 @@ export class SwarmSession implements BlobFiller {
    */
   prioritize(start: number, end: number, whole = false): () => void {
     const remove = this.readers.add(start, end, whole);
+    this.lastUsedAt = this.now();
     // A whole read (docker pull) of a blob held in part: the swarm fetches the rest, by its policy.
-    if (whole && this.options.background === false && !this.settled) this.event({ type: "background", on: true });
+    if (whole && !this.background && !this.settled) {
+      this.background = true;
+      this.event({ type: "background", on: true });
+    }
     this.updatePriorities();
     return () => {
+      this.lastUsedAt = this.now();
       if (remove()) this.updatePriorities();
     };
+  }
+
+  // ---- parking an idle partial copy ------------------------------------------------------------
+
+  private armPark(): void {
+    const after = this.options.parkAfterMs;
+    if (after === undefined || this.background || this.settled || this.parkTimer) return;
+    this.parkTimer = setTimeout(() => {
+      this.parkTimer = undefined;
+      this.maybePark(after);
+    }, Math.max(0, this.lastUsedAt + after - this.now()));
+    this.parkTimer.unref();
+  }
+
+  private maybePark(after: number): void {
+    if (this.background || this.settled) return;
+    if (this.readers.waiting > 0 || this.now() - this.lastUsedAt < after) return this.armPark();
+    const { have } = this.scheduler.stats();
+    this.options.log.info({ digest: this.digest, have, pieces: this.options.metainfo.pieces.length, idleSeconds: Math.round(after / 1000) }, "parking an idle partial copy");
+    this.options.parking?.(have);
+    this.stop(new PartialParked(`no reader or peer used it for ${Math.round(after / 1000)} s`));
   }
 
   private updatePriorities(): void {
@@ -208,7 +256,7 @@ export class SwarmSession implements BlobFiller {
   private execute(action: SchedulerAction): void {
     switch (action.type) {
       case "announce":
-        return void this.options.announce(false, action.have).then(
+        return void this.options.announce(false, action.have, action.fetching).then(
           (response) => this.event({ type: "announced", response }),
           (error: Error) => {
             this.options.log.warn({ digest: this.digest, err: error.message }, "announce failed");
@@ -287,6 +335,7 @@ export class SwarmSession implements BlobFiller {
   private stopFetching(): void {
     this.settled = true;
     clearTimeout(this.timer);
+    clearTimeout(this.parkTimer);
     this.assemblies.dropAll();
     this.links.closeOutbound();
   }

@@ -7,9 +7,6 @@ import { digestAlgorithm, digestHex, type Digest } from "../../shared/oci/digest
 import { MetainfoSchema, type Metainfo } from "../../shared/p2p/metainfo.js";
 import { writeFileAtomic } from "../fs/write-atomic.js";
 
-/** How long a stopped swarm download's partial file is kept for resuming. */
-const RESUMABLE_MAX_AGE_MS = 24 * 3600 * 1000;
-
 export interface StoreEntry {
   digest: Digest;
   size: number;
@@ -29,9 +26,21 @@ export interface StoreUsage {
   capacityBytes: number;
   blobs: number;
   pinned: number;
-  /** Blobs held in part (lazy reads' pieces, downloads under way), and their verified bytes. */
+  /** Blobs held in part (lazy reads' pieces, downloads under way or parked), and their verified bytes. */
   partialBlobs: number;
   partialBytes: number;
+}
+
+/**
+ * A blob held in part: the verified pieces of a swarm download, in its resumable partial file.
+ * Active while its download runs (not evictable); parked once the download stopped short (a lazy
+ * copy no reader used for a while, an interrupted pull, a restart): then it waits to be resumed
+ * and is evicted, least recently used first, beside whole blobs.
+ */
+interface PartialEntry {
+  bytes: number;
+  active: boolean;
+  lastAccess: number;
 }
 
 /** Thrown when a download's bytes do not hash to the digest they were fetched for. */
@@ -43,16 +52,18 @@ export class DigestMismatchError extends Error {
  * The agent's content-addressed disk store. A blob is written to a partial file and renamed into
  * `blobs/<alg>/<hex>` only once its digest matches, so a visible blob is always a verified one.
  * Capacity is enforced by least-recently-used eviction that never touches a pinned (being read)
- * blob. Survives restarts: the index is rebuilt from the directory; partial files are dropped,
- * but for swarm downloads', which resume.
+ * blob, or a partial blob whose download runs. Survives restarts: the index is rebuilt from the
+ * directory; partial files are dropped, but for swarm downloads', which are kept (parked) to resume.
  */
 export class DiskStore {
   private readonly entries = new Map<Digest, StoreEntry>();
   private readonly pins = new Map<Digest, number>();
   private bytes = 0;
-  /** Verified bytes of blobs being filled piece by piece (see notePartial). */
-  private readonly partials = new Map<Digest, number>();
+  /** Blobs held in part (see PartialEntry, notePartial). */
+  private readonly partials = new Map<Digest, PartialEntry>();
   private partialBytes = 0;
+  /** Parked partial files being deleted (a download of the blob waits for it before it opens them). */
+  private readonly removingPartials = new Map<Digest, Promise<void>>();
   private readonly now: () => number;
 
   constructor(private readonly options: StoreOptions) {
@@ -83,24 +94,32 @@ export class DiskStore {
   }
 
   /**
-   * Partial files from before a restart: a swarm download's file and its progress log are kept for
-   * a day so the download resumes (its pieces are verified again before use); anything else, a
-   * sequential download's file or a day-old resumable one, goes.
+   * Partial files from before a restart: a swarm download's file and its progress log are kept,
+   * parked, so a later read resumes it (its pieces are verified again before use); they count
+   * against the capacity by the disk blocks the (sparse) file takes. Anything else, a sequential
+   * download's file or half a pair, goes.
    */
   private async sweepPartials(): Promise<void> {
     const folder = path.join(this.options.dir, "partial");
-    const names = await readdir(folder);
-    const kept: string[] = [];
-    const resumable = async (base: string) => {
-      if (!names.includes(`${base}.resume`) || !names.includes(`${base}.pieces`)) return false;
-      return Date.now() - (await stat(path.join(folder, `${base}.resume`))).mtimeMs < RESUMABLE_MAX_AGE_MS;
-    };
+    const names = new Set(await readdir(folder));
     for (const name of names) {
-      const match = /^(.*)\.(resume|pieces)$/.exec(name);
-      if (match && (await resumable(match[1]!))) kept.push(name);
-      else await rm(path.join(folder, name), { force: true });
+      const match = /^(sha256|sha512)-([0-9a-f]+)\.(resume|pieces)$/.exec(name);
+      const stem = match ? `${match[1]}-${match[2]}` : undefined;
+      if (!stem || !names.has(`${stem}.resume`) || !names.has(`${stem}.pieces`)) {
+        await rm(path.join(folder, name), { force: true });
+        continue;
+      }
+      if (match![3] !== "resume") continue;
+      const info = await stat(path.join(folder, name));
+      const bytes = Math.min(info.size, info.blocks * 512);
+      this.partials.set(`${match![1]}:${match![2]}` as Digest, { bytes, active: false, lastAccess: info.mtimeMs });
+      this.partialBytes += bytes;
     }
-    if (kept.length > 0) this.options.log.info({ partials: kept.length / 2 }, "kept partial downloads to resume");
+    if (this.partials.size > 0) this.options.log.info({ partials: this.partials.size, bytes: this.partialBytes }, "kept partial downloads to resume");
+  }
+
+  private partialStem(digest: Digest): string {
+    return path.join(this.options.dir, "partial", `${digestAlgorithm(digest)}-${digestHex(digest)}`);
   }
 
   blobPath(digest: Digest): string {
@@ -146,18 +165,57 @@ export class DiskStore {
 
   /**
    * `bytes` more of a partial blob (a swarm download's verified pieces: a lazy read's copy may
-   * stay partial for good) are on disk: they count against the capacity, whole blobs making room.
+   * stay partial for good) are on disk: they count against the capacity, whole blobs and parked
+   * partial ones making room.
    */
   notePartial(digest: Digest, bytes: number): void {
-    this.partials.set(digest, (this.partials.get(digest) ?? 0) + bytes);
+    let entry = this.partials.get(digest);
+    if (!entry) this.partials.set(digest, (entry = { bytes: 0, active: true, lastAccess: this.now() }));
+    entry.bytes += bytes;
+    entry.active = true;
+    entry.lastAccess = this.now();
     this.partialBytes += bytes;
     if (this.bytes + this.partialBytes > this.options.capacityBytes) void this.evict();
   }
 
   /** The partial blob is committed (counted as a whole blob from now on) or given up. */
   dropPartial(digest: Digest): void {
-    this.partialBytes -= this.partials.get(digest) ?? 0;
+    this.partialBytes -= this.partials.get(digest)?.bytes ?? 0;
     this.partials.delete(digest);
+  }
+
+  /**
+   * The download of a partial blob stopped short and its resumable file stays: its bytes go on
+   * counting, and it may be evicted now (least recently used first, beside whole blobs).
+   */
+  parkPartial(digest: Digest): void {
+    const entry = this.partials.get(digest);
+    if (!entry) return;
+    entry.active = false;
+    entry.lastAccess = this.now();
+    if (this.bytes + this.partialBytes > this.options.capacityBytes) void this.evict();
+  }
+
+  /** A download resumes a parked partial blob: it counts its pieces again as it verifies them. */
+  private unparkPartial(digest: Digest): void {
+    const entry = this.partials.get(digest);
+    if (!entry || entry.active) return;
+    this.partialBytes -= entry.bytes;
+    this.partials.delete(digest);
+  }
+
+  private removeParkedPartial(digest: Digest): Promise<void> {
+    const entry = this.partials.get(digest);
+    if (!entry || entry.active) return Promise.resolve();
+    this.dropPartial(digest);
+    const stem = this.partialStem(digest);
+    const removal = (async () => {
+      await rm(`${stem}.resume`, { force: true });
+      await rm(`${stem}.pieces`, { force: true });
+      if (!this.entries.has(digest)) await unlink(`${this.blobPath(digest)}.metainfo.json`).catch(() => undefined);
+    })().finally(() => this.removingPartials.delete(digest));
+    this.removingPartials.set(digest, removal);
+    return removal;
   }
 
   list(): StoreEntry[] {
@@ -173,11 +231,13 @@ export class DiskStore {
    * (see BlobFiller), so the writer does not hash the blob again (see BlobWriter).
    */
   async createWriter(digest: Digest, options: { resumable?: boolean; piecesVerified?: boolean } = {}): Promise<BlobWriter> {
-    const stem = path.join(this.options.dir, "partial", `${digestAlgorithm(digest)}-${digestHex(digest)}`);
+    const stem = this.partialStem(digest);
     if (!options.resumable) {
       const file = `${stem}-${randomUUID()}`;
       return new BlobWriter(this, digest, file, await open(file, "w+"));
     }
+    this.unparkPartial(digest);
+    await this.removingPartials.get(digest);
     const file = `${stem}.resume`;
     const handle = await open(file, "r+").catch(async (error: NodeJS.ErrnoException) => {
       if (error.code !== "ENOENT") throw error;
@@ -253,20 +313,36 @@ export class DiskStore {
     return "damaged";
   }
 
-  /** Drops least-recently-used, unpinned blobs until the store fits its capacity. */
+  /**
+   * Drops least-recently-used, unpinned blobs and parked partial ones until the store fits its
+   * capacity. A partial blob whose download runs, and a pinned blob, stay.
+   */
   async evict(): Promise<Digest[]> {
     const evicted: Digest[] = [];
-    const capacity = this.options.capacityBytes - this.partialBytes;
-    if (this.bytes <= capacity) return evicted;
-    const candidates = [...this.entries.values()].filter((e) => !this.pins.has(e.digest)).sort((a, b) => a.lastAccess - b.lastAccess);
-    for (const entry of candidates) {
-      if (this.bytes <= capacity) break;
-      await this.remove(entry.digest);
-      evicted.push(entry.digest);
+    const capacity = this.options.capacityBytes;
+    const over = () => this.bytes + this.partialBytes > capacity;
+    if (!over()) return evicted;
+    const candidates: { digest: Digest; lastAccess: number; partial: boolean }[] = [];
+    for (const e of this.entries.values()) if (!this.pins.has(e.digest)) candidates.push({ digest: e.digest, lastAccess: e.lastAccess, partial: false });
+    for (const [digest, p] of this.partials) if (!p.active) candidates.push({ digest, lastAccess: p.lastAccess, partial: true });
+    candidates.sort((a, b) => a.lastAccess - b.lastAccess);
+    let partials = 0;
+    for (const candidate of candidates) {
+      if (!over()) break;
+      if (candidate.partial) {
+        // It may have been resumed meanwhile (then it is active, and stays).
+        if (this.partials.get(candidate.digest)?.active !== false) continue;
+        await this.removeParkedPartial(candidate.digest);
+        partials++;
+      } else {
+        if (this.pins.has(candidate.digest) || !this.entries.has(candidate.digest)) continue;
+        await this.remove(candidate.digest);
+      }
+      evicted.push(candidate.digest);
     }
-    if (evicted.length > 0) this.options.log.info({ evicted: evicted.length, bytes: this.bytes }, "store eviction");
-    if (this.bytes > capacity) {
-      this.options.log.warn({ bytes: this.bytes, partialBytes: this.partialBytes, capacity: this.options.capacityBytes }, "store over capacity: remaining blobs are in use");
+    if (evicted.length > 0) this.options.log.info({ evicted: evicted.length, partial: partials, bytes: this.bytes, partialBytes: this.partialBytes }, "store eviction");
+    if (over()) {
+      this.options.log.warn({ bytes: this.bytes, partialBytes: this.partialBytes, capacity }, "store over capacity: remaining blobs are in use");
     }
     return evicted;
   }

@@ -44,6 +44,14 @@ export interface BlobFiller {
   prioritize?(start: number, end: number, whole: boolean): () => void;
 }
 
+/**
+ * A filler stopped on purpose with the blob held in part (a lazy copy no reader used for a while):
+ * its pieces stay in the store, parked, for a later read to resume from.
+ */
+export class PartialParked extends Error {
+  override name = "PartialParked";
+}
+
 export interface DownloadHooks {
   /** Bytes that arrived from the source, for metrics. */
   onBytes?(bytes: number): void;
@@ -90,7 +98,8 @@ export class Download extends EventEmitter {
       this.state = "failed";
       this.error = error;
       rejectReady(error);
-      log.warn({ digest, err: error.message }, "download failed");
+      if (error instanceof PartialParked) log.info({ digest, reason: error.message }, "partial copy parked");
+      else log.warn({ digest, err: error.message }, "download failed");
       this.emit("progress");
       throw error;
     });
@@ -108,7 +117,8 @@ export class Download extends EventEmitter {
       throw error;
     });
     // A filler (swarm) download can resume from the pieces an interrupted one left.
-    const writer = await this.store.createWriter(this.digest, { resumable: "fill" in source, piecesVerified: "fill" in source });
+    const resumable = "fill" in source;
+    const writer = await this.store.createWriter(this.digest, { resumable, piecesVerified: resumable });
     this.file = writer.file;
     this.size = source.size;
     this.state = "running";
@@ -150,8 +160,10 @@ export class Download extends EventEmitter {
       this.store.dropPartial(this.digest);
       await writer.commit(source.size);
     } catch (error) {
-      this.store.dropPartial(this.digest);
       await writer.abort();
+      // A resumable file stays, with its verified pieces: parked, counted, evictable.
+      if (resumable) this.store.parkPartial(this.digest);
+      else this.store.dropPartial(this.digest);
       throw error;
     }
     this.state = "done";

@@ -22,6 +22,13 @@ export const AnnounceRequestSchema = z
     /** Pieces the peer has, and how many the blob has (for the web-seed start offset). */
     have: z.number().int().nonnegative(),
     pieceCount: z.number().int().nonnegative().max(1_000_000),
+    /**
+     * False: the peer holds part of the blob and fetches only what its own readers ask for
+     * (`--lazy-complete=never`). The tracker hands it out for its pieces but gives it no web-seed
+     * slice, so the pieces of that slice are fetched by peers that want the whole blob. Absent:
+     * true (an incomplete peer fetches the whole blob).
+     */
+    fetching: z.boolean().optional(),
     /** The peer is leaving the swarm. */
     stopped: z.boolean().optional(),
   })

@@ -12,7 +12,10 @@ import { Buckets, zoneKey } from "./buckets.js";
 export interface ShardSummary {
   shard: number;
   peers: number;
+  /** Leechers on the web-seed ring (fetching the whole blob): the arcs are shared out by them. */
   leechers: number;
+  /** Incomplete peers that fetch only what their readers ask (no slice); absent from older shards. */
+  holders?: number;
   /** A few of its peers, for handouts elsewhere. */
   sample: HandoutPeer[];
   /** When the hub should forget it (its own peers would be forgotten by then). */
@@ -46,7 +49,7 @@ export class ShardBoard {
     for (const s of this.summaries.values()) {
       if (s.expiresAt <= now || s.shard === except) continue;
       peers += s.peers;
-      seeders += s.peers - s.leechers;
+      seeders += s.peers - s.leechers - (s.holders ?? 0);
     }
     return { peers, seeders };
   }

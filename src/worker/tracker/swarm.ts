@@ -88,8 +88,10 @@ export type AnnounceOutcome = { ok: true; response: AnnounceResponse } | { ok: f
 
 interface PeerEntry extends HandoutPeer {
   identity: string;
-  /** Its place on the web-seed ring while it is a leecher. */
+  /** Its place on the web-seed ring while it is a leecher that fetches the whole blob. */
   slot: number | undefined;
+  /** False: it holds part of the blob and fetches only what its readers ask (no web-seed slice). */
+  fetching: boolean;
   bucket: string;
   /** The second its next announce was booked in (AnnounceCalendar). */
   dueSecond: number;
@@ -212,7 +214,8 @@ export class Swarm {
     return {
       shard: this.settings.shard.index,
       peers: this.peers.size,
-      leechers: this.leechers.size,
+      leechers: this.ring.size,
+      holders: this.leechers.size - this.ring.size,
       sample,
       expiresAt: this.options.now() + (3 * this.interval() + 1) * 1000,
     };
@@ -300,6 +303,7 @@ export class Swarm {
       cluster: request.cluster,
       complete: request.complete,
       have: request.have,
+      fetching: request.fetching ?? true,
       identity,
       slot: undefined,
       bucket: zoneKey(request.cluster, request.zone),
@@ -315,7 +319,8 @@ export class Swarm {
   }
 
   private update(entry: PeerEntry, request: AnnounceRequest): void {
-    const moved = entry.complete !== request.complete || entry.zone !== request.zone || entry.cluster !== request.cluster;
+    const fetching = request.fetching ?? true;
+    const moved = entry.complete !== request.complete || entry.fetching !== fetching || entry.zone !== request.zone || entry.cluster !== request.cluster;
     if (moved) {
       this.unplace(entry);
       this.changed = true;
@@ -326,14 +331,15 @@ export class Swarm {
     entry.cluster = request.cluster;
     entry.complete = request.complete;
     entry.have = request.have;
+    entry.fetching = fetching;
     entry.bucket = zoneKey(request.cluster, request.zone);
     if (moved) this.place(entry);
   }
 
-  /** Puts a peer in its buckets, and a leecher on the ring. */
+  /** Puts a peer in its buckets, and a leecher that fetches the whole blob on the ring. */
   private place(entry: PeerEntry): void {
     (entry.complete ? this.seeders : this.leechers).add(entry);
-    if (!entry.complete) entry.slot = this.ring.take();
+    if (!entry.complete && entry.fetching) entry.slot = this.ring.take();
   }
 
   private unplace(entry: PeerEntry): void {
@@ -375,7 +381,7 @@ export class Swarm {
    */
   private slice(entry: PeerEntry | undefined, pieceCount: number): { webSeedStartPiece: number; webSeedSlicePieces: number } {
     if (!entry || entry.slot === undefined || pieceCount === 0) return { webSeedStartPiece: 0, webSeedSlicePieces: 0 };
-    const arc = this.remote.arc(this.settings.shard.index, this.settings.shard.count, this.leechers.size, pieceCount);
+    const arc = this.remote.arc(this.settings.shard.index, this.settings.shard.count, this.ring.size, pieceCount);
     if (arc.end <= arc.first) return { webSeedStartPiece: arc.first % pieceCount, webSeedSlicePieces: 0 };
     const point = ringPoint(entry.slot);
     const piece = pieceAtPoint(point, arc);

@@ -45,7 +45,11 @@ export type SchedulerEvent =
   | { type: "timer" };
 
 export type SchedulerAction =
-  | { type: "announce"; have: number }
+  /**
+   * `fetching`: the whole blob is wanted (false under `--lazy-complete=never` until a whole read
+   * comes: the tracker then gives no web-seed slice).
+   */
+  | { type: "announce"; have: number; fetching: boolean }
   | { type: "connect"; peer: PeerKey; to: HandoutPeer }
   /** Ask `peer` for every block of piece `index`. */
   | { type: "request"; peer: PeerKey; index: number }

@@ -104,6 +104,8 @@ export class SwarmScheduler {
   private started = false;
   private done = false;
   private announcing = false;
+  /** What the announce in flight (or the last one) said of `fetching`. */
+  private announcedFetching: boolean | undefined;
   private nextAnnounceAt = Number.POSITIVE_INFINITY;
   private lastProgressAt = 0;
   private readonly out: SchedulerAction[] = [];
@@ -262,8 +264,11 @@ export class SwarmScheduler {
       }
       case "background": {
         const idle = !this.fetching();
+        const was = this.background;
         this.background = event.on;
         if (idle && this.fetching()) this.lastProgressAt = now;
+        // The tracker learns at once that this peer now wants a web-seed slice (or no longer does).
+        if (was !== event.on && this.started && !this.announcing) this.nextAnnounceAt = Math.min(this.nextAnnounceAt, now);
         return;
       }
       case "timer":
@@ -295,7 +300,9 @@ export class SwarmScheduler {
     // The first answer comes while the swarm forms (peers pulling at once announce within a
     // moment): ask again soon, so the web-seed slice is the settled one.
     const interval = first ? Math.min(response.interval, Math.max(minInterval, this.tuning.firstReannounceSeconds)) : response.interval;
-    this.nextAnnounceAt = now + interval * 1000;
+    // A whole read came while the announce was out: the tracker should know (for a slice) soon.
+    const changed = this.announcedFetching !== this.background;
+    this.nextAnnounceAt = now + (changed ? Math.max(minInterval, this.tuning.webSeedReannounceMs / 1000) : interval) * 1000;
     for (const peer of others) this.connect(peer, now);
   }
 
@@ -413,7 +420,8 @@ export class SwarmScheduler {
     this.announcing = true;
     this.webSeed.announcing(now);
     this.nextAnnounceAt = Number.POSITIVE_INFINITY;
-    this.out.push({ type: "announce", have: this.haveCount });
+    this.announcedFetching = this.background;
+    this.out.push({ type: "announce", have: this.haveCount, fetching: this.background });
   }
 
   private expireRequests(now: number): void {

@@ -16,7 +16,7 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
                             [--modes p2p,direct,registry]
        npm run bench -- agent [--size 1GiB] [--seeders 3] [--rounds 3] [--shoal-only] [--out bench-out]
        npm run bench -- edge [--size 64MiB] [--rounds 3] [--requests 200] [--out bench-out]
-       npm run bench -- lazy [--size 1GiB] [--reads 32] [--read-size 64KiB] [--seed 1] [--out bench-out]
+       npm run bench -- lazy [--size 1GiB] [--reads 32] [--read-size 64KiB] [--tail-samples 5] [--seed 1] [--out bench-out]
        npm run bench -- sim [--hosts 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s] [--wan-bandwidth 12.5MiB/s]
                             [--edge-bandwidth B] [--clusters 1] [--zones 1] [--churn 0] [--stagger 0] [--slow 0]
                             [--seed 1] [--tuning JSON] [--out bench-out] [--sweep [--hosts 16,64,…]]
@@ -46,6 +46,7 @@ const { positionals, values } = parseArgs({
     readers: { type: "string" },
     reads: { type: "string" },
     "read-size": { type: "string" },
+    "tail-samples": { type: "string" },
     rounds: { type: "string" },
     agents: { type: "string" },
     "agent-bandwidth": { type: "string" },

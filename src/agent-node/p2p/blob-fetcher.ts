@@ -73,6 +73,8 @@ export const SMALL_BLOB_BYTES = 256 * 1024;
  */
 export class BlobFetcher {
   private readonly connections: ConnectionBudget;
+  /** Metainfo being written beside a blob whose download has begun (see metainfo()). */
+  private readonly metainfoWrites = new Map<Digest, Promise<void>>();
 
   constructor(private readonly options: BlobFetcherOptions) {
     this.connections = new ConnectionBudget(options.p2p.maxPeerConnections);
@@ -97,12 +99,17 @@ export class BlobFetcher {
         },
         onDone: () => {
           metrics.blobs.inc();
-          this.afterStored(name, digest, metainfo);
+          // Seeded once its metainfo is beside it (peers are served from the store by it).
+          void (this.metainfoWrites.get(digest) ?? Promise.resolve()).then(() => this.afterStored(name, digest, metainfo));
         },
       },
     );
+    // The session serves peers until the blob, and its metainfo, are in the store.
     const forget = () => {
-      if (session) this.options.swarms.remove(session);
+      const written = this.metainfoWrites.get(digest) ?? Promise.resolve();
+      void written.then(() => {
+        if (session) this.options.swarms.remove(session);
+      });
     };
     download.finished.then(forget, (error: Error) => {
       session?.stop(error);
@@ -155,8 +162,13 @@ export class BlobFetcher {
       this.options.metrics.edgeFetches.inc({ kind: "metainfo" });
       const metainfo = await this.options.edge.getMetainfo(name, digest);
       // Kept beside the blob from the start (see SeedableBlobs): the moment the blob is
-      // committed it can be seeded, with nothing more from the edge.
-      await this.options.store.writeMetainfo(metainfo);
+      // committed it can be seeded, with nothing more from the edge. Written while the download
+      // begins (a lazy read waits for neither); the session stays registered until it is.
+      const written = this.options.store.writeMetainfo(metainfo).catch((error: Error) => {
+        this.options.log.warn({ digest, err: error.message }, "cannot keep the metainfo beside the blob");
+      });
+      this.metainfoWrites.set(digest, written);
+      void written.then(() => this.metainfoWrites.delete(digest));
       return metainfo;
     } catch (error) {
       // No metainfo (or the edge refused it): the plain stream still verifies the whole blob.

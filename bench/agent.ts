@@ -7,10 +7,12 @@ import path from "node:path";
 import { request } from "undici";
 import { parseSize } from "../src/agent-node/config.js";
 import { bundleAgent } from "../src/devcluster/build-agent.js";
+import { AGENT_NODE_FLAGS } from "../src/agent-node/node-flags.js";
 import { BenchProcess, freePorts, startBenchEdge } from "./lib/processes.js";
 import { pushChunked, pushOneLayerImage } from "./lib/push.js";
 import { ProcessSampler } from "./lib/sampler.js";
 import { aria2Leech, makeTorrent, scrapeComplete, startAria2Seeder, startTracker, untilTrue } from "./lib/bittorrent.js";
+import { renderSvg } from "./lib/plots.js";
 
 export interface AgentBenchOptions {
   size: number;
@@ -104,10 +106,11 @@ export async function benchAgent(options: AgentBenchOptions): Promise<void> {
     };
     const file = path.join(options.out, "agent.json");
     await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(path.join(options.out, "agent.svg"), await plot(report));
     console.log(`\nagent benchmark: one puller, ${mib(options.size)}, ${options.seeders} seeders, no limit (median of ${options.rounds})`);
     console.log(`shoal  ${line(median.shoal)}`);
     if (median.aria2) console.log(`aria2  ${line(median.aria2)}\nshoal/aria2 CPU per GiB received: ${report.cpu_ratio!.toFixed(2)}×`);
-    console.log(`written to ${file}`);
+    console.log(`written to ${file} and agent.svg`);
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     await rm(home, { recursive: true, force: true });
@@ -192,7 +195,9 @@ async function originBytes(adminPort: number): Promise<number> {
 
 /** SHOAL_BENCH_CPU_PROF=DIR: V8 CPU profiles of the agents; SHOAL_BENCH_AGENT_NODE_FLAGS: more node flags. */
 function agentNodeFlags(): string[] {
+  // The agent's own V8 flags (as a host runs it), then any the run adds (a later one wins).
   return [
+    ...AGENT_NODE_FLAGS,
     ...(process.env.SHOAL_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SHOAL_BENCH_CPU_PROF}`] : []),
     ...(process.env.SHOAL_BENCH_AGENT_NODE_FLAGS ?? "").split(" ").filter(Boolean),
   ];
@@ -250,6 +255,31 @@ function figures(size: number, seconds: number, cpu: number, systemCpu: number, 
     cpu_s_per_gib_served: servedCpu / gib,
     peak_rss_bytes: peakRss,
   };
+}
+
+/** Each round's CPU per GiB received (and served, by the seeders), and the puller's peak RSS, by client. */
+function plot(report: AgentReport): Promise<string> {
+  const rows = (["shoal", "aria2"] as const).flatMap((client) =>
+    (report[client] ?? []).flatMap((r, i) => [
+      { client, round: i + 1, figure: "CPU s per GiB received", value: r.cpu_s_per_gib_received },
+      { client, round: i + 1, figure: "seeders' CPU s per GiB served", value: r.cpu_s_per_gib_served },
+      { client, round: i + 1, figure: "peak RSS (MiB / 100)", value: Math.round(r.peak_rss_bytes / 2 ** 20) / 100 },
+    ]),
+  );
+  return renderSvg({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: `one puller, ${mib(report.blob_bytes)} from ${report.seeders} seeders, no limit: each round`,
+    width: 180,
+    height: 240,
+    data: { values: rows },
+    mark: { type: "point", filled: true, size: 80 },
+    encoding: {
+      column: { field: "figure", type: "nominal", title: null },
+      x: { field: "client", type: "nominal", title: null },
+      y: { field: "value", type: "quantitative", title: null },
+      color: { field: "client", type: "nominal" },
+    },
+  });
 }
 
 function medianOf(rounds: PullFigures[]): PullFigures {

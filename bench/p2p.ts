@@ -11,6 +11,7 @@ import { LinkProcess } from "./lib/link-process.js";
 import { pushOneLayerImage } from "./lib/push.js";
 import { ProcessSampler } from "./lib/sampler.js";
 import { cdfPlot, sweepPlot } from "./lib/plots.js";
+import { AGENT_NODE_FLAGS } from "../src/agent-node/node-flags.js";
 
 export interface P2pBenchOptions {
   agents: number;
@@ -156,6 +157,7 @@ async function agentMode(
       // SHOAL_BENCH_CPU_PROF=DIR: a V8 CPU profile of each agent, written when it stops.
       // SHOAL_BENCH_AGENT_NODE_FLAGS="--trace-gc …": V8/Node flags for every agent (their output goes to the agent logs).
       const nodeFlags = [
+        ...AGENT_NODE_FLAGS,
         ...(process.env.SHOAL_BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SHOAL_BENCH_CPU_PROF}`] : []),
         ...(process.env.SHOAL_BENCH_AGENT_NODE_FLAGS ?? "").split(" ").filter(Boolean),
       ];

@@ -9,6 +9,7 @@ import { PROJECT_ROOT } from "./build-worker.js";
 import { createLogger } from "../agent-node/cli/logger.js";
 import { startWatchdog } from "./watchdog.js";
 import { killProcessTree } from "./process-tree.js";
+import { AGENT_NODE_FLAGS } from "../agent-node/node-flags.js";
 
 /**
  * `npm start`: the devcluster on the loopback address, each component its own process (as on
@@ -91,12 +92,15 @@ try {
 
 interface Component {
   name: string;
+  /** Flags for node itself (V8's), before the loader. */
+  nodeFlags?: readonly string[];
   args: string[];
 }
 
 function agent(name: string, [registry, peer, admin]: [number, number, number]): Component {
   return {
     name,
+    nodeFlags: AGENT_NODE_FLAGS,
     args: [
       path.join(PROJECT_ROOT, "src/agent-node/main.ts"),
       "agent",
@@ -128,7 +132,7 @@ const restarting = new Set<string>();
 function startComponent(component: Component): void {
   // node with tsx's loader, not tsx's wrapper: the child is then the component itself, so a
   // signal (or a watchdog's SIGKILL) reaches it and not only a wrapper.
-  const child = spawn(process.execPath, ["--import", "tsx", ...component.args], {
+  const child = spawn(process.execPath, [...(component.nodeFlags ?? []), "--import", "tsx", ...component.args], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...(edgeAuth !== undefined ? { SHOAL_AUTH: edgeAuth } : {}), SHOAL_HOME: home, SHOAL_EDGE_PORT: String(edgePort), WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
     stdio: ["ignore", "inherit", "inherit"],

@@ -3,6 +3,7 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import { AGENT_NODE_FLAGS } from "../../src/agent-node/node-flags.js";
 
 /** The systemd unit runs the agent with flags it accepts and passes systemd's own check. */
 const UNIT = "packaging/systemd/shoal-agent.service";
@@ -13,9 +14,11 @@ describe("the systemd unit", () => {
     const unit = await readFile(UNIT, "utf8");
     const value = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(unit)?.[1];
     const args = value("ExecStart")!.split(/\s+/);
-    expect(args.slice(0, 3)).toEqual(["/usr/bin/node", "/opt/shoal/shoal.mjs", "agent"]);
+    // node with the agent's V8 flags (node-flags.ts), then the bundle's agent command.
+    const flags = AGENT_NODE_FLAGS.length;
+    expect(args.slice(0, 3 + flags)).toEqual(["/usr/bin/node", ...AGENT_NODE_FLAGS, "/opt/shoal/shoal.mjs", "agent"]);
     const { stdout: help } = await exec(path.resolve("node_modules/.bin/tsx"), ["src/agent-node/main.ts", "agent", "--help"]);
-    for (const flag of args.filter((a) => a.startsWith("--"))) expect(help).toContain(flag);
+    for (const flag of args.slice(3 + flags).filter((a) => a.startsWith("--"))) expect(help).toContain(flag);
     expect(Number(value("TimeoutStopSec"))).toBeGreaterThan(10); // the agent's own shutdown timeout
     expect(value("ReadWritePaths")).toBe("/var/lib/shoal");
     expect(value("StateDirectory")).toBe("shoal");

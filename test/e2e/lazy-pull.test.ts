@@ -181,6 +181,18 @@ describe("a partial copy nobody uses", () => {
       expect(afterRestart.body.equals(layer.subarray(start, start + 10_000))).toBe(true);
       expect(await fetched()).toBe(0);
       expect(await four.metric("shoal_agent_edge_fetches_total", '{kind="metainfo"}')).toBe(0);
+      // The metainfo beside the blob goes when a parked copy is evicted, even under a download that
+      // began from it: a whole read that completes the blob writes it again (peers are served by it).
+      const metainfoFile = path.join(four.storeDir, "blobs", "sha256", `${digest.slice("sha256:".length)}.metainfo.json`);
+      await rm(metainfoFile);
+      const whole = await fetch(`${four.registry}/v2/lazy/image/blobs/${digest}`);
+      expect(sha256(Buffer.from(await whole.arrayBuffer()))).toBe(digest);
+      const until = Date.now() + 10_000;
+      while (!(await readFile(metainfoFile).then(() => true, () => false))) {
+        if (Date.now() > until) throw new Error("the metainfo was not written beside the completed blob");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await four.metric("shoal_agent_partial_blobs")).toBe(0);
     } finally {
       await four.proc.stop();
     }

@@ -99,8 +99,11 @@ export class BlobFetcher {
         },
         onDone: () => {
           metrics.blobs.inc();
-          // Seeded once its metainfo is beside it (peers are served from the store by it).
-          void (this.metainfoWrites.get(digest) ?? Promise.resolve()).then(() => this.afterStored(name, digest, metainfo));
+          // Seeded once its metainfo is beside it (peers are served from the store by it). Written
+          // again if the download began from a stored copy: evicting a parked partial copy of the
+          // blob meanwhile removes it.
+          const written = this.metainfoWrites.get(digest) ?? (metainfo ? this.keepMetainfo(metainfo) : Promise.resolve());
+          void written.then(() => this.afterStored(name, digest, metainfo));
         },
       },
     );
@@ -164,17 +167,26 @@ export class BlobFetcher {
       // Kept beside the blob from the start (see SeedableBlobs): the moment the blob is
       // committed it can be seeded, with nothing more from the edge. Written while the download
       // begins (a lazy read waits for neither); the session stays registered until it is.
-      const written = this.options.store.writeMetainfo(metainfo).catch((error: Error) => {
-        this.options.log.warn({ digest, err: error.message }, "cannot keep the metainfo beside the blob");
-      });
-      this.metainfoWrites.set(digest, written);
-      void written.then(() => this.metainfoWrites.delete(digest));
+      void this.keepMetainfo(metainfo);
       return metainfo;
     } catch (error) {
       // No metainfo (or the edge refused it): the plain stream still verifies the whole blob.
       this.options.log.info({ digest, err: (error as Error).message }, "no metainfo: fetching without peers");
       return undefined;
     }
+  }
+
+  /** Writes the metainfo beside the blob; until it is written, `metainfoWrites` says so. */
+  private keepMetainfo(metainfo: Metainfo): Promise<void> {
+    const digest = metainfo.digest as Digest;
+    const written = this.options.store.writeMetainfo(metainfo).catch((error: Error) => {
+      this.options.log.warn({ digest, err: error.message }, "cannot keep the metainfo beside the blob");
+    });
+    this.metainfoWrites.set(digest, written);
+    void written.then(() => {
+      if (this.metainfoWrites.get(digest) === written) this.metainfoWrites.delete(digest);
+    });
+    return written;
   }
 
   private startSession(name: string, metainfo: Metainfo): SwarmSession {

@@ -240,6 +240,33 @@ describe("SwarmScheduler, rule by rule", () => {
     expect(of(after, "announce")).toEqual([{ type: "announce", have: 0, fetching: true }]);
   });
 
+  it("asks nothing more while the disk is behind (pieces that arrived wait to be written)", () => {
+    const s = scheduler(64, { piecesPerPeer: 4, tuning: { maxPiecesWaitingForDisk: 3 } });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1)], webSeedStartPiece: 0, webSeedSlicePieces: 0 } }, 1);
+    s.poll(1);
+    const all = Array.from({ length: 64 }, (_, i) => i);
+    s.handle({ type: "peer-connected", peer: "10.0.0.1:4000", peerId: idOf(1), inbound: false, bitfield: bits(64, all) }, 2);
+    let requested = of(s.poll(2), "request").map((r) => r.index);
+    const arrived: number[] = [];
+    // Pieces arrive and are not written yet: at three waiting, no new request goes out.
+    for (let t = 3; arrived.length < 3; t++) {
+      const index = requested.shift()!;
+      s.handle({ type: "piece-arrived", index, from: "10.0.0.1:4000" }, t);
+      arrived.push(index);
+      requested.push(...of(s.poll(t), "request").map((r) => r.index));
+    }
+    const inFlight = requested.length;
+    for (const index of requested) s.handle({ type: "piece-arrived", index, from: "10.0.0.1:4000" }, 20);
+    expect(of(s.poll(20), "request")).toHaveLength(0);
+    expect(s.stats().inFlight).toBe(0);
+    // The disk catches up: requests go out again.
+    for (const index of [...arrived, ...requested]) s.handle({ type: "piece-verified", index, from: "10.0.0.1:4000" }, 22);
+    expect(of(s.poll(22), "request").length).toBeGreaterThan(0);
+    expect(inFlight).toBeGreaterThan(0);
+  });
+
   it("a whole read that comes while an announce is out is told to the tracker a second later", () => {
     const s = scheduler(4, { background: false });
     s.handle({ type: "start", have: [] }, 0);

@@ -26,6 +26,12 @@ export const P2P_DEFAULTS = {
 export interface SchedulerTuning {
   /** Pieces fetched at once from all peers and the web seed together (endgame aside). */
   maxPiecesInFlight: number;
+  /**
+   * Pieces that arrived and wait to be verified and written: at this many, nothing more is asked
+   * (readers' pieces aside) until the disk catches up. Without it a download faster than its disk
+   * (past the page cache's dirty limit) held every waiting piece in memory: 637 MiB pulling 6 GiB.
+   */
+  maxPiecesWaitingForDisk: number;
   /** How long a peer that rejected a request (busy) is left alone. */
   rejectBackoffMs: number;
   /** Longest backoff before a failed peer may be dialled again (1 s, 2 s, 4 s … up to this). */
@@ -63,6 +69,7 @@ export interface SchedulerTuning {
 
 export const SCHEDULER_TUNING: SchedulerTuning = {
   maxPiecesInFlight: 4,
+  maxPiecesWaitingForDisk: 8,
   rejectBackoffMs: 500,
   maxPeerBackoffMs: 60_000,
   webSeedPatienceMinMs: 1_000,

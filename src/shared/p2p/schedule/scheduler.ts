@@ -454,6 +454,8 @@ export class SwarmScheduler {
     if (this.haveCount === this.pieceCount) return;
     this.passWanted(now);
     if (!this.background) return;
+    // The disk is behind: what arrives now would only wait in memory.
+    if (this.verifying.size >= this.tuning.maxPiecesWaitingForDisk) return;
     if (this.peerRoom(now)) this.passPeers(now);
     this.passWebSeed(now);
   }

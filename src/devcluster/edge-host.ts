@@ -52,6 +52,7 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
       cachePersist: path.join(options.stateDir, "cache"),
       host: "127.0.0.1",
       port: 0,
+      ...(process.env.SHOAL_EDGE_INSPECTOR_PORT ? { inspectorPort: Number(process.env.SHOAL_EDGE_INSPECTOR_PORT) } : {}),
       handleRuntimeStdio: (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
         stdout.on("data", (d: Buffer) => logRuntime(log, "info", d));
         stderr.on("data", (d: Buffer) => logRuntime(log, "warn", d));

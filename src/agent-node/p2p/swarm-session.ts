@@ -216,7 +216,8 @@ export class SwarmSession implements BlobFiller {
     this.parkTimer = setTimeout(() => {
       this.parkTimer = undefined;
       this.maybePark(after);
-    }, Math.max(0, this.lastUsedAt + after - this.now()));
+      // At least a second: a reader that stays longer than the window re-arms it until it is gone.
+    }, Math.max(1_000, this.lastUsedAt + after - this.now()));
     this.parkTimer.unref();
   }
 

@@ -82,8 +82,6 @@ export class SwarmSession implements BlobFiller {
   private settled = false;
   /** Byte ranges readers wait for (Range reads of a blob not yet here): their pieces go first. */
   private readonly readers: ReaderRanges;
-  /** The whole blob is wanted (background completion, or a whole read came). */
-  private background: boolean;
   /** When a reader or a peer last used this (partial) copy. */
   private lastUsedAt: number;
   private parkTimer: NodeJS.Timeout | undefined;
@@ -93,7 +91,6 @@ export class SwarmSession implements BlobFiller {
   constructor(private readonly options: SwarmSessionOptions) {
     this.now = options.now ?? Date.now;
     this.size = options.metainfo.size;
-    this.background = options.background ?? true;
     this.lastUsedAt = this.now();
     this.assemblies = new PieceAssemblies(options.pool ?? piecePool, options.metainfo.pieces.length);
     this.readers = new ReaderRanges(options.metainfo.size, options.metainfo.pieceLength);
@@ -197,10 +194,7 @@ export class SwarmSession implements BlobFiller {
     const remove = this.readers.add(start, end, whole);
     this.lastUsedAt = this.now();
     // A whole read (docker pull) of a blob held in part: the swarm fetches the rest, by its policy.
-    if (whole && !this.background && !this.settled) {
-      this.background = true;
-      this.event({ type: "background", on: true });
-    }
+    if (whole && !this.scheduler.wholeWanted && !this.settled) this.event({ type: "background", on: true });
     this.updatePriorities();
     return () => {
       this.lastUsedAt = this.now();
@@ -212,7 +206,7 @@ export class SwarmSession implements BlobFiller {
 
   private armPark(): void {
     const after = this.options.parkAfterMs;
-    if (after === undefined || this.background || this.settled || this.parkTimer) return;
+    if (after === undefined || this.scheduler.wholeWanted || this.settled || this.parkTimer) return;
     this.parkTimer = setTimeout(() => {
       this.parkTimer = undefined;
       this.maybePark(after);
@@ -222,7 +216,7 @@ export class SwarmSession implements BlobFiller {
   }
 
   private maybePark(after: number): void {
-    if (this.background || this.settled) return;
+    if (this.scheduler.wholeWanted || this.settled) return;
     if (this.readers.waiting > 0 || this.now() - this.lastUsedAt < after) return this.armPark();
     const { have } = this.scheduler.stats();
     this.options.log.info({ digest: this.digest, have, pieces: this.options.metainfo.pieces.length, idleSeconds: Math.round(after / 1000) }, "parking an idle partial copy");

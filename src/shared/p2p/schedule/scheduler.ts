@@ -131,6 +131,11 @@ export class SwarmScheduler {
     return index >= 0 && index < this.pieceCount && this.haveField.has(index);
   }
 
+  /** Is the whole blob wanted (background completion, or a whole read came), not only readers' pieces? */
+  get wholeWanted(): boolean {
+    return this.background;
+  }
+
   get have(): Bitfield {
     return this.haveField;
   }

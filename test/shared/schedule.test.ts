@@ -145,6 +145,22 @@ describe("SwarmScheduler, rule by rule", () => {
     expect(of(s.poll(1_050), "web-seed")).toEqual([{ type: "web-seed", index: 5 }]);
   });
 
+  it("reads the settled part of its slice at once, the rest once the slice has held", () => {
+    const s = scheduler(16);
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    // Slice 4..11, of which 4..5 stay ours whoever joins (the tracker's webSeedSettledPieces).
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1), handoutPeer(2)], webSeedStartPiece: 4, webSeedSlicePieces: 8, webSeedSettledPieces: 2 } }, 10);
+    expect(of(s.poll(10), "web-seed")).toEqual([{ type: "web-seed", index: 4 }]);
+    s.handle({ type: "piece-arrived", index: 4, from: WEB_SEED }, 200);
+    s.handle({ type: "piece-verified", index: 4, from: WEB_SEED }, 201);
+    expect(of(s.poll(201), "web-seed")).toEqual([{ type: "web-seed", index: 5 }]);
+    s.handle({ type: "piece-arrived", index: 5, from: WEB_SEED }, 400);
+    s.handle({ type: "piece-verified", index: 5, from: WEB_SEED }, 401);
+    // Past the settled part: it waits for the slice to hold.
+    expect(of(s.poll(401), "web-seed")).toHaveLength(0);
+  });
+
   it("pauses web-seed reads after failures, longer each time", () => {
     const s = scheduler(2);
     s.handle({ type: "start", have: [] }, 0);

@@ -295,7 +295,8 @@ describe("Swarm: at fleet size", () => {
 
   it("as shard i of n, tiles its share of the ring: the arc its leechers span among all the swarm's", () => {
     clock = 0;
-    const s = swarm({ shard: { index: 1, count: 4 } });
+    // Room for all five on this shard's ring (its share of 20 readers).
+    const s = swarm({ shard: { index: 1, count: 4 }, webSeedReaders: 20 });
     const owners = () => {
       const counts = new Array<number>(64).fill(0);
       for (let i = 1; i <= 5; i++) {
@@ -311,5 +312,32 @@ describe("Swarm: at fleet size", () => {
     const summary = (shard: number, leechers: number) => ({ shard, peers: leechers, leechers, sample: [], expiresAt: 60_000 });
     s.learn([summary(0, 5), summary(2, 10), summary(3, 0)]);
     expect(owners()).toEqual([...new Array(16).fill(0), ...new Array(16).fill(1), ...new Array(32).fill(0)]);
+  });
+
+  it("gives at most webSeedReaders leechers a slice; a freed place goes to the next leecher to announce", () => {
+    clock = 0;
+    const s = swarm({ webSeedReaders: 4 });
+    const slices = (ns: number[]) => ns.map((n) => s.ok(peer(n, { pieceCount: 64 }))).map((a) => ({ start: a.webSeedStartPiece, slice: a.webSeedSlicePieces!, settled: a.webSeedSettledPieces! }));
+    // The first alone owns the ring, but only its quarter is settled: three more readers may come.
+    expect(slices([1])).toEqual([{ start: 0, slice: 64, settled: 16 }]);
+    const first = slices([2, 3, 4, 5, 6, 7, 8]);
+    expect(first.slice(4).every((x) => x.slice === 0 && x.settled === 0)).toBe(true);
+    // Again, now that the ring is full: the four readers tile it, each slice settled whole.
+    const again = slices([1, 2, 3, 4, 5, 6, 7, 8]);
+    const owners = new Array<number>(64).fill(0);
+    for (const { start, slice, settled } of again) {
+      expect(settled).toBe(slice);
+      for (let k = 0; k < slice; k++) owners[(start + k) % 64]!++;
+    }
+    expect(owners).toEqual(new Array(64).fill(1));
+    expect(again.filter((x) => x.slice > 0)).toHaveLength(4);
+    // A reader completes: the next leecher to announce takes its place, and the ring stays tiled.
+    s.ok(peer(2, { pieceCount: 64, complete: true, have: 64 }));
+    const after = slices([5, 6, 7, 8]);
+    expect(after[0]!.slice).toBeGreaterThan(0);
+    expect(after.slice(1).every((x) => x.slice === 0)).toBe(true);
+    const tiled = new Array<number>(64).fill(0);
+    for (const { start, slice } of slices([1, 3, 4, 5])) for (let k = 0; k < slice; k++) tiled[(start + k) % 64]!++;
+    expect(tiled).toEqual(new Array(64).fill(1));
   });
 });

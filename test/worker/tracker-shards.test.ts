@@ -22,7 +22,7 @@ const peer = (n: number, extra: Partial<AnnounceRequest> = {}): AnnounceRequest 
 });
 
 let clock = 0;
-const sharded = (count: number) => new ShardedSwarm(count, { now: () => clock, random, baseIntervalSeconds: 3, maxHandout: 30 });
+const sharded = (count: number, webSeedReaders?: number) => new ShardedSwarm(count, { now: () => clock, random, baseIntervalSeconds: 3, maxHandout: 30, webSeedReaders });
 const ok = (s: ShardedSwarm, request: AnnounceRequest, identity = "account:fleet"): AnnounceResponse & { shard: number } => {
   const outcome = s.announce(request, identity);
   if (!outcome.ok) throw new Error(`${outcome.status} ${outcome.reason}`);
@@ -82,7 +82,8 @@ describe("a swarm sharded over several tracker objects", () => {
     [32, 100, 64],
   ])("tiles the web-seed ring with the leechers of %i shards (%i leechers, %i pieces)", (count, leechers, pieces) => {
     clock = 0;
-    const s = sharded(count);
+    // Every leecher a reader (no cap on readers): the arcs alone are tested here.
+    const s = sharded(count, 1 << 16);
     // Once every shard has traded with the hub since the last join, the slices tile the ring.
     for (let r = 0; r < 3; r++) round(s, leechers, { pieceCount: pieces });
     const owners = new Array<number>(pieces).fill(0);
@@ -91,6 +92,35 @@ describe("a swarm sharded over several tracker objects", () => {
       for (let k = 0; k < slice!; k++) owners[(start + k) % pieces]!++;
     }
     expect(owners).toEqual(new Array(pieces).fill(1));
+  });
+
+  it("shares the web-seed readers out by where the fetching leechers are: one shard holding them all gives them all", () => {
+    clock = 0;
+    // 400 leechers spread over 8 shards: 16 readers in all, each shard its share rounded up (at
+    // first every shard gave places, knowing of no other: the extra readers give theirs back).
+    const spread = sharded(8);
+    for (let r = 0; r < 6; r++) round(spread, 400);
+    const owners = new Array<number>(256).fill(0);
+    let readers = 0;
+    for (let n = 0; n < 400; n++) {
+      const { webSeedStartPiece: start, webSeedSlicePieces: slice } = ok(spread, peer(n));
+      if (slice! > 0) readers++;
+      for (let k = 0; k < slice!; k++) owners[(start + k) % 256]!++;
+    }
+    expect(readers).toBeGreaterThanOrEqual(16);
+    expect(readers).toBeLessThanOrEqual(16 + 8);
+    expect(owners).toEqual(new Array(256).fill(1));
+    // 40 leechers of one address (a devcluster): one shard, which learns it is alone, gives 16.
+    clock = 0;
+    const one = sharded(8);
+    const local = (n: number) => peer(n, { ip: "10.9.9.9", port: 20_000 + n });
+    for (let r = 0; r < 3; r++) {
+      for (let n = 0; n < 40; n++) ok(one, local(n), "address:10.9.9.9");
+      clock += 1_000;
+    }
+    let alone = 0;
+    for (let n = 0; n < 40; n++) if (ok(one, local(n), "address:10.9.9.9").webSeedSlicePieces! > 0) alone++;
+    expect(alone).toBe(16);
   });
 
   it("a shard that has heard of no other covers the whole ring rather than leave pieces without an owner", () => {

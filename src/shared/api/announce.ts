@@ -68,5 +68,11 @@ export const AnnounceResponseSchema = z.object({
    * leechers' slices tile the piece ring. Absent from older edges (agents then estimate it).
    */
   webSeedSlicePieces: z.number().int().nonnegative().optional(),
+  /**
+   * How many pieces of the slice stay this peer's whoever joins the swarm next (the tracker gives
+   * only so many leechers a slice at once): fetched at once, without waiting for the slice to settle.
+   * Absent from older edges (agents then wait for the rest of the slice).
+   */
+  webSeedSettledPieces: z.number().int().nonnegative().optional(),
 });
 export type AnnounceResponse = z.infer<typeof AnnounceResponseSchema>;

@@ -16,6 +16,8 @@ export interface ShardSummary {
   leechers: number;
   /** Incomplete peers that fetch only what their readers ask (no slice); absent from older shards. */
   holders?: number;
+  /** Leechers fetching the whole blob, on the ring or waiting for a place (absent from older shards: `leechers`). */
+  fetching?: number;
   /** A few of its peers, for handouts elsewhere. */
   sample: HandoutPeer[];
   /** When the hub should forget it (its own peers would be forgotten by then). */
@@ -49,7 +51,7 @@ export class ShardBoard {
     for (const s of this.summaries.values()) {
       if (s.expiresAt <= now || s.shard === except) continue;
       peers += s.peers;
-      seeders += s.peers - s.leechers - (s.holders ?? 0);
+      seeders += s.peers - (s.fetching ?? s.leechers) - (s.holders ?? 0);
     }
     return { peers, seeders };
   }
@@ -65,6 +67,8 @@ export class RemoteView {
   leechers = new Buckets<RemotePeer>();
   /** Peers held by the other shards, together. */
   peers = 0;
+  /** The other shards' leechers that fetch the whole blob, together (their share of the web-seed readers). */
+  fetching = 0;
   /** Leechers of each other shard, by shard index. */
   private leechersOf = new Map<number, number>();
   /** When the hub last answered (or failed to); undefined: never asked. */
@@ -73,11 +77,13 @@ export class RemoteView {
   learn(summaries: readonly ShardSummary[], now: number): void {
     this.at = now;
     this.peers = 0;
+    this.fetching = 0;
     this.leechersOf = new Map();
     this.seeders = new Buckets();
     this.leechers = new Buckets();
     for (const s of summaries) {
       this.peers += s.peers;
+      this.fetching += s.fetching ?? s.leechers;
       this.leechersOf.set(s.shard, s.leechers);
     }
     // A bounded sample, taken round robin over the shards (each sample lists its seeders first).

@@ -1,6 +1,6 @@
 import type { AnnounceRequest, AnnounceResponse, HandoutPeer } from "../../shared/api/announce.js";
 import { refusedAddress } from "../../shared/p2p/peer-address.js";
-import { firstPointOfPiece, pieceAtPoint, ringPoint } from "../../shared/p2p/web-seed-ring.js";
+import { RING_SLOTS, firstPointOfPiece, pieceAtPoint, ringPoint } from "../../shared/p2p/web-seed-ring.js";
 import { Buckets, zoneKey } from "./buckets.js";
 import { AnnounceCalendar } from "./calendar.js";
 import { ExpiryWheel } from "./expiry-wheel.js";
@@ -57,6 +57,15 @@ export interface SwarmOptions {
    * its share of the ring with its leechers.
    */
   shard?: { index: number; count: number };
+  /**
+   * Leechers of the whole swarm that hold web-seed slices at once (each object of a sharded swarm
+   * its share, at least one); the others fetch from peers. 260 hosts starting together, each with a
+   * one-piece slice, shared the WAN 260 ways: every first piece landed after 2.2 s, with the
+   * downlinks idle until then (simulated); 16 readers bring the first pieces in 0.25 s and still
+   * fill any WAN up to 16 times a host's link. A slice holder keeps its slot until it completes or
+   * leaves; a freed slot goes to the next leecher to announce.
+   */
+  webSeedReaders?: number;
 }
 
 export const SWARM_DEFAULTS = {
@@ -64,6 +73,7 @@ export const SWARM_DEFAULTS = {
   maxIntervalSeconds: 120,
   maxPeers: 50_000,
   maxPeersPerAddress: 256,
+  webSeedReaders: 16,
 } as const;
 
 /**
@@ -130,6 +140,8 @@ export class Swarm {
   private readonly identities = new Map<string, number>();
   private readonly random: () => number;
   private readonly settings: Required<Omit<SwarmOptions, "now" | "random" | "shard">> & { shard: { index: number; count: number } };
+  /** Leechers that fetch the whole blob (on the ring or waiting for a place on it). */
+  private fetchingLeechers = 0;
 
   constructor(private readonly options: SwarmOptions) {
     this.random = options.random ?? Math.random;
@@ -142,6 +154,7 @@ export class Swarm {
       maxPeersPerAddress: options.maxPeersPerAddress ?? SWARM_DEFAULTS.maxPeersPerAddress,
       allowLoopback: options.allowLoopback ?? false,
       shard: options.shard ?? { index: 0, count: 1 },
+      webSeedReaders: options.webSeedReaders ?? SWARM_DEFAULTS.webSeedReaders,
     };
     this.wheel = new ExpiryWheel(options.now());
     this.calendar = new AnnounceCalendar(this.settings.targetAnnouncesPerSecond);
@@ -215,7 +228,8 @@ export class Swarm {
       shard: this.settings.shard.index,
       peers: this.peers.size,
       leechers: this.ring.size,
-      holders: this.leechers.size - this.ring.size,
+      holders: this.leechers.size - this.fetchingLeechers,
+      fetching: this.fetchingLeechers,
       sample,
       expiresAt: this.options.now() + (3 * this.interval() + 1) * 1000,
     };
@@ -284,13 +298,11 @@ export class Swarm {
   }
 
   private answer(request: AnnounceRequest, entry: PeerEntry | undefined): AnnounceResponse {
-    const { webSeedStartPiece, webSeedSlicePieces } = this.slice(entry, request.pieceCount);
     return {
       interval: this.interval(),
       minInterval: this.minInterval(),
       peers: this.handout(request),
-      webSeedStartPiece,
-      webSeedSlicePieces,
+      ...this.slice(entry, request.pieceCount),
     };
   }
 
@@ -334,16 +346,49 @@ export class Swarm {
     entry.fetching = fetching;
     entry.bucket = zoneKey(request.cluster, request.zone);
     if (moved) this.place(entry);
+    else if (entry.slot !== undefined && this.ring.size > this.ringCap()) this.shedSlot(entry);
+    else this.takeSlot(entry);
+  }
+
+  /**
+   * A reader past this object's share gives its place back at its next announce (shards that had
+   * not heard of each other all gave places at first); the pieces it has are its own.
+   */
+  private shedSlot(entry: PeerEntry): void {
+    this.ring.release(entry.slot!);
+    entry.slot = undefined;
+    this.changed = true;
   }
 
   /** Puts a peer in its buckets, and a leecher that fetches the whole blob on the ring. */
   private place(entry: PeerEntry): void {
     (entry.complete ? this.seeders : this.leechers).add(entry);
-    if (!entry.complete && entry.fetching) entry.slot = this.ring.take();
+    if (!entry.complete && entry.fetching) this.fetchingLeechers++;
+    this.takeSlot(entry);
+  }
+
+  /**
+   * Ring places this object gives at most: its share of webSeedReaders by its part of the swarm's
+   * fetching leechers (at least one), so a swarm spread evenly over 64 shards has one reader per
+   * shard, and one whose peers all landed in one shard (one address) has them all there.
+   */
+  private ringCap(): number {
+    const readers = this.settings.webSeedReaders;
+    if (this.settings.shard.count <= 1) return readers;
+    const own = this.fetchingLeechers;
+    return Math.max(1, Math.ceil((readers * own) / Math.max(1, own + this.remote.fetching)));
+  }
+
+  /** A leecher fetching the whole blob takes a place on the ring when one is free. */
+  private takeSlot(entry: PeerEntry): void {
+    if (entry.complete || !entry.fetching || entry.slot !== undefined || this.ring.size >= this.ringCap()) return;
+    entry.slot = this.ring.take();
+    if (entry.slot !== undefined) this.changed = true;
   }
 
   private unplace(entry: PeerEntry): void {
     (entry.complete ? this.seeders : this.leechers).delete(entry);
+    if (!entry.complete && entry.fetching) this.fetchingLeechers--;
     if (entry.slot !== undefined) this.ring.release(entry.slot);
     entry.slot = undefined;
   }
@@ -379,17 +424,28 @@ export class Swarm {
    * earlier point get nothing to fetch from the edge; the first leecher on the arc starts at the
    * arc's first piece, so no piece before it is left without an owner.
    */
-  private slice(entry: PeerEntry | undefined, pieceCount: number): { webSeedStartPiece: number; webSeedSlicePieces: number } {
-    if (!entry || entry.slot === undefined || pieceCount === 0) return { webSeedStartPiece: 0, webSeedSlicePieces: 0 };
+  private slice(entry: PeerEntry | undefined, pieceCount: number): Slice {
+    if (!entry || entry.slot === undefined || pieceCount === 0) return NO_SLICE;
     const arc = this.remote.arc(this.settings.shard.index, this.settings.shard.count, this.ring.size, pieceCount);
-    if (arc.end <= arc.first) return { webSeedStartPiece: arc.first % pieceCount, webSeedSlicePieces: 0 };
+    if (arc.end <= arc.first) return { webSeedStartPiece: arc.first % pieceCount, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
     const point = ringPoint(entry.slot);
     const piece = pieceAtPoint(point, arc);
-    if (this.ring.firstAtOrAfter(firstPointOfPiece(piece, arc)) !== point) return { webSeedStartPiece: piece, webSeedSlicePieces: 0 };
+    if (this.ring.firstAtOrAfter(firstPointOfPiece(piece, arc)) !== point) return { webSeedStartPiece: piece, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
     const next = this.ring.firstAtOrAfter(firstPointOfPiece(piece + 1, arc));
     const end = next === undefined ? arc.end : pieceAtPoint(next, arc);
     const start = this.ring.first() === point ? arc.first : piece;
-    return { webSeedStartPiece: start, webSeedSlicePieces: end - start };
+    // Newcomers take the free slots below the cap, smallest first: the slice shrinks at most to
+    // the next of those points after ours (a leaver's part goes to its neighbour, never ours away).
+    // A shard's arc moves as the other shards' counts do: there nothing is settled before it holds.
+    if (this.settings.shard.count > 1) return { webSeedStartPiece: start, webSeedSlicePieces: end - start, webSeedSettledPieces: 0 };
+    let full = RING_SLOTS;
+    const cap = this.ringCap();
+    for (let slot = 0; slot < cap; slot++) {
+      const p = ringPoint(slot);
+      if (p > point && p < full) full = p;
+    }
+    const settledEnd = Math.min(end, full === RING_SLOTS ? arc.end : pieceAtPoint(full, arc));
+    return { webSeedStartPiece: start, webSeedSlicePieces: end - start, webSeedSettledPieces: Math.max(0, settledEnd - start) };
   }
 
   /**
@@ -414,6 +470,13 @@ export class Swarm {
     return out;
   }
 }
+
+interface Slice {
+  webSeedStartPiece: number;
+  webSeedSlicePieces: number;
+  webSeedSettledPieces: number;
+}
+const NO_SLICE: Slice = { webSeedStartPiece: 0, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
 
 function handoutOf(p: HandoutPeer): HandoutPeer {
   return { peerId: p.peerId, ip: p.ip, port: p.port, zone: p.zone, cluster: p.cluster, complete: p.complete, have: p.have };

@@ -294,14 +294,14 @@ export class SwarmScheduler {
     this.webSeed.started(now);
   }
 
-  private onAnnounced(response: { interval: number; minInterval?: number; peers: HandoutPeer[]; webSeedStartPiece: number; webSeedSlicePieces?: number }, now: number): void {
+  private onAnnounced(response: { interval: number; minInterval?: number; peers: HandoutPeer[]; webSeedStartPiece: number; webSeedSlicePieces?: number; webSeedSettledPieces?: number }, now: number): void {
     this.announcing = false;
     if (this.done) return;
     const first = !this.webSeed.announced;
     const others = response.peers.filter((p) => p.peerId !== this.config.selfPeerId);
     // A big swarm's tracker asks for fewer announces (minInterval): the quick ones obey it too.
     const minInterval = response.minInterval ?? 0;
-    this.webSeed.answered(response.webSeedStartPiece, response.webSeedSlicePieces, others, now, minInterval * 1000);
+    this.webSeed.answered(response.webSeedStartPiece, response.webSeedSlicePieces, others, now, minInterval * 1000, response.webSeedSettledPieces);
     // The first answer comes while the swarm forms (peers pulling at once announce within a
     // moment): ask again soon, so the web-seed slice is the settled one.
     const interval = first ? Math.min(response.interval, Math.max(minInterval, this.tuning.firstReannounceSeconds)) : response.interval;

@@ -39,6 +39,8 @@ export class WebSeedPlan {
   announced = false;
   private start = 0;
   private slice: number | undefined;
+  /** Pieces of the slice that stay ours whoever joins (the tracker's webSeedSettledPieces). */
+  private settledPieces = 0;
   /** How many other peers the tracker handed out last time (the swarm size, bounded). */
   private handoutSize = 0;
   /** When the tracker last gave us our slice (infinity: it could not be asked). */
@@ -71,12 +73,13 @@ export class WebSeedPlan {
     this.lastAnnounceAt = now;
   }
 
-  answered(startPiece: number, slicePieces: number | undefined, others: readonly HandoutPeer[], now: number, minIntervalMs = 0): void {
+  answered(startPiece: number, slicePieces: number | undefined, others: readonly HandoutPeer[], now: number, minIntervalMs = 0, settledPieces = 0): void {
     this.reannounceMs = Math.max(this.tuning.webSeedReannounceMs, minIntervalMs);
     const start = startPiece % Math.max(1, this.pieceCount);
     if (start !== this.start || slicePieces !== this.slice) this.sliceChangedAt = now;
     this.start = start;
     this.slice = slicePieces;
+    this.settledPieces = Math.min(settledPieces, slicePieces ?? 0);
     this.sliceAt = now;
     this.handoutSize = others.length;
     if (!this.announced) {
@@ -117,7 +120,7 @@ export class WebSeedPlan {
       const i = (this.start + k) % this.pieceCount;
       if (!p.eligible(i)) continue;
       if (k >= slice && p.idleMs < p.patienceMs * (1 + (k - slice) / Math.max(1, slice))) break;
-      if (k > 0 && k < slice && !this.settled(p)) break;
+      if (k >= this.settledPieces && k > 0 && k < slice && !this.settled(p)) break;
       picked.push(i);
     }
     return picked;

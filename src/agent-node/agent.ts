@@ -67,7 +67,7 @@ export class Agent {
     const bandwidth: Bandwidth = {
       ingress: bucketFor(this.config.p2p.ingressRate),
       egress: bucketFor(this.config.p2p.egressRate),
-      uploads: backlogFor(this.config.p2p.egressRate),
+      uploads: backlogFor(),
     };
     const transport = this.config.p2p.tls ? await tlsTransport(this.config.p2p.tls) : plainTransport;
     if (!this.clusterKey) this.log.warn("no clusterSecret in --secrets: peers are not authenticated (any host that reaches the peer port can fetch pieces)");

@@ -80,9 +80,7 @@ describe("UploadBacklog", () => {
     expect(tiny.tryReserve(1000)).toBe(true); // an empty backlog takes any one block
   });
 
-  it("backlogFor: half a second of the egress rate, at least 2 MiB; 64 MiB without a limit", () => {
-    expect(backlogFor(100 * 1024 * 1024).maxBytes).toBe(50 * 1024 * 1024);
-    expect(backlogFor(1024 * 1024).maxBytes).toBe(2 * 1024 * 1024);
-    expect(backlogFor(undefined).maxBytes).toBe(64 * 1024 * 1024);
+  it("backlogFor: as many 1 MiB pieces as a downloader keeps in flight, whatever the rate", () => {
+    expect(backlogFor().maxBytes).toBe(4 * 1024 * 1024);
   });
 });

@@ -1,3 +1,5 @@
+import { BASE_PIECE_LENGTH_BYTES } from "../../shared/p2p/metainfo.js";
+import { SCHEDULER_TUNING } from "../../shared/p2p/schedule/config.js";
 /**
  * A bandwidth limit: `rate` bytes per second with at most `burst` bytes of credit. Takers reserve
  * their bytes at once and wait off any debt, so concurrent takers share the rate fairly and a
@@ -80,12 +82,16 @@ export interface Bandwidth {
 }
 
 /**
- * An upload backlog of half a second of the egress rate (at least two 1 MiB pieces); 64 MiB
- * unlimited. A longer queue only delays each piece: at two seconds, 16 agents pulling at once
- * finished at p99 1.18–1.30× the bound instead of 1.09–1.12×, waiting on busy peers' queues.
+ * An upload backlog of as many 1 MiB pieces as a downloader keeps in flight (4 MiB), whatever the
+ * rate: past it an uploader splits its uplink thinner than each downloader's share needs while
+ * other uplinks idle, and the requests it rejects go to those. Simulated, 260 hosts × 300 MB at
+ * 30 MB/s: downlinks busy 0.73 of the time with half a second of the uplink (15 MB), 0.94 with
+ * 4 MiB (1 MiB: 0.50, 8 MiB: 0.80); a longer queue only delays each piece.
  */
-export function backlogFor(egressBytesPerSecond: number | undefined): UploadBacklog {
-  return new UploadBacklog(egressBytesPerSecond ? Math.max(2 * 1024 * 1024, egressBytesPerSecond / 2) : 64 * 1024 * 1024);
+export const UPLOAD_BACKLOG_BYTES = SCHEDULER_TUNING.maxPiecesInFlight * BASE_PIECE_LENGTH_BYTES;
+
+export function backlogFor(): UploadBacklog {
+  return new UploadBacklog(UPLOAD_BACKLOG_BYTES);
 }
 
 /** A bucket for `rate` bytes/s with half a second of burst (at least one 1 MiB block), or none. */

@@ -32,7 +32,11 @@ export interface SchedulerTuning {
    * (past the page cache's dirty limit) held every waiting piece in memory: 637 MiB pulling 6 GiB.
    */
   maxPiecesWaitingForDisk: number;
-  /** How long a peer that rejected a request (busy) is left alone. */
+  /**
+   * How long a peer that rejected a request (busy) is left alone. Rejections are how requests find
+   * idle uplinks (see the agent's upload backlog): 500 ms left a rejected host idle longer than a
+   * piece takes (simulated 260 × 300 MB: p99 1.38x -> 1.35x the bound at 200 ms).
+   */
   rejectBackoffMs: number;
   /** Longest backoff before a failed peer may be dialled again (1 s, 2 s, 4 s … up to this). */
   maxPeerBackoffMs: number;
@@ -70,7 +74,7 @@ export interface SchedulerTuning {
 export const SCHEDULER_TUNING: SchedulerTuning = {
   maxPiecesInFlight: 4,
   maxPiecesWaitingForDisk: 8,
-  rejectBackoffMs: 500,
+  rejectBackoffMs: 200,
   maxPeerBackoffMs: 60_000,
   webSeedPatienceMinMs: 1_000,
   webSeedPatienceFirstMs: 5_000,

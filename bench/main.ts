@@ -19,7 +19,8 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
        npm run bench -- lazy [--size 1GiB] [--reads 32] [--read-size 64KiB] [--tail-samples 5] [--seed 1] [--out bench-out]
        npm run bench -- sim [--hosts 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s] [--wan-bandwidth 12.5MiB/s]
                             [--edge-bandwidth B] [--clusters 1] [--zones 1] [--churn 0] [--stagger 0] [--slow 0]
-                            [--seed 1] [--tuning JSON] [--out bench-out] [--sweep [--hosts 16,64,…]]
+                            [--seed 1] [--tuning JSON] [--shards 64] [--web-seed-readers 16]
+                            [--out bench-out] [--sweep [--hosts 16,64,…]]
 
   serve   a blob served from a warm agent store to concurrent readers, against
           Debian's docker-registry (distribution 2.8) serving the same blob
@@ -68,6 +69,8 @@ const { positionals, values } = parseArgs({
     tuning: { type: "string" },
     common: { type: "string" },
     "pieces-per-peer": { type: "string" },
+    shards: { type: "string" },
+    "web-seed-readers": { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });

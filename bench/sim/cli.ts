@@ -31,6 +31,9 @@ export function parseSimArgs(values: Record<string, string | boolean | undefined
     stagger: num("stagger", 0),
     slow: num("slow", 0),
     seed: num("seed", 1),
+    // The tracker as the edge runs it: --shards objects per swarm (its default), --web-seed-readers.
+    shards: values.shards === undefined ? undefined : Number(values.shards),
+    webSeedReaders: values["web-seed-readers"] === undefined ? undefined : Number(values["web-seed-readers"]),
     // Scheduler tunables to compare policies: --tuning '{"webSeedHoldMs":200}'.
     tuning: values.tuning === undefined ? undefined : (JSON.parse(String(values.tuning)) as FleetOptions["tuning"]),
     // Policies to compare: --common N (rarest first, in order past N holders), --pieces-per-peer N.

@@ -1,7 +1,9 @@
 import { BLOCK_BYTES, pieceCount as countPieces, pieceLengthFor } from "../../src/shared/p2p/metainfo.js";
 import { P2P_DEFAULTS, SCHEDULER_TUNING, SwarmScheduler, WEB_SEED, seededRandom, type PieceSource, type SchedulerAction, type SchedulerEvent, type SchedulerTuning, type PieceSelectionPolicy } from "../../src/shared/p2p/schedule/index.js";
 import { ANNOUNCE_INTERVAL_SECONDS, MAX_HANDOUT } from "../../src/worker/tracker/constants.js";
-import { Swarm } from "../../src/worker/tracker/swarm.js";
+import { ShardedSwarm } from "../../src/worker/tracker/sharded-swarm.js";
+import { DEFAULT_TRACKER_SHARDS } from "../../src/worker/env.js";
+import { UPLOAD_BACKLOG_BYTES } from "../../src/agent-node/p2p/token-bucket.js";
 import { EventQueue } from "./event-queue.js";
 import { EDGE, FluidNetwork, type Transfer } from "./network.js";
 
@@ -35,10 +37,18 @@ export interface FleetOptions {
   policy?: PieceSelectionPolicy;
   /** Pieces requested from one peer at a time (default the agent's). */
   piecesPerPeer?: number;
+  /** Bytes a host queues for upload before it rejects requests (default the agent's UPLOAD_BACKLOG_BYTES). */
+  backlogBytes?: number;
   /** Network step (ms); default a tenth of a piece's time on an agent link, at most 10 ms. */
   stepMs?: number;
   /** Give up after this much virtual time (s). */
   horizonSeconds?: number;
+  /** Tracker objects the swarm is spread over (default the edge's, DEFAULT_TRACKER_SHARDS). */
+  shards?: number;
+  /** The tracker's web-seed readers (default its own). */
+  webSeedReaders?: number;
+  /** How often `series` samples the fleet (ms of virtual time). */
+  sampleMs?: number;
   /** Track every link's load each step (for the invariant test). */
   checkLoad?: boolean;
 }
@@ -79,8 +89,11 @@ export interface FleetRun {
   schedulerMs: number;
   /** Announces the tracker refused (caps, rate limits). */
   refusedAnnounces: number;
-  /** Each virtual second: bytes the hosts received in it, as a fraction of what their links allow, and hosts done. */
-  series: { t: number; downlinkUse: number; done: number }[];
+  /**
+   * Each sample (a virtual second unless sampleMs): bytes the hosts received in it as a fraction of
+   * what their links allow, hosts done, hosts holding a piece, requests rejected in it, web-seed reads open.
+   */
+  series: { t: number; downlinkUse: number; done: number; started: number; rejected: number; webReads: number }[];
 }
 
 interface Serve {
@@ -185,8 +198,8 @@ export function simulateFleet(options: FleetOptions): FleetRun {
       conns: new Map(),
       serving: new Map(),
       queuedBytes: 0,
-      // As the agent's UploadBacklog: half a second of its uplink (at least 2 MiB).
-      backlogMax: Math.max(2 * 1024 * 1024, rate / 2),
+      // As the agent's UploadBacklog.
+      backlogMax: options.backlogBytes ?? UPLOAD_BACKLOG_BYTES,
       cpuFreeAt: 0,
       verifying: 0,
       verified: new Uint8Array(pieces),
@@ -199,15 +212,24 @@ export function simulateFleet(options: FleetOptions): FleetRun {
   }
   const net = new FluidNetwork({ up, down, cluster: clusterOf, wan: Array.from({ length: clusters }, () => options.wanBandwidth), edge: options.edgeBandwidth ?? Number.POSITIVE_INFINITY }, queue, stepMs, options.checkLoad);
 
-  // The tracker: the real Swarm, on the virtual clock.
-  const swarm = new Swarm({ now: () => queue.now, baseIntervalSeconds: ANNOUNCE_INTERVAL_SECONDS, maxHandout: MAX_HANDOUT, random: seededRandom(seed ^ 0x9e3779b9) });
+  // The tracker: the real Swarm objects, sharded as the edge shards them, on the virtual clock.
+  const shards = options.shards ?? DEFAULT_TRACKER_SHARDS;
+  const swarm = new ShardedSwarm(shards, { now: () => queue.now, baseIntervalSeconds: ANNOUNCE_INTERVAL_SECONDS, maxHandout: MAX_HANDOUT, random: seededRandom(seed ^ 0x9e3779b9), webSeedReaders: options.webSeedReaders });
   let announces = 0;
   let refused = 0;
-  const announcesPerSecond = new Map<number, number>();
+  /** Announces per second and object ("second:shard"). */
+  const announcesPerSecond = new Map<string, number>();
+  // The objects' alarms: forget the silent, tell the hub what changed.
+  const alarm = () => {
+    swarm.expire();
+    if (live()) queue.after(1000, alarm);
+  };
+  queue.after(1000, alarm);
 
   const lat = (a: Host, b: Host) => (a.cluster !== b.cluster ? latency.crossCluster : a.zone !== b.zone ? latency.crossZone : a.rack !== b.rack ? latency.zone : latency.rack);
   let polls = 0;
   let schedulerMs = 0;
+  let rejections = 0;
 
   const feed = (h: Host, event: SchedulerEvent) => {
     if (h.dead || h.finishedAt !== undefined || h.failed) return;
@@ -248,10 +270,10 @@ export function simulateFleet(options: FleetOptions): FleetRun {
     queue.after(latency.edge, () => {
       if (h.dead) return;
       announces++;
-      const second = Math.floor(queue.now / 1000);
-      announcesPerSecond.set(second, (announcesPerSecond.get(second) ?? 0) + 1);
       // Each host is its own address, the identity the edge would see.
       const outcome = swarm.announce({ digest, peerId: h.peerId, ip: h.ip, port: 4000, zone: `z${h.zone}`, cluster: `c${h.cluster}`, complete, have, pieceCount: pieces }, h.ip);
+      const key = `${Math.floor(queue.now / 1000)}:${outcome.shard}`;
+      announcesPerSecond.set(key, (announcesPerSecond.get(key) ?? 0) + 1);
       if (!outcome.ok) refused++;
       queue.after(latency.edge, () => {
         if (complete) {
@@ -350,6 +372,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
           const bytes = pieceBytes(action.index);
           const first = Math.min(bytes, BLOCK_BYTES);
           if (!to.scheduler.has(action.index) || (to.queuedBytes > 0 && to.queuedBytes + first > to.backlogMax)) {
+            rejections++;
             return queue.after(l, () => feed(h, { type: "rejected", peer: to.key, index: action.index }));
           }
           to.queuedBytes += bytes;
@@ -442,8 +465,10 @@ export function simulateFleet(options: FleetOptions): FleetRun {
   const live = () => hosts.some((h) => !h.dead && h.finishedAt === undefined && !h.failed);
   let remaining = options.hosts;
   const series: FleetRun["series"] = [];
-  let sampleAt = 1000;
+  const sampleMs = options.sampleMs ?? 1000;
+  let sampleAt = sampleMs;
   let lastDown = 0;
+  let lastRejections = 0;
   let linkSum = 0;
   for (const d of down) linkSum += d;
   while (queue.now < horizonMs) {
@@ -452,9 +477,16 @@ export function simulateFleet(options: FleetOptions): FleetRun {
       for (const b of net.bytesDown) total += b;
       let done = 0;
       for (const h of hosts) if (h.finishedAt !== undefined) done++;
-      series.push({ t: sampleAt / 1000, downlinkUse: (total - lastDown) / linkSum, done });
+      let started = 0;
+      let webReads = 0;
+      for (const h of hosts) {
+        if (h.scheduler.haveTotal > 0) started++;
+        webReads += h.webReads.size;
+      }
+      series.push({ t: sampleAt / 1000, downlinkUse: (total - lastDown) / linkSum / (sampleMs / 1000), done, started, rejected: rejections - lastRejections, webReads });
+      lastRejections = rejections;
       lastDown = total;
-      sampleAt += 1000;
+      sampleAt += sampleMs;
     }
     if (!net.busy) {
       const next = queue.peekTime();
@@ -494,7 +526,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
     completed: times.length,
     wan_bytes: wanBytes,
     peer_bytes: net.peerBytes,
-    tracker: { announces, peak_announces_per_s_per_object: Math.max(0, ...announcesPerSecond.values()), objects: 1 },
+    tracker: { announces, peak_announces_per_s_per_object: Math.max(0, ...announcesPerSecond.values()), objects: shards },
     wall_s: (performance.now() - wallStart) / 1000,
     events: queue.processed,
   };

@@ -161,6 +161,21 @@ describe("SwarmScheduler, rule by rule", () => {
     expect(of(s.poll(401), "web-seed")).toHaveLength(0);
   });
 
+  it("refuses an inbound peer past maxConnectedPeers (swarm full), and dials out as before", () => {
+    const s = scheduler(8, { tuning: { maxConnectedPeers: 3 } });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    for (let n = 1; n <= 4; n++) s.handle({ type: "peer-connected", peer: `10.0.0.${n}:4000`, peerId: idOf(n), inbound: true, bitfield: bits(8, [n]) }, 10);
+    const drops = of(s.poll(10), "drop");
+    expect(drops).toEqual([{ type: "drop", peer: "10.0.0.4:4000", reason: "swarm full: 3 peers connected", ban: false, full: true }]);
+    expect(s.stats().peers).toBe(3);
+    // One leaves: the next inbound peer is taken.
+    s.handle({ type: "peer-left", peer: "10.0.0.1:4000" }, 20);
+    s.handle({ type: "peer-connected", peer: "10.0.0.5:4000", peerId: idOf(5), inbound: true, bitfield: bits(8, [5]) }, 20);
+    expect(of(s.poll(20), "drop")).toEqual([]);
+    expect(s.isConnected("10.0.0.5:4000")).toBe(true);
+  });
+
   it("pauses web-seed reads after failures, longer each time", () => {
     const s = scheduler(2);
     s.handle({ type: "start", have: [] }, 0);

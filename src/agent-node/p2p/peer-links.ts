@@ -90,9 +90,9 @@ export class PeerLinks {
     }
   }
 
-  drop(peer: PeerKey, reason: string, ban: boolean): void {
+  drop(peer: PeerKey, reason: string, ban: boolean, full = false): void {
     this.options.assemblies.dropPeer(peer);
-    this.connections.get(peer)?.refuse(ban ? WIRE_ERROR.BANNED : WIRE_ERROR.PROTOCOL, reason);
+    this.connections.get(peer)?.refuse(ban ? WIRE_ERROR.BANNED : full ? WIRE_ERROR.OVERLOADED : WIRE_ERROR.PROTOCOL, reason);
   }
 
   /** Every connection carries requests both ways: tell all of them, the ones we opened too. */

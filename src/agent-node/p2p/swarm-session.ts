@@ -267,7 +267,7 @@ export class SwarmSession implements BlobFiller {
         return this.readWebSeed(action.index);
       case "drop":
         if (action.ban) this.options.log.warn({ digest: this.digest, peer: action.peer, reason: action.reason }, "peer dropped and banned");
-        return this.links.drop(action.peer, action.reason, action.ban);
+        return this.links.drop(action.peer, action.reason, action.ban, action.full);
       case "have":
         return this.links.have(action.index);
       case "finished":

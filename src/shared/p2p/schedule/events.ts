@@ -58,7 +58,7 @@ export type SchedulerAction =
   /** Read piece `index` from the edge by Range. */
   | { type: "web-seed"; index: number }
   /** Close the connection with `reason`; `ban`: the peer sent a bad piece (or is banned). */
-  | { type: "drop"; peer: PeerKey; reason: string; ban: boolean }
+  | { type: "drop"; peer: PeerKey; reason: string; ban: boolean; /** We are full, not it at fault (the wire says OVERLOADED). */ full?: boolean }
   /** Tell every connection of the swarm that we have piece `index`. */
   | { type: "have"; index: number }
   | { type: "finished" }

@@ -333,6 +333,10 @@ export class SwarmScheduler {
       this.out.push({ type: "drop", peer: key, reason: "banned from this swarm", ban: true });
       return;
     }
+    if (inbound && !this.peers.has(key) && this.peers.size >= this.tuning.maxConnectedPeers) {
+      this.out.push({ type: "drop", peer: key, reason: `swarm full: ${this.peers.size} peers connected`, ban: false, full: true });
+      return;
+    }
     let bitfield: Bitfield;
     try {
       bitfield = new Bitfield(this.pieceCount, bits);

@@ -33,6 +33,7 @@ export function parseSimArgs(values: Record<string, string | boolean | undefined
     seed: num("seed", 1),
     // The tracker as the edge runs it: --shards objects per swarm (its default), --web-seed-readers.
     shards: values.shards === undefined ? undefined : Number(values.shards),
+    oneAddress: values["one-address"] === true,
     webSeedReaders: values["web-seed-readers"] === undefined ? undefined : Number(values["web-seed-readers"]),
     // Scheduler tunables to compare policies: --tuning '{"webSeedHoldMs":200}'.
     tuning: values.tuning === undefined ? undefined : (JSON.parse(String(values.tuning)) as FleetOptions["tuning"]),

@@ -45,6 +45,8 @@ export interface FleetOptions {
   horizonSeconds?: number;
   /** Tracker objects the swarm is spread over (default the edge's, DEFAULT_TRACKER_SHARDS). */
   shards?: number;
+  /** Every host announces from one address (as the devcluster's agents, all on 127.0.0.1): one shard holds them all. */
+  oneAddress?: boolean;
   /** The tracker's web-seed readers (default its own). */
   webSeedReaders?: number;
   /** How often `series` samples the fleet (ms of virtual time). */
@@ -270,8 +272,9 @@ export function simulateFleet(options: FleetOptions): FleetRun {
     queue.after(latency.edge, () => {
       if (h.dead) return;
       announces++;
-      // Each host is its own address, the identity the edge would see.
-      const outcome = swarm.announce({ digest, peerId: h.peerId, ip: h.ip, port: 4000, zone: `z${h.zone}`, cluster: `c${h.cluster}`, complete, have, pieceCount: pieces }, h.ip);
+      // Each host is its own address, the identity the edge would see (or all one, as in the devcluster).
+      const identity = `address:${options.oneAddress ? "10.0.0.1" : h.ip}`;
+      const outcome = swarm.announce({ digest, peerId: h.peerId, ip: h.ip, port: 4000, zone: `z${h.zone}`, cluster: `c${h.cluster}`, complete, have, pieceCount: pieces }, identity);
       const key = `${Math.floor(queue.now / 1000)}:${outcome.shard}`;
       announcesPerSecond.set(key, (announcesPerSecond.get(key) ?? 0) + 1);
       if (!outcome.ok) refused++;

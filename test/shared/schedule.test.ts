@@ -176,6 +176,29 @@ describe("SwarmScheduler, rule by rule", () => {
     expect(s.isConnected("10.0.0.5:4000")).toBe(true);
   });
 
+  it("dials past maxPeers while its peers have nothing it lacks (an island of hosts that all lack the same pieces)", () => {
+    const s = scheduler(8, { maxPeers: 2 });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1), handoutPeer(2)], webSeedStartPiece: 0, webSeedSlicePieces: 0 } }, 10);
+    expect(of(s.poll(10), "connect")).toHaveLength(2);
+    // Both connect holding only piece 0, which we then get: neither has anything we lack.
+    s.handle({ type: "peer-connected", peer: "10.0.0.1:4000", peerId: idOf(1), inbound: false, bitfield: bits(8, [0]) }, 20);
+    s.handle({ type: "peer-connected", peer: "10.0.0.2:4000", peerId: idOf(2), inbound: false, bitfield: bits(8, [0]) }, 20);
+    const asked = of(s.poll(20), "request")[0]!;
+    s.handle({ type: "piece-arrived", index: 0, from: asked.peer }, 30);
+    s.handle({ type: "piece-verified", index: 0, from: asked.peer }, 31);
+    s.poll(31);
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(1), handoutPeer(2), { ...handoutPeer(3, 8), complete: true }], webSeedStartPiece: 0, webSeedSlicePieces: 0 } }, 3_000);
+    expect(of(s.poll(3_000), "connect").map((c) => c.peer)).toEqual(["10.0.0.3:4000"]);
+    // With a useful peer per place, no more.
+    s.handle({ type: "peer-connected", peer: "10.0.0.3:4000", peerId: idOf(3), inbound: false, bitfield: bits(8, [0, 1, 2, 3, 4, 5, 6, 7]) }, 3_010);
+    s.handle({ type: "peer-connected", peer: "10.0.0.4:4000", peerId: idOf(4), inbound: true, bitfield: bits(8, [5]) }, 3_010);
+    s.poll(3_010);
+    s.handle({ type: "announced", response: { interval: 3, peers: [handoutPeer(5, 4)], webSeedStartPiece: 0, webSeedSlicePieces: 0 } }, 6_000);
+    expect(of(s.poll(6_000), "connect")).toHaveLength(0);
+  });
+
   it("pauses web-seed reads after failures, longer each time", () => {
     const s = scheduler(2);
     s.handle({ type: "start", have: [] }, 0);

@@ -316,7 +316,11 @@ export class SwarmScheduler {
     if (this.banned.has(key) || this.banned.has(to.peerId) || this.peers.has(key) || this.connecting.has(key)) return;
     if (this.connectedIds.has(to.peerId)) return; // already connected the other way
     if (this.config.refuseAddress?.(to.ip)) return; // an announcer may name any address: not ours to dial
-    if (this.peers.size + this.connecting.size >= this.config.maxPeers) return;
+    // Peers with nothing we lack do not count: hosts that met each other early and all lack the
+    // same pieces would otherwise stay among themselves, never dialling a seeder (simulated,
+    // 2,600 hosts: 152 waited 50 s on the edge's patience, each with 30 peers and none useful).
+    if (this.connecting.size + this.peers.size >= this.tuning.maxConnectedPeers) return;
+    if (this.connecting.size + this.usefulPeers() >= this.config.maxPeers) return;
     if ((this.retryAfter.get(key) ?? 0) > now) return;
     this.connecting.add(key);
     this.out.push({ type: "connect", peer: key, to });
@@ -669,6 +673,13 @@ export class SwarmScheduler {
     if (n === 0) this.unseen.delete(index);
     else if (this.common !== undefined && n < this.common) this.rare[n - 1]!.delete(index);
     if (n > 0) for (const peer of this.peers.values()) if (peer.bitfield.has(index)) peer.interesting--;
+  }
+
+  /** Connected peers that have a piece we lack. */
+  private usefulPeers(): number {
+    let n = 0;
+    for (const peer of this.peers.values()) if (peer.interesting > 0) n++;
+    return n;
   }
 
   /** How many pieces of `field` we lack. */

@@ -322,6 +322,9 @@ describe("Swarm: at fleet size", () => {
     expect(slices([1])).toEqual([{ start: 0, slice: 64, settled: 16 }]);
     const first = slices([2, 3, 4, 5, 6, 7, 8]);
     expect(first.slice(4).every((x) => x.slice === 0 && x.settled === 0)).toBe(true);
+    // Those without a place start where their peer ids say, so they do not all measure from piece 0.
+    // (peers 6, 7 and 8: ids ending in …06, …07, …08)
+    expect(first.slice(4).map((x) => x.start)).toEqual([6, 7, 8]);
     // Again, now that the ring is full: the four readers tile it, each slice settled whole.
     const again = slices([1, 2, 3, 4, 5, 6, 7, 8]);
     const owners = new Array<number>(64).fill(0);

@@ -438,7 +438,12 @@ export class Swarm {
    * arc's first piece, so no piece before it is left without an owner.
    */
   private slice(entry: PeerEntry | undefined, pieceCount: number): Slice {
-    if (!entry || entry.slot === undefined || pieceCount === 0) return NO_SLICE;
+    if (pieceCount === 0) return NO_SLICE;
+    // No place on the ring: no slice, but a start of its own (from its peer id), from which it
+    // takes pieces nobody has after a wait that grows with their distance, so that a dead reader's
+    // pieces are read by the few hosts nearest before them, not by every host at once, nor only
+    // after hundreds of seconds by hosts that all measured from piece 0.
+    if (!entry || entry.slot === undefined) return { webSeedStartPiece: parseInt(entry?.peerId.slice(-8) ?? "0", 16) % pieceCount || 0, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
     const arc = this.remote.arc(this.settings.shard.index, this.settings.shard.count, this.ring.size, pieceCount);
     if (arc.end <= arc.first) return { webSeedStartPiece: arc.first % pieceCount, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
     const point = ringPoint(entry.slot);

@@ -113,8 +113,7 @@ export class RemoteView {
    * Where shard `index` of `count`, with `own` leechers, places its leechers on the piece ring:
    * the swarm's leechers in shard order, each shard the arc its share of them spans, so that the
    * shards' arcs tile the ring as one object's leechers would. (A shard that has not posted counts
-   * as empty: until it does, a neighbour's arc covers its part, rather than nobody.) The arc may
-   * run past the last piece: it wraps (pieces are taken modulo pieceCount).
+   * as empty: until it does, a neighbour's arc covers its part, rather than nobody.)
    */
   arc(index: number, count: number, own: number, pieceCount: number): { first: number; end: number } {
     if (count <= 1) return { first: 0, end: pieceCount };
@@ -125,12 +124,7 @@ export class RemoteView {
       total += n;
       if (shard < index) before += n;
     }
-    // Knowing of no other shard's leechers: the whole ring, from this shard's own part of it on
-    // (so the first readers of shards that have not heard of each other do not all start at piece 0).
-    if (total === own) {
-      const first = Math.ceil((index * pieceCount) / count);
-      return { first, end: first + pieceCount };
-    }
+    if (total === 0) return { first: 0, end: pieceCount };
     return { first: Math.ceil((before * pieceCount) / total), end: Math.ceil(((before + own) * pieceCount) / total) };
   }
 }

@@ -23,7 +23,9 @@ let edge: TestEdge;
 let reports: string;
 beforeAll(async () => {
   if (!existsSync(path.join(HARNESS, "run.sh"))) throw new Error(`conformance harness not found at ${HARNESS} (set SHOAL_SHARED_DIR)`);
-  await exec("bash", [path.join(HARNESS, "build.sh")], { maxBuffer: 64 * 1024 * 1024 });
+  // Under a lock: this file and its sibling build into the same directory, and on a fresh machine
+  // two builds at once collided ("cp: cannot create regular file …: File exists").
+  await exec("flock", [path.join(os.tmpdir(), "shoal-oci-conformance.lock"), "bash", path.join(HARNESS, "build.sh")], { maxBuffer: 64 * 1024 * 1024 });
   const setting = { users: { conformance: { password: PASSWORD, access: [{ repository: "conformance/*", actions: ["pull", "push", "delete"] }] } }, anonymous: [] };
   edge = await startTestEdge({ SHOAL_AUTH: JSON.stringify(setting) });
   reports = await mkdtemp(path.join(os.tmpdir(), "shoal-auth-conformance-"));

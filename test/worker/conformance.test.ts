@@ -25,7 +25,9 @@ let reports: string;
 beforeAll(async () => {
   if (!existsSync(path.join(HARNESS, "run.sh"))) throw new Error(`conformance harness not found at ${HARNESS} (set SHOAL_SHARED_DIR)`);
   // Builds once (about 30 s, 3 min on a busy machine), then reuses the binary while its inputs are unchanged.
-  await exec("bash", [path.join(HARNESS, "build.sh")], { maxBuffer: 64 * 1024 * 1024 });
+  // Under a lock: this file and its sibling build into the same directory, and on a fresh machine
+  // two builds at once collided ("cp: cannot create regular file …: File exists").
+  await exec("flock", [path.join(os.tmpdir(), "shoal-oci-conformance.lock"), "bash", path.join(HARNESS, "build.sh")], { maxBuffer: 64 * 1024 * 1024 });
   edge = await startTestEdge();
   reports = await mkdtemp(path.join(os.tmpdir(), "shoal-conformance-"));
 }, 900_000);

@@ -479,10 +479,10 @@ export function simulateFleet(options: FleetOptions): FleetRun {
       let total = 0;
       for (const b of net.bytesDown) total += b;
       let done = 0;
-      for (const h of hosts) if (h.finishedAt !== undefined) done++;
       let started = 0;
       let webReads = 0;
       for (const h of hosts) {
+        if (h.finishedAt !== undefined) done++;
         if (h.scheduler.haveTotal > 0) started++;
         webReads += h.webReads.size;
       }

@@ -439,16 +439,13 @@ export class Swarm {
    */
   private slice(entry: PeerEntry | undefined, pieceCount: number): Slice {
     if (pieceCount === 0) return NO_SLICE;
-    // No place on the ring: no slice, but a start of its own (from its peer id), from which it
-    // takes pieces nobody has after a wait that grows with their distance, so that a dead reader's
-    // pieces are read by the few hosts nearest before them, not by every host at once, nor only
-    // after hundreds of seconds by hosts that all measured from piece 0.
-    if (!entry || entry.slot === undefined) return { webSeedStartPiece: parseInt(entry?.peerId.slice(-8) ?? "0", 16) % pieceCount || 0, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
+    if (!entry) return NO_SLICE;
+    if (entry.slot === undefined) return { webSeedStartPiece: ownStart(entry.peerId, pieceCount), webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
     const arc = this.remote.arc(this.settings.shard.index, this.settings.shard.count, this.ring.size, pieceCount);
     if (arc.end <= arc.first) return { webSeedStartPiece: arc.first % pieceCount, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
     const point = ringPoint(entry.slot);
     const piece = pieceAtPoint(point, arc);
-    if (this.ring.firstAtOrAfter(firstPointOfPiece(piece, arc)) !== point) return { webSeedStartPiece: piece % pieceCount, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
+    if (this.ring.firstAtOrAfter(firstPointOfPiece(piece, arc)) !== point) return { webSeedStartPiece: piece, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
     const next = this.ring.firstAtOrAfter(firstPointOfPiece(piece + 1, arc));
     const end = next === undefined ? arc.end : pieceAtPoint(next, arc);
     const start = this.ring.first() === point ? arc.first : piece;
@@ -458,7 +455,7 @@ export class Swarm {
     // current and its places are all taken (the others' counts then change little), not before.
     if (this.settings.shard.count > 1) {
       const settled = this.viewIsCurrent() && this.ring.size >= this.ringCap(entry);
-      return { webSeedStartPiece: start % pieceCount, webSeedSlicePieces: end - start, webSeedSettledPieces: settled ? end - start : 0 };
+      return { webSeedStartPiece: start, webSeedSlicePieces: end - start, webSeedSettledPieces: settled ? end - start : 0 };
     }
     let full = RING_SLOTS;
     const cap = this.ringCap();
@@ -467,7 +464,7 @@ export class Swarm {
       if (p > point && p < full) full = p;
     }
     const settledEnd = Math.min(end, full === RING_SLOTS ? arc.end : pieceAtPoint(full, arc));
-    return { webSeedStartPiece: start % pieceCount, webSeedSlicePieces: end - start, webSeedSettledPieces: Math.max(0, settledEnd - start) };
+    return { webSeedStartPiece: start, webSeedSlicePieces: end - start, webSeedSettledPieces: Math.max(0, settledEnd - start) };
   }
 
   /**
@@ -499,6 +496,16 @@ interface Slice {
   webSeedSettledPieces: number;
 }
 const NO_SLICE: Slice = { webSeedStartPiece: 0, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
+
+/**
+ * Where a leecher without a place on the ring starts (from its peer id, hex): it takes pieces
+ * nobody has after a wait that grows with their distance from here, so that a dead reader's pieces
+ * are read by the few hosts nearest before them, not by every host at once, nor only after hundreds
+ * of seconds by hosts that all measured from piece 0.
+ */
+function ownStart(peerId: string, pieceCount: number): number {
+  return parseInt(peerId.slice(-8), 16) % pieceCount || 0;
+}
 
 function handoutOf(p: HandoutPeer): HandoutPeer {
   return { peerId: p.peerId, ip: p.ip, port: p.port, zone: p.zone, cluster: p.cluster, complete: p.complete, have: p.have };

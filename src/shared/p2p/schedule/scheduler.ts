@@ -1,4 +1,4 @@
-import type { HandoutPeer } from "../../api/announce.js";
+import type { AnnounceResponse, HandoutPeer } from "../../api/announce.js";
 import { Bitfield } from "../bitfield.js";
 import { SCHEDULER_TUNING, type SchedulerTuning } from "./config.js";
 import { WEB_SEED, type PeerKey, type PieceSource, type SchedulerAction, type SchedulerEvent } from "./events.js";
@@ -294,7 +294,7 @@ export class SwarmScheduler {
     this.webSeed.started(now);
   }
 
-  private onAnnounced(response: { interval: number; minInterval?: number; peers: HandoutPeer[]; webSeedStartPiece: number; webSeedSlicePieces?: number; webSeedSettledPieces?: number }, now: number): void {
+  private onAnnounced(response: AnnounceResponse, now: number): void {
     this.announcing = false;
     if (this.done) return;
     const first = !this.webSeed.announced;

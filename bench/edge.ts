@@ -10,6 +10,7 @@ import { processTree } from "../test/helpers/rss.js";
 import { BenchProcess, freePorts, startBenchEdge } from "./lib/processes.js";
 import { pushChunked } from "./lib/push.js";
 import { renderSvg } from "./lib/plots.js";
+import { startServerlessRegistry } from "./lib/serverless-registry.js";
 
 export interface EdgeBenchOptions {
   size: number;
@@ -17,19 +18,36 @@ export interface EdgeBenchOptions {
   /** Small requests per round, for the latency figures. */
   requests: number;
   out: string;
+  /** A checkout of cloudflare/serverless-registry (dependencies installed) to measure beside the others. */
+  serverlessRegistry?: string;
 }
 
 export function parseEdgeArgs(values: Record<string, string | boolean | undefined>): EdgeBenchOptions {
   return {
     size: parseSize(String(values.size ?? "64MiB")),
-    rounds: Number(values.rounds ?? 3),
+    rounds: Number(values.rounds ?? 5),
     requests: Number(values.requests ?? 200),
     out: String(values.out ?? "bench-out"),
+    ...(values["serverless-registry"] ? { serverlessRegistry: path.resolve(String(values["serverless-registry"])) } : {}),
   };
 }
 
-/** Where a registry is reached: the edge through its Node front, the edge's runtime directly, or distribution. */
-type Target = "shoal" | "shoal_runtime" | "distribution";
+/**
+ * Where a registry is reached: the edge through its Node front, the edge's runtime directly,
+ * distribution, or (with --serverless-registry) cloudflare/serverless-registry on the same miniflare.
+ */
+type Target = "shoal" | "shoal_runtime" | "distribution" | "serverless_registry";
+/** The registries whose pushes and small requests are measured (the runtime's port only reads). */
+type Pusher = Exclude<Target, "shoal_runtime">;
+const TARGETS: readonly Target[] = ["shoal", "shoal_runtime", "distribution", "serverless_registry"];
+
+/** A registry's base URL and the headers every request to it carries (serverless-registry's credentials). */
+interface Registry {
+  base: string;
+  headers: Record<string, string>;
+  /** False when it answers a Range request with the whole blob (serverless-registry does): no Range GET figures. */
+  ranges?: boolean;
+}
 const OPERATIONS = ["get", "range_get", "monolithic_put", "chunked_put"] as const;
 type Operation = (typeof OPERATIONS)[number];
 
@@ -59,50 +77,73 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
   const home = await mkdtemp(path.join(os.tmpdir(), "shoal-bench-edge-"));
   const procs: BenchProcess[] = [];
   try {
-    const [edgePort, distributionPort] = (await freePorts(2)) as [number, number];
-    progress(`starting the edge and distribution in ${home}`);
+    const [edgePort, distributionPort, serverlessPort] = (await freePorts(3)) as [number, number, number];
+    progress(`starting the edge and distribution${options.serverlessRegistry ? " and serverless-registry" : ""} in ${home}`);
     const edge = await startBenchEdge(edgePort, home);
     procs.push(edge);
     const runtime = /"runtime":"([^"]+)"/.exec(edge.output)?.[1]?.replace(/\/$/, "");
     if (!runtime) throw new Error(`the edge did not log its runtime URL: ${edge.output.slice(-500)}`);
     const distribution = await startDistribution(path.join(home, "distribution"), distributionPort);
     procs.push(distribution);
-    const bases: Record<Target, string> = { shoal: `http://127.0.0.1:${edgePort}`, shoal_runtime: runtime, distribution: `http://127.0.0.1:${distributionPort}` };
-    const edgePid = edge.child.pid!;
+    const registries: Partial<Record<Target, Registry>> = {
+      shoal: { base: `http://127.0.0.1:${edgePort}`, headers: {} },
+      shoal_runtime: { base: runtime, headers: {} },
+      distribution: { base: `http://127.0.0.1:${distributionPort}`, headers: {} },
+    };
+    /** Whose processes' CPU a target's figures count (the edge's runtime and front; serverless-registry's runtime). */
+    const cpuRoots: Partial<Record<Target, number>> = { shoal: edge.child.pid!, shoal_runtime: edge.child.pid! };
+    if (options.serverlessRegistry) {
+      const serverless = await startServerlessRegistry(options.serverlessRegistry, serverlessPort, path.join(home, "serverless-registry"));
+      procs.push(serverless.proc);
+      registries.serverless_registry = { base: serverless.base, headers: { authorization: serverless.authorization }, ranges: false };
+      cpuRoots.serverless_registry = serverless.proc.child.pid!;
+    }
+    const targets = TARGETS.filter((target) => registries[target]);
+    const pushers = targets.filter((target): target is Pusher => target !== "shoal_runtime");
 
-    progress(`pushing a ${options.size}-byte blob and a manifest to both`);
+    progress(`pushing a ${options.size}-byte blob and a manifest to ${pushers.join(", ")}`);
     const blob = randomBytes(options.size);
     const digest = sha256(blob);
-    for (const target of ["shoal", "distribution"] as const) {
-      await pushWhole(bases[target], blob, digest);
-      await pushManifest(bases[target], digest, options.size);
+    for (const target of pushers) {
+      await pushWhole(registries[target]!, blob, digest);
+      await pushManifest(registries[target]!, digest, options.size);
     }
 
-    const transfers: Record<Target, Partial<Record<Operation, Transfer[]>>> = { shoal: {}, shoal_runtime: {}, distribution: {} };
-    const latencies: Record<"shoal" | "distribution", { head_blob: Latency[]; get_manifest_by_tag: Latency[] }> = {
-      shoal: { head_blob: [], get_manifest_by_tag: [] },
-      distribution: { head_blob: [], get_manifest_by_tag: [] },
-    };
-    const record = (target: Target, op: Operation, t: Transfer) => (transfers[target][op] ??= []).push(t);
+    const transfers: Partial<Record<Target, Partial<Record<Operation, Transfer[]>>>> = Object.fromEntries(targets.map((t) => [t, {}]));
+    const latencies: Partial<Record<Pusher, { head_blob: Latency[]; get_manifest_by_tag: Latency[] }>> = Object.fromEntries(pushers.map((t) => [t, { head_blob: [], get_manifest_by_tag: [] }]));
+    const record = (target: Target, op: Operation, t: Transfer) => ((transfers[target] ??= {})[op] ??= []).push(t);
+    const half = Math.floor(options.size / 2);
+    const blobPath = `/v2/bench/edge/blobs/${digest}`;
+    // One untimed pass first: every server (and the front's JIT) has run each path once, as a running registry has.
+    progress("warm-up: one untimed pass of every operation");
+    for (const target of targets) {
+      const registry = registries[target]!;
+      await readAll(registry, blobPath, options.size);
+      if (registry.ranges !== false) await readAll(registry, blobPath, options.size - half, `bytes=${half}-`);
+      if (target === "shoal_runtime") continue;
+      const warm = randomBytes(options.size);
+      await pushWhole(registry, warm, sha256(warm));
+      await pushInChunks(registry, randomBytes(options.size), 4);
+    }
     for (let round = 1; round <= options.rounds; round++) {
-      for (const target of ["shoal", "shoal_runtime", "distribution"] as const) {
-        const base = bases[target];
-        const cpu = target === "distribution" ? undefined : () => edgeCpu(edgePid);
-        record(target, "get", await timed(options.size, cpu, () => readAll(`${base}/v2/bench/edge/blobs/${digest}`, options.size)));
-        const half = Math.floor(options.size / 2);
-        record(target, "range_get", await timed(options.size - half, cpu, () => readAll(`${base}/v2/bench/edge/blobs/${digest}`, options.size - half, `bytes=${half}-`)));
+      for (const target of targets) {
+        const registry = registries[target]!;
+        const root = cpuRoots[target];
+        const cpu = root === undefined ? undefined : () => edgeCpu(root);
+        record(target, "get", await timed(options.size, cpu, () => readAll(registry, blobPath, options.size)));
+        if (registry.ranges !== false) record(target, "range_get", await timed(options.size - half, cpu, () => readAll(registry, blobPath, options.size - half, `bytes=${half}-`)));
         if (target === "shoal_runtime") continue; // pushes go through the front only (the runtime's port stalls TLS-probing clients)
         // Fresh bytes for each push: a blob the registry holds is not uploaded again.
         const mono = randomBytes(options.size);
-        record(target, "monolithic_put", await timed(options.size, cpu, () => pushWhole(base, mono, sha256(mono))));
+        record(target, "monolithic_put", await timed(options.size, cpu, () => pushWhole(registry, mono, sha256(mono))));
         const chunked = randomBytes(options.size);
-        record(target, "chunked_put", await timed(options.size, cpu, () => pushInChunks(base, chunked, 4)));
-        latencies[target].head_blob.push(await latency(options.requests, () => small(`${base}/v2/bench/edge/blobs/${digest}`, "HEAD")));
-        latencies[target].get_manifest_by_tag.push(await latency(options.requests, () => small(`${base}/v2/bench/edge/manifests/latest`, "GET")));
+        record(target, "chunked_put", await timed(options.size, cpu, () => pushInChunks(registry, chunked, 4)));
+        latencies[target]!.head_blob.push(await latency(options.requests, () => small(registry, blobPath, "HEAD")));
+        latencies[target]!.get_manifest_by_tag.push(await latency(options.requests, () => small(registry, "/v2/bench/edge/manifests/latest", "GET")));
       }
-      for (const target of ["shoal", "shoal_runtime", "distribution"] as const) {
-        const line = OPERATIONS.map((op) => transfers[target][op]?.at(-1)).map((t, i) => (t ? `${OPERATIONS[i]} ${t.mb_per_s.toFixed(0)} MB/s` : "")).filter(Boolean);
-        progress(`round ${round}: ${target.padEnd(14)} ${line.join(", ")}`);
+      for (const target of targets) {
+        const line = OPERATIONS.map((op) => transfers[target]?.[op]?.at(-1)).map((t, i) => (t ? `${OPERATIONS[i]} ${t.mb_per_s.toFixed(0)} MB/s` : "")).filter(Boolean);
+        progress(`round ${round}: ${target.padEnd(19)} ${line.join(", ")}`);
       }
     }
 
@@ -122,16 +163,21 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
       small_requests_per_round: options.requests,
       machine: { cpus: os.cpus().length, memory_bytes: os.totalmem(), node: process.version, load_average: os.loadavg() },
       ...Object.fromEntries(
-        (["shoal", "shoal_runtime", "distribution"] as const).map((target) => [
-          target,
-          {
-            ...Object.fromEntries(OPERATIONS.flatMap((op) => (transfers[target][op] ? [[op, summary(transfers[target][op])]] : []))),
-            ...(target === "shoal_runtime" ? {} : { latency: { head_blob: medianLatency(latencies[target].head_blob), get_manifest_by_tag: medianLatency(latencies[target].get_manifest_by_tag) } }),
-          },
-        ]),
+        targets.map((target) => {
+          const lat = target === "shoal_runtime" ? undefined : latencies[target];
+          return [
+            target,
+            {
+              ...Object.fromEntries(OPERATIONS.flatMap((op) => (transfers[target]?.[op] ? [[op, summary(transfers[target][op])]] : []))),
+              ...(lat ? { latency: { head_blob: medianLatency(lat.head_blob), get_manifest_by_tag: medianLatency(lat.get_manifest_by_tag) } } : {}),
+            },
+          ];
+        }),
       ),
-    } as unknown as Record<string, unknown> & { shoal: Record<string, { median_mb_per_s: number }>; distribution: Record<string, { median_mb_per_s: number }> };
+    } as unknown as Record<string, unknown> & Record<"shoal" | "distribution", Record<string, { median_mb_per_s: number }>> & { serverless_registry?: Record<string, { median_mb_per_s: number }> };
     report.ratio_to_distribution = Object.fromEntries(OPERATIONS.map((op) => [op, report.shoal[op]!.median_mb_per_s / report.distribution[op]!.median_mb_per_s]));
+    const serverless = report.serverless_registry;
+    if (serverless) report.ratio_to_serverless_registry = Object.fromEntries(OPERATIONS.flatMap((op) => (serverless[op] ? [[op, report.shoal[op]!.median_mb_per_s / serverless[op].median_mb_per_s]] : [])));
     await mkdir(options.out, { recursive: true });
     const file = path.join(options.out, "edge.json");
     await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
@@ -140,22 +186,27 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
     const d = report.distribution as unknown as Record<Operation, { median_mb_per_s: number }>;
     console.log(`\nedge (median of ${options.rounds} rounds, ${(options.size / 2 ** 20).toFixed(0)} MiB):`);
     for (const op of OPERATIONS) {
-      console.log(`  ${op.padEnd(15)} shoal ${s[op].median_mb_per_s.toFixed(0).padStart(5)} MB/s  distribution ${d[op].median_mb_per_s.toFixed(0).padStart(5)} MB/s  runtime CPU ${s[op].runtime_cpu_s_per_gib?.toFixed(2)} s/GiB`);
+      const beside = serverless?.[op] ? `  serverless-registry ${serverless[op]!.median_mb_per_s.toFixed(0).padStart(5)} MB/s (shoal ${(s[op].median_mb_per_s / serverless[op]!.median_mb_per_s).toFixed(2)}x)` : "";
+      console.log(`  ${op.padEnd(15)} shoal ${s[op].median_mb_per_s.toFixed(0).padStart(5)} MB/s  distribution ${d[op].median_mb_per_s.toFixed(0).padStart(5)} MB/s${beside}  runtime CPU ${s[op].runtime_cpu_s_per_gib?.toFixed(2)} s/GiB`);
     }
     console.log(`written to ${file} and edge.svg`);
+  } catch (error) {
+    // What the servers said last (the edge's front and Worker log there) is what explains a failed request.
+    for (const proc of procs) progress(`last output of ${proc.child.spawnfile}:\n${proc.output.slice(-3000)}`);
+    throw error;
   } finally {
     for (const proc of procs.reverse()) await proc.stop();
     await rm(home, { recursive: true, force: true });
   }
 }
 
-type EdgeReportForPlot = Record<Target, Partial<Record<Operation, { median_mb_per_s: number; min_mb_per_s: number; max_mb_per_s: number }>>> & { blob_bytes: number; rounds: number };
+type EdgeReportForPlot = Partial<Record<Target, Partial<Record<Operation, { median_mb_per_s: number; min_mb_per_s: number; max_mb_per_s: number }>>>> & { blob_bytes: number; rounds: number };
 
 /** Throughput of each operation, per registry: the median with the rounds' spread. */
 function edgePlot(report: EdgeReportForPlot): Promise<string> {
-  const rows = (["shoal", "shoal_runtime", "distribution"] as const).flatMap((target) =>
+  const rows = TARGETS.flatMap((target) =>
     OPERATIONS.flatMap((op) => {
-      const m = report[target][op];
+      const m = report[target]?.[op];
       return m ? [{ target, op, median: m.median_mb_per_s, min: m.min_mb_per_s, max: m.max_mb_per_s }] : [];
     }),
   );
@@ -209,49 +260,49 @@ async function timed(bytes: number, cpu: (() => { runtime: number; front: number
   return t;
 }
 
-async function readAll(url: string, expected: number, range?: string): Promise<void> {
-  const res = await request(url, range ? { headers: { range } } : {});
+async function readAll(registry: Registry, path: string, expected: number, range?: string): Promise<void> {
+  const res = await request(`${registry.base}${path}`, { headers: { ...registry.headers, ...(range ? { range } : {}) } });
   let received = 0;
   for await (const chunk of res.body) received += (chunk as Buffer).length;
-  if (res.statusCode !== (range ? 206 : 200) || received !== expected) throw new Error(`GET ${url}: ${res.statusCode}, ${received} of ${expected} bytes`);
+  if (res.statusCode !== (range ? 206 : 200) || received !== expected) throw new Error(`GET ${registry.base}${path}: ${res.statusCode}, ${received} of ${expected} bytes`);
 }
 
 /** POST, then one PUT ?digest= with the whole blob (as docker does for a small layer, and curl). */
-async function pushWhole(base: string, bytes: Buffer, digest: string): Promise<void> {
-  const started = await request(`${base}/v2/bench/edge/blobs/uploads/`, { method: "POST" });
+async function pushWhole(registry: Registry, bytes: Buffer, digest: string): Promise<void> {
+  const started = await request(`${registry.base}/v2/bench/edge/blobs/uploads/`, { method: "POST", headers: registry.headers });
   await started.body.dump();
-  const url = new URL(String(started.headers.location), base);
+  const url = new URL(String(started.headers.location), registry.base);
   url.searchParams.set("digest", digest);
-  const res = await request(url, { method: "PUT", body: bytes, headers: { "content-type": "application/octet-stream", "content-length": String(bytes.length) } });
+  const res = await request(url, { method: "PUT", body: bytes, headers: { ...registry.headers, "content-type": "application/octet-stream", "content-length": String(bytes.length) } });
   const text = await res.body.text();
   if (res.statusCode !== 201) throw new Error(`PUT ${url}: ${res.statusCode} ${text.slice(0, 300)}`);
 }
 
-async function pushInChunks(base: string, bytes: Buffer, chunks: number): Promise<void> {
-  const upload = await pushChunked.start(base, "bench/edge");
+async function pushInChunks(registry: Registry, bytes: Buffer, chunks: number): Promise<void> {
+  const upload = await pushChunked.start(registry.base, "bench/edge", registry.headers);
   const step = Math.ceil(bytes.length / chunks);
   for (let at = 0; at < bytes.length; at += step) await upload.append(bytes.subarray(at, Math.min(bytes.length, at + step)));
   await upload.finish(sha256(bytes));
 }
 
-async function pushManifest(base: string, layer: string, size: number): Promise<void> {
+async function pushManifest(registry: Registry, layer: string, size: number): Promise<void> {
   const config = Buffer.from("{}");
-  await pushWhole(base, config, sha256(config));
+  await pushWhole(registry, config, sha256(config));
   const manifest = JSON.stringify({
     schemaVersion: 2,
     mediaType: "application/vnd.oci.image.manifest.v1+json",
     config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length },
     layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: layer, size }],
   });
-  const res = await request(`${base}/v2/bench/edge/manifests/latest`, { method: "PUT", body: manifest, headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } });
+  const res = await request(`${registry.base}/v2/bench/edge/manifests/latest`, { method: "PUT", body: manifest, headers: { ...registry.headers, "content-type": "application/vnd.oci.image.manifest.v1+json" } });
   const text = await res.body.text();
-  if (res.statusCode !== 201) throw new Error(`manifest PUT ${base}: ${res.statusCode} ${text.slice(0, 300)}`);
+  if (res.statusCode !== 201) throw new Error(`manifest PUT ${registry.base}: ${res.statusCode} ${text.slice(0, 300)}`);
 }
 
-async function small(url: string, method: "GET" | "HEAD"): Promise<void> {
-  const res = await request(url, { method, headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+async function small(registry: Registry, path: string, method: "GET" | "HEAD"): Promise<void> {
+  const res = await request(`${registry.base}${path}`, { method, headers: { ...registry.headers, accept: "application/vnd.oci.image.manifest.v1+json" } });
   await res.body.dump();
-  if (res.statusCode !== 200) throw new Error(`${method} ${url}: ${res.statusCode}`);
+  if (res.statusCode !== 200) throw new Error(`${method} ${registry.base}${path}: ${res.statusCode}`);
 }
 
 /** Sequential requests (one client, keep-alive): per-request latency percentiles. */

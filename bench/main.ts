@@ -15,7 +15,7 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
                             [--wan-bandwidth 12.5MiB/s] [--out bench-out] [--sweep]
                             [--modes p2p,direct,registry]
        npm run bench -- agent [--size 1GiB] [--seeders 3] [--rounds 3] [--shoal-only] [--out bench-out]
-       npm run bench -- edge [--size 64MiB] [--rounds 3] [--requests 200] [--out bench-out]
+       npm run bench -- edge [--size 64MiB] [--rounds 5] [--requests 200] [--serverless-registry DIR] [--out bench-out]
        npm run bench -- lazy [--size 1GiB] [--reads 32] [--read-size 64KiB] [--tail-samples 5] [--seed 1] [--out bench-out]
        npm run bench -- sim [--hosts 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s] [--wan-bandwidth 12.5MiB/s]
                             [--edge-bandwidth B] [--clusters 1] [--zones 1] [--churn 0] [--stagger 0] [--slow 0]
@@ -32,7 +32,9 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
           MB/s, CPU per GiB received and served, peak RSS
   edge    the edge's data path (GET, Range GET, monolithic and chunked push,
           HEAD blob and GET manifest latency) against distribution, and reads
-          against the edge's runtime port directly (what the Node front costs)
+          against the edge's runtime port directly (what the Node front costs);
+          --serverless-registry DIR adds a checkout of cloudflare/serverless-registry
+          (dependencies installed) on the same miniflare
   lazy    random Range reads over a layer (lazy pulls): time to first byte and bytes
           fetched, the edge directly vs a cold agent vs an agent whose peer holds the
           pieces; and a 1 MiB read at the end through a cold agent vs one edge piece
@@ -57,6 +59,7 @@ const { positionals, values } = parseArgs({
     seeders: { type: "string" },
     "shoal-only": { type: "boolean" },
     requests: { type: "string" },
+    "serverless-registry": { type: "string" },
     out: { type: "string" },
     hosts: { type: "string" },
     "edge-bandwidth": { type: "string" },

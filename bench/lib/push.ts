@@ -6,8 +6,8 @@ import { request } from "undici";
  * the same way against Shoal's edge and against distribution: a chunk must fit the edge's limit.
  */
 export const pushChunked = {
-  async start(base: string, name: string) {
-    const started = await request(`${base}/v2/${name}/blobs/uploads/`, { method: "POST" });
+  async start(base: string, name: string, headers: Record<string, string> = {}) {
+    const started = await request(`${base}/v2/${name}/blobs/uploads/`, { method: "POST", headers });
     await started.body.dump();
     if (started.statusCode !== 202) throw new Error(`POST ${base}: ${started.statusCode}`);
     let location = new URL(String(started.headers.location), base).toString();
@@ -17,7 +17,7 @@ export const pushChunked = {
         const res = await request(location, {
           method: "PATCH",
           body: chunk,
-          headers: { "content-type": "application/octet-stream", "content-range": `${offset}-${offset + chunk.length - 1}`, "content-length": String(chunk.length) },
+          headers: { ...headers, "content-type": "application/octet-stream", "content-range": `${offset}-${offset + chunk.length - 1}`, "content-length": String(chunk.length) },
         });
         const text = await res.body.text();
         if (res.statusCode !== 202) throw new Error(`PATCH ${base} at ${offset}: ${res.statusCode} ${text.slice(0, 300)}`);
@@ -27,7 +27,7 @@ export const pushChunked = {
       async finish(digest: string): Promise<void> {
         const url = new URL(location);
         url.searchParams.set("digest", digest);
-        const res = await request(url, { method: "PUT", headers: { "content-length": "0" } });
+        const res = await request(url, { method: "PUT", headers: { ...headers, "content-length": "0" } });
         const text = await res.body.text();
         if (res.statusCode !== 201) throw new Error(`PUT ${base}: ${res.statusCode} ${text.slice(0, 300)}`);
       },

@@ -6,12 +6,12 @@ import { ResponseFramer } from "./response-framer.js";
 /**
  * The devcluster edge's front: a relay before workerd's plain-HTTP port that moves bytes, not
  * HTTP messages. A client's requests go through a RequestFramer (each head rewritten, each body
- * passed through as it came); each request goes to the runtime on a connection of its own, asked
- * to close after its answer, whose bytes come back through a ResponseFramer (only the head is
- * rewritten). A blob read therefore costs the front one socket-to-socket copy — the undici-based
- * front it replaces took ~4 CPU-seconds per GiB read, more than the runtime, and halved the GET
- * rate. One connection per request also keeps clear of workerd closing idle keep-alive connections
- * under requests already on their way (which the old front had to retry around).
+ * passed through as it came); the runtime's answers come back through a ResponseFramer (only the
+ * head is rewritten). A blob read therefore costs the front one socket-to-socket copy — the
+ * undici-based front it replaces took ~4 CPU-seconds per GiB read, more than the runtime, and
+ * halved the GET rate. A request with a body goes to the runtime on a connection of its own, asked
+ * to close after the answer (it cannot be sent again); bodiless ones ride kept-alive connections,
+ * and one that the runtime's closing of an idle connection caught is sent once more on a new one.
  *
  * Why a front at all: workerd stalls a TLS ClientHello on its plain-HTTP port (skopeo and podman
  * try HTTPS first and would wait Go's 10 s handshake timeout on every call), it sets the client's
@@ -55,20 +55,81 @@ function answer(status: number, body = ""): string {
   return `HTTP/1.1 ${status} ${REASON[status]}\r\nConnection: close\r\n${type}\r\n${body}`;
 }
 
+/** A connection to the runtime, and the request it carries now (none while it waits in the idle pool). */
+interface Upstream {
+  socket: net.Socket;
+  exchange: Exchange | undefined;
+  /** It carried an answer before: the runtime may close it under the next request (see replay). */
+  reused: boolean;
+}
+
 /** One request on its way: its connection to the runtime and what its answer looks like so far. */
 interface Exchange {
-  upstream: net.Socket;
+  head: FramerOutput & { kind: "head" };
+  upstream: Upstream;
   response: ResponseFramer;
   /** All of the request was read from the client. */
   sent: boolean;
   /** A byte of the answer reached the client. */
   answered: boolean;
+  onAnswer(buffer: Buffer, length: number): void;
+  onError(error: Error): void;
+  onClose(): void;
 }
+
+/** Kept-alive runtime connections waiting for a bodiless request. */
+const MAX_IDLE_UPSTREAMS = 64;
 
 export async function startFront(options: FrontOptions): Promise<Front> {
   /** Each client connection, and whether it is between requests (see close). */
   const connections = new Map<net.Socket, { idle: () => boolean }>();
   const upstreams = new Set<net.Socket>();
+  const idleUpstreams: Upstream[] = [];
+
+  const connect = (): Upstream => {
+    const target = options.upstream();
+    const upstream: Upstream = { socket: undefined as unknown as net.Socket, exchange: undefined, reused: false };
+    upstream.socket = net.connect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: {
+        buffer: () => readPool.take(READ_BYTES),
+        callback: (length, buffer) => {
+          if (upstream.exchange) upstream.exchange.onAnswer(buffer as Buffer, length);
+          else {
+            readPool.give(buffer as Buffer);
+            upstream.socket.destroy(); // bytes nobody asked for
+          }
+          return true;
+        },
+      },
+    });
+    upstreams.add(upstream.socket);
+    upstream.socket.on("error", (error) => upstream.exchange?.onError(error));
+    upstream.socket.on("end", () => upstream.socket.end());
+    upstream.socket.on("close", () => {
+      upstreams.delete(upstream.socket);
+      const at = idleUpstreams.indexOf(upstream);
+      if (at >= 0) idleUpstreams.splice(at, 1);
+      upstream.exchange?.onClose();
+    });
+    return upstream;
+  };
+  /** A bodiless request rides an idle connection when there is one; a request with a body gets its own. */
+  const upstreamFor = (head: FramerOutput & { kind: "head" }): Upstream => {
+    const idle = head.body ? undefined : idleUpstreams.pop();
+    if (!idle) return connect();
+    idle.reused = true;
+    return idle;
+  };
+  /** An answered connection goes back to the pool if the runtime keeps it open, else it is closed. */
+  const release = (upstream: Upstream, keep: boolean) => {
+    upstream.exchange = undefined;
+    if (keep && !upstream.socket.destroyed && idleUpstreams.length < MAX_IDLE_UPSTREAMS) idleUpstreams.push(upstream);
+    else upstream.socket.end();
+  };
 
   const serve = (client: net.Socket) => {
     const clientAddress = (client.remoteAddress ?? "").replace(/^::ffff:(?=\d+\.)/, "");
@@ -84,63 +145,69 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       if (client.writable) client.end(text);
       else client.destroy();
     };
-    const open = (head: FramerOutput & { kind: "head" }): Exchange => {
-      const target = options.upstream();
-      const onAnswer = (buffer: Buffer, length: number) => {
-        options.onUpstreamData?.();
-        const step = current.response.push(buffer.subarray(0, length));
-        if ("error" in step) {
-          readPool.give(buffer);
-          options.log({ level: "error", msg: "the edge runtime's answer could not be relayed", error: step.error });
-          upstream.destroy();
-          client.destroy();
-          return;
-        }
-        if (step.forward.length === 0) readPool.give(buffer);
-        step.forward.forEach((bytes, i) => {
-          current.answered = true;
-          const last = i === step.forward.length - 1;
-          if (!client.write(bytes, last ? () => readPool.give(buffer) : undefined)) upstream.pause();
-        });
-        // Whole by its own framing: done, whether or not the runtime has closed yet.
-        if (current.response.done) {
-          settle(current);
-          upstream.end();
-        }
-      };
-      const upstream = net.connect({
-        host: target.host,
-        port: target.port,
-        allowHalfOpen: true,
-        noDelay: true,
-        onread: {
-          buffer: () => readPool.take(READ_BYTES),
-          callback: (length, buffer) => {
-            onAnswer(buffer as Buffer, length);
-            return true;
-          },
+    const start = (head: FramerOutput & { kind: "head" }, upstream: Upstream): Exchange => {
+      const current: Exchange = {
+        head,
+        upstream,
+        response: new ResponseFramer({ method: head.method, clientCloses: head.close }),
+        sent: false,
+        answered: false,
+        onAnswer(buffer, length) {
+          options.onUpstreamData?.();
+          const step = current.response.push(buffer.subarray(0, length));
+          if ("error" in step) {
+            readPool.give(buffer);
+            options.log({ level: "error", msg: "the edge runtime's answer could not be relayed", error: step.error });
+            upstream.socket.destroy();
+            client.destroy();
+            return;
+          }
+          if (step.forward.length === 0) readPool.give(buffer);
+          step.forward.forEach((bytes, i) => {
+            current.answered = true;
+            const last = i === step.forward.length - 1;
+            if (!client.write(bytes, last ? () => readPool.give(buffer) : undefined)) upstream.socket.pause();
+          });
+          // Whole by its own framing: done, whether or not the runtime has closed yet.
+          if (current.response.done) {
+            upstream.socket.resume();
+            release(upstream, !head.body && !current.response.upstreamCloses);
+            settle(current);
+          }
         },
-      });
-      upstreams.add(upstream);
-      const current: Exchange = { upstream, response: new ResponseFramer({ method: head.method, clientCloses: head.close }), sent: false, answered: false };
-      upstream.on("error", (error) => {
-        if (exchange !== current) return; // settled already: its answer was whole
-        options.log({ level: current.answered ? "warn" : "error", msg: current.answered ? "edge runtime connection lost mid-answer" : "edge runtime unreachable", error: String(error) });
-        if (current.answered) client.destroy();
-        else finishWith(answer(502, UNAVAILABLE));
-      });
-      upstream.on("end", () => upstream.end());
-      upstream.on("close", () => {
-        upstreams.delete(upstream);
-        if (exchange !== current || client.destroyed) return;
-        if (current.response.complete) return settle(current);
-        exchange = undefined;
-        // Cut off (or never answered): the client must see its connection end, not wait for the rest.
-        if (!current.answered) return finishWith(answer(502, UNAVAILABLE));
-        options.log({ level: "warn", msg: "answer cut off by the edge runtime" });
-        client.destroy();
-      });
+        onError(error) {
+          if (exchange !== current) return; // settled already: its answer was whole
+          if (replay(current)) return;
+          options.log({ level: current.answered ? "warn" : "error", msg: current.answered ? "edge runtime connection lost mid-answer" : "edge runtime unreachable", error: String(error) });
+          exchange = undefined;
+          if (current.answered) client.destroy();
+          else finishWith(answer(502, UNAVAILABLE));
+        },
+        onClose() {
+          if (exchange !== current || client.destroyed) return;
+          if (current.response.complete) return settle(current);
+          if (replay(current)) return;
+          exchange = undefined;
+          // Cut off (or never answered): the client must see its connection end, not wait for the rest.
+          if (!current.answered) return finishWith(answer(502, UNAVAILABLE));
+          options.log({ level: "warn", msg: "answer cut off by the edge runtime" });
+          client.destroy();
+        },
+      };
+      upstream.exchange = current;
+      upstream.socket.write(head.bytes);
       return current;
+    };
+    /**
+     * The runtime closes idle kept-alive connections, and may do so just as a request goes out on
+     * one: a bodiless request that got no byte of an answer there is sent once more, on a new one.
+     */
+    const replay = (current: Exchange): boolean => {
+      if (current.head.body || current.answered || !current.upstream.reused) return false;
+      current.upstream.exchange = undefined;
+      exchange = start(current.head, connect());
+      exchange.sent = current.sent;
+      return true;
     };
     /** The answer is whole: the client's connection goes on to its next request, or ends. */
     const settle = (current: Exchange) => {
@@ -167,17 +234,16 @@ export async function startFront(options: FrontOptions): Promise<Front> {
             client.removeAllListeners("data");
             return finishWith(answer(step.status));
           case "head":
-            exchange = open(step);
-            exchange.upstream.write(step.bytes);
+            exchange = start(step, upstreamFor(step));
             break;
           case "continue":
             client.write("HTTP/1.1 100 Continue\r\n\r\n");
             break;
           case "body":
-            if (exchange && !exchange.upstream.write(step.bytes) && !waitingForDrain) {
+            if (exchange && !exchange.upstream.socket.write(step.bytes) && !waitingForDrain) {
               waitingForDrain = true;
               client.pause();
-              exchange.upstream.once("drain", () => {
+              exchange.upstream.socket.once("drain", () => {
                 waitingForDrain = false;
                 client.resume();
               });
@@ -194,13 +260,13 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       queue.push(...framer.push(chunk));
       pump();
     });
-    client.on("drain", () => exchange?.upstream.resume());
+    client.on("drain", () => exchange?.upstream.socket.resume());
     client.on("end", () => {
       clientEnded = true;
       if (!exchange && queue.length === 0) client.end();
     });
-    client.on("error", () => exchange?.upstream.destroy());
-    client.on("close", () => exchange?.upstream.destroy());
+    client.on("error", () => exchange?.upstream.socket.destroy());
+    client.on("close", () => exchange?.upstream.socket.destroy());
   };
 
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, serve);
@@ -227,6 +293,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       clearInterval(sweeper);
     },
     dropUpstreams() {
+      idleUpstreams.length = 0;
       for (const socket of upstreams) socket.destroy();
     },
   };

@@ -4,7 +4,7 @@ import { ChunkedBody } from "./chunked-body.js";
  * The request side of the devcluster's front, as a pure state machine: bytes a client sent go in,
  * what to forward to the runtime comes out, request by request — each request head parsed and
  * rewritten (the client's address set as Cloudflare sets it, hop-by-hop fields dropped, the runtime
- * asked to close its connection after the answer: see front.ts), each body passed through as it
+ * asked to close its connection after answering a request with a body: see front.ts), each body passed through as it
  * came, framed by its Content-Length or its chunked coding so that the next head is found.
  *
  * A request this cannot frame safely (a malformed head, Content-Length beside Transfer-Encoding,
@@ -14,7 +14,15 @@ import { ChunkedBody } from "./chunked-body.js";
  */
 export type FramerOutput =
   /** A request begins: forward its rewritten head. */
-  | { kind: "head"; bytes: Uint8Array; method: string; /** The client asked to close its connection after this answer (or spoke HTTP/1.0). */ close: boolean }
+  | {
+      kind: "head";
+      bytes: Uint8Array;
+      method: string;
+      /** The client asked to close its connection after this answer (or spoke HTTP/1.0). */
+      close: boolean;
+      /** A body follows: the head asks the runtime to close its connection after the answer (front.ts). */
+      body: boolean;
+    }
   /** The client asked `Expect: 100-continue`: answer it (the head forwarded carries no Expect). */
   | { kind: "continue" }
   /** Bytes of the current request's body, as they came. */
@@ -134,11 +142,13 @@ export class RequestFramer {
     const named = new Set(list("connection"));
     const host = values("host")[0];
     const kept = fields.filter(([name]) => !DROPPED.has(name.toLowerCase()) && (FRAMING.has(name.toLowerCase()) || !named.has(name.toLowerCase())));
-    // One answer per connection to the runtime: its end is the answer's end (front.ts).
-    kept.push(["Connection", "close"], ["CF-Connecting-IP", this.options.clientAddress]);
+    const body = codings.length > 0 || length > 0;
+    // A request with a body gets a runtime connection of its own, closed after the answer (front.ts).
+    if (body) kept.push(["Connection", "close"]);
+    kept.push(["CF-Connecting-IP", this.options.clientAddress]);
     if (host !== undefined) kept.push(["X-Forwarded-Host", host]);
     const out: FramerOutput[] = [
-      { kind: "head", bytes: Buffer.from(`${lines[0]}\r\n${kept.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`, "latin1"), method: requestLine[1]!, close: named.has("close") || requestLine[3] === "0" },
+      { kind: "head", bytes: Buffer.from(`${lines[0]}\r\n${kept.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`, "latin1"), method: requestLine[1]!, close: named.has("close") || requestLine[3] === "0", body },
     ];
     if (list("expect").includes("100-continue")) out.push({ kind: "continue" });
     if (codings.length > 0) this.state = { at: "chunked", body: new ChunkedBody() };

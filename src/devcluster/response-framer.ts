@@ -1,11 +1,12 @@
 import { ChunkedBody } from "./chunked-body.js";
 
 /**
- * The answer side of the devcluster's front, as a pure state machine: the runtime answers each
- * request on a connection of its own and closes it after (the front asks it to), so the answer's
- * bytes go back to the client as they came but for its head, where the runtime's `Connection:
- * close` is taken out unless the client's connection ends too. The body's framing is followed only
- * to know, when the runtime's connection ends, whether the answer was whole or cut off.
+ * The answer side of the devcluster's front, as a pure state machine: the answer's bytes go back to
+ * the client as they came but for its head, where the runtime's `Connection: close` (it closes the
+ * connection of a request with a body: the front asks it to) is taken out unless the client's
+ * connection ends too. The body's framing is followed to know when the answer is whole (the
+ * connection then carries the next bodiless request) and, when the runtime's connection ends,
+ * whether it was whole or cut off.
  */
 export type ResponseStep = { forward: Uint8Array[] } | { error: string };
 
@@ -26,6 +27,7 @@ export class ResponseFramer {
   private pending: Buffer = Buffer.alloc(0);
   private body: Body | undefined;
   private closesClient = false;
+  private closesUpstream = false;
 
   constructor(private readonly options: ResponseFramerOptions) {}
 
@@ -84,6 +86,11 @@ export class ResponseFramer {
     return body !== undefined && body.kind !== "until-close" && this.complete;
   }
 
+  /** Whether the runtime said it closes its connection after this answer. */
+  get upstreamCloses(): boolean {
+    return this.closesUpstream;
+  }
+
   /** Whether the client's connection must close after this answer. */
   get clientCloses(): boolean {
     return this.closesClient;
@@ -108,6 +115,7 @@ export class ResponseFramer {
     else if (length !== undefined && /^\d+$/.test(length)) this.body = { kind: "length", left: Number(length) };
     else this.body = { kind: "until-close" };
     this.closesClient = this.options.clientCloses || this.body.kind === "until-close";
+    this.closesUpstream = this.body.kind === "until-close" || (value("connection") ?? "").toLowerCase().split(",").some((t) => t.trim() === "close");
     const kept = fields.filter(([n]) => !["connection", "keep-alive"].includes(n.toLowerCase()));
     if (this.closesClient) kept.push(["Connection", "close"]);
     return { bytes: Buffer.from(`${lines[0]}\r\n${kept.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`, "latin1") };

@@ -18,12 +18,12 @@ const refusal = (steps: FramerOutput[]) => steps.find((s) => s.kind === "refuse"
 describe("RequestFramer", () => {
   it("sets the client's address and the host it used, whatever the client said of them", () => {
     const { forwarded } = run("GET /v2/ HTTP/1.1\r\nHost: localhost:15000\r\nCF-Connecting-IP: 10.0.0.1\r\nX-Forwarded-Host: evil\r\nAccept: */*\r\n\r\n");
-    expect(forwarded).toBe("GET /v2/ HTTP/1.1\r\nHost: localhost:15000\r\nAccept: */*\r\nConnection: close\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: localhost:15000\r\n\r\n");
+    expect(forwarded).toBe("GET /v2/ HTTP/1.1\r\nHost: localhost:15000\r\nAccept: */*\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: localhost:15000\r\n\r\n");
   });
 
-  it("drops hop-by-hop fields, and those Connection names, but keeps a close", () => {
+  it("drops hop-by-hop fields and those Connection names (the client's close is the front's to keep)", () => {
     const { forwarded } = run("GET / HTTP/1.1\r\nHost: h\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nUpgrade: h2c\r\nTE: trailers\r\n\r\n");
-    expect(forwarded).toBe("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n");
+    expect(forwarded).toBe("GET / HTTP/1.1\r\nHost: h\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n");
   });
 
   it("passes a Content-Length body through and finds the next request after it, however the bytes are cut", () => {
@@ -32,7 +32,7 @@ describe("RequestFramer", () => {
     for (const step of [1, 7, 100, 4096]) {
       const { forwarded, steps } = run(input, step);
       expect(refusal(steps)).toBeUndefined();
-      expect(forwarded).toBe(`PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\nConnection: close\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n${body}GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n`);
+      expect(forwarded).toBe(`PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\nConnection: close\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n${body}GET /b HTTP/1.1\r\nHost: h\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n`);
     }
   });
 
@@ -42,7 +42,7 @@ describe("RequestFramer", () => {
     for (const step of [1, 3, 64]) {
       const { forwarded, steps } = run(input, step);
       expect(refusal(steps)).toBeUndefined();
-      expect(forwarded).toBe(`POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n${chunked}GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n`);
+      expect(forwarded).toBe(`POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n${chunked}GET /b HTTP/1.1\r\nHost: h\r\nCF-Connecting-IP: 127.0.0.2\r\nX-Forwarded-Host: h\r\n\r\n`);
     }
   });
 
@@ -63,6 +63,15 @@ describe("RequestFramer", () => {
   it("marks each request's start and end, with its method and whether the client closes after it", () => {
     const { steps } = run("HEAD /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.0\r\n\r\nGET /c HTTP/1.1\r\nConnection: close\r\n\r\n");
     expect(steps.map((s) => (s.kind === "head" ? `${s.method}${s.close ? " close" : ""}` : s.kind))).toEqual(["HEAD", "end", "GET close", "end", "GET close", "end"]);
+  });
+
+  it("asks the runtime to close its connection after a request with a body, not after a bodiless one", () => {
+    const { steps } = run("PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nxGET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+    const heads = steps.flatMap((s) => (s.kind === "head" ? [{ body: s.body, text: Buffer.from(s.bytes).toString("latin1") }] : []));
+    expect(heads.map((h) => [h.body, /Connection: close/.test(h.text)])).toEqual([
+      [true, true],
+      [false, false],
+    ]);
   });
 
   it("refuses a TLS ClientHello at once, before any head could complete", () => {

@@ -34,6 +34,12 @@ describe("ResponseFramer", () => {
     expect(untilClose.framer.clientCloses).toBe(true);
   });
 
+  it("says whether the runtime closes its connection after the answer", () => {
+    expect(relay("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").framer.upstreamCloses).toBe(false);
+    expect(relay("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Close\r\n\r\n").framer.upstreamCloses).toBe(true);
+    expect(relay("HTTP/1.1 200 OK\r\n\r\nuntil the end").framer.upstreamCloses).toBe(true);
+  });
+
   it("knows a cut-off answer from a whole one, framed by length or chunks", () => {
     expect(relay("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").framer.complete).toBe(false);
     const chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";

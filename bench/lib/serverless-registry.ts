@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { build } from "esbuild";
 import { Miniflare } from "miniflare";
+import { bundleWorkerModule } from "../../src/devcluster/build-worker.js";
 import { BenchProcess, TSX } from "./processes.js";
 
 /**
@@ -31,21 +31,10 @@ export async function startServerlessRegistry(dir: string, port: number, state: 
 }
 
 async function serve(dir: string, port: number, state: string): Promise<void> {
-  const bundle = await build({
-    entryPoints: [path.join(dir, "index.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    external: ["node:*", "cloudflare:*"],
-    write: false,
-    logLevel: "silent",
-  });
+  const script = await bundleWorkerModule(path.join(dir, "index.ts"), { external: ["node:*", "cloudflare:*"] });
   await mkdir(state, { recursive: true });
   const miniflare = new Miniflare({
-    modules: [{ type: "ESModule", path: "worker.js", contents: bundle.outputFiles[0]!.text }],
+    modules: [{ type: "ESModule", path: "worker.js", contents: script }],
     compatibilityDate: COMPATIBILITY_DATE,
     compatibilityFlags: COMPATIBILITY_FLAGS,
     r2Buckets: ["REGISTRY"],

@@ -263,6 +263,13 @@ export async function startFront(options: FrontOptions): Promise<Front> {
     client.on("drain", () => exchange?.upstream.socket.resume());
     client.on("end", () => {
       clientEnded = true;
+      // Gone in the middle of a request (a killed client): the runtime must see the request end
+      // unfinished, as it would have, not wait for the rest of a body that will never come.
+      if (exchange && !exchange.sent) {
+        exchange.upstream.socket.destroy();
+        client.destroy();
+        return;
+      }
       if (!exchange && queue.length === 0) client.end();
     });
     client.on("error", () => exchange?.upstream.socket.destroy());

@@ -151,6 +151,29 @@ describe("the devcluster front", () => {
     expect(text.endsWith("only part of it")).toBe(true); // and then the connection ended, not kept waiting
   });
 
+  it("ends the runtime's request unfinished when the client goes away in the middle of its body", async () => {
+    let resolveGone: (complete: boolean) => void = () => undefined;
+    let resolveStarted: () => void = () => undefined;
+    const gone = new Promise<boolean>((resolve) => (resolveGone = resolve));
+    const started = new Promise<void>((resolve) => (resolveStarted = resolve));
+    const server = http.createServer((req) => {
+      req.once("data", () => resolveStarted());
+      req.resume();
+      req.on("close", () => resolveGone(req.complete));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const f = await front((server.address() as net.AddressInfo).port);
+    const socket = net.connect(f.port, "127.0.0.1");
+    socket.write("PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nonly ten b");
+    await started; // the runtime is reading the body
+    socket.end(); // then FIN, as a killed client's kernel sends it
+    expect(await gone).toBe(false);
+  });
+
   it("refuses a TLS ClientHello at once and a request it cannot frame", async () => {
     const rt = await runtime((_req, res) => res.end("never"));
     const f = await front(rt.port);

@@ -35,6 +35,8 @@ export function parseSimArgs(values: Record<string, string | boolean | undefined
     shards: values.shards === undefined ? undefined : Number(values.shards),
     oneAddress: values["one-address"] === true,
     webSeedReaders: values["web-seed-readers"] === undefined ? undefined : Number(values["web-seed-readers"]),
+    // Links as the real benchmark shapes them (token buckets with half a second of credit): --link-burst 0.5.
+    linkBurstSeconds: num("link-burst", 0),
     // Scheduler tunables to compare policies: --tuning '{"webSeedHoldMs":200}'.
     tuning: values.tuning === undefined ? undefined : (JSON.parse(String(values.tuning)) as FleetOptions["tuning"]),
     // Policies to compare: --common N (rarest first, in order past N holders), --pieces-per-peer N.

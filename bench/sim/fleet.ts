@@ -49,6 +49,8 @@ export interface FleetOptions {
   oneAddress?: boolean;
   /** The tracker's web-seed readers (default its own). */
   webSeedReaders?: number;
+  /** Seconds of credit each link has as a token bucket (the real benchmark's: 0.5); default 0, a pure rate. */
+  linkBurstSeconds?: number;
   /** How often `series` samples the fleet (ms of virtual time). */
   sampleMs?: number;
   /** Track every link's load each step (for the invariant test). */
@@ -212,7 +214,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
     hosts.push(host);
     byKey.set(host.key, host);
   }
-  const net = new FluidNetwork({ up, down, cluster: clusterOf, wan: Array.from({ length: clusters }, () => options.wanBandwidth), edge: options.edgeBandwidth ?? Number.POSITIVE_INFINITY }, queue, stepMs, options.checkLoad);
+  const net = new FluidNetwork({ up, down, cluster: clusterOf, wan: Array.from({ length: clusters }, () => options.wanBandwidth), edge: options.edgeBandwidth ?? Number.POSITIVE_INFINITY, burstSeconds: options.linkBurstSeconds ?? 0 }, queue, stepMs, options.checkLoad);
 
   // The tracker: the real Swarm objects, sharded as the edge shards them, on the virtual clock.
   const shards = options.shards ?? DEFAULT_TRACKER_SHARDS;

@@ -28,6 +28,43 @@ export interface NetworkShape {
   wan: number[];
   /** Bytes/s the edge serves in all (Infinity: the edge is not the bottleneck). */
   edge: number;
+  /**
+   * Seconds of its rate a link may pass at once after it was idle, as a token bucket lets it: the
+   * real benchmark's links are token buckets with half a second of credit (at least 1 MiB on an
+   * agent's link: token-bucket.ts bucketFor, bench/lib/link.ts). 0 (the default): a pure rate.
+   */
+  burstSeconds?: number;
+}
+
+/** The least credit an agent's link has (token-bucket.ts bucketFor: at least one 1 MiB block). */
+const MIN_HOST_BURST_BYTES = 1024 * 1024;
+
+/** A link's credit (bytes it may pass above its rate), spent and refilled step by step. */
+class Credit {
+  readonly left: Float64Array;
+  readonly moved: Float64Array;
+  readonly capacity: Float64Array;
+  constructor(
+    private readonly rates: ArrayLike<number>,
+    private readonly burst: Float64Array,
+  ) {
+    this.left = Float64Array.from(burst);
+    this.moved = new Float64Array(rates.length);
+    this.capacity = Float64Array.from(rates);
+  }
+
+  /** This step's capacity of each link: its rate, plus all of its credit spread over the step. */
+  open(dt: number): void {
+    for (let i = 0; i < this.rates.length; i++) this.capacity[i] = this.rates[i]! + this.left[i]! / dt;
+  }
+
+  /** What the step moved is paid for: credit is what the rate would have moved, less what was moved, up to the burst. */
+  close(dt: number): void {
+    for (let i = 0; i < this.rates.length; i++) {
+      this.left[i] = Math.min(this.burst[i]!, Math.max(0, this.left[i]! + this.rates[i]! * dt - this.moved[i]!));
+      this.moved[i] = 0;
+    }
+  }
 }
 
 /**
@@ -55,6 +92,12 @@ export class FluidNetwork {
   private readonly usedDown: Float64Array;
   private readonly loadUp: Float64Array;
   private readonly loadDown: Float64Array;
+  /** With burstSeconds: the links' credit; each step's capacities come from it. */
+  private readonly credit: { up: Credit; down: Credit; wan: Credit } | undefined;
+  /** Each link's capacity in the current step (the shape's rates, or with credit). */
+  private up: ArrayLike<number>;
+  private down: ArrayLike<number>;
+  private wan: ArrayLike<number>;
 
   constructor(
     private readonly shape: NetworkShape,
@@ -74,6 +117,15 @@ export class FluidNetwork {
     this.usedDown = new Float64Array(n);
     this.loadUp = new Float64Array(checkLoad ? n : 0);
     this.loadDown = new Float64Array(checkLoad ? n : 0);
+    const burst = shape.burstSeconds ?? 0;
+    const hostBurst = (rates: Float64Array) => rates.map((r) => Math.max(r * burst, MIN_HOST_BURST_BYTES));
+    this.credit =
+      burst > 0
+        ? { up: new Credit(shape.up, hostBurst(shape.up)), down: new Credit(shape.down, hostBurst(shape.down)), wan: new Credit(shape.wan, Float64Array.from(shape.wan, (r) => r * burst)) }
+        : undefined;
+    this.up = shape.up;
+    this.down = shape.down;
+    this.wan = shape.wan;
   }
 
   get busy(): boolean {
@@ -95,7 +147,15 @@ export class FluidNetwork {
   /** Moves every transfer over [t0, t0 + stepMs) and schedules the completions inside it. */
   step(t0: number): void {
     const dt = this.stepMs / 1000;
-    const { up, down, wan, edge } = this.shape;
+    const credit = this.credit;
+    if (credit) {
+      for (const c of [credit.up, credit.down, credit.wan]) c.open(dt);
+      this.up = credit.up.capacity;
+      this.down = credit.down.capacity;
+      this.wan = credit.wan.capacity;
+    }
+    const { up, down, wan } = this;
+    const { edge } = this.shape;
     let live = 0;
     let edgeN = 0;
     for (const t of this.active) {
@@ -132,6 +192,12 @@ export class FluidNetwork {
       } else this.edgeBytes += moved;
       if (t.wanA >= 0) this.wanBytes[t.wanA]! += moved;
       if (t.wanB >= 0) this.wanBytes[t.wanB]! += moved;
+      if (credit) {
+        credit.down.moved[t.dst]! += moved;
+        if (t.src !== EDGE) credit.up.moved[t.src]! += moved;
+        if (t.wanA >= 0) credit.wan.moved[t.wanA]! += moved;
+        if (t.wanB >= 0) credit.wan.moved[t.wanB]! += moved;
+      }
       if (this.checkLoad) {
         this.loadDown[t.dst]! += rate / down[t.dst]!;
         if (t.src !== EDGE) this.loadUp[t.src]! += rate / up[t.src]!;
@@ -149,11 +215,13 @@ export class FluidNetwork {
     }
     this.nWan.fill(0);
     this.active = still;
+    if (credit) for (const c of [credit.up, credit.down, credit.wan]) c.close(dt);
   }
 
   /** One round of handing out unused capacity (see step). */
   private fill(edgeN: number): void {
-    const { up, down, wan, edge } = this.shape;
+    const { up, down, wan } = this;
+    const { edge } = this.shape;
     const usedUp = this.usedUp;
     const usedDown = this.usedDown;
     const usedWan = new Float64Array(wan.length);
@@ -190,7 +258,7 @@ export class FluidNetwork {
       if (t.wanA >= 0) wanRate[t.wanA]! += t.rate;
       if (t.wanB >= 0) wanRate[t.wanB]! += t.rate;
     }
-    for (let c = 0; c < wanRate.length; c++) this.peakLoad = Math.max(this.peakLoad, wanRate[c]! / this.shape.wan[c]!);
+    for (let c = 0; c < wanRate.length; c++) this.peakLoad = Math.max(this.peakLoad, wanRate[c]! / this.wan[c]!);
     if (edgeN > 0 && Number.isFinite(this.shape.edge)) this.peakLoad = Math.max(this.peakLoad, edgeRate / this.shape.edge);
     for (const t of this.active) {
       if (t.src !== EDGE) this.loadUp[t.src] = 0;

@@ -65,6 +65,19 @@ function exchange(port: number, input: string | Buffer, options: { source?: stri
   });
 }
 
+/** Writes `first`, lets `react` answer what has come so far (once per chunk), and returns all of it once the front closes. */
+function conversation(port: number, first: string, react: (text: string, socket: net.Socket) => void): Promise<string> {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.setEncoding("latin1");
+  let text = "";
+  socket.on("data", (chunk: string) => {
+    text += chunk;
+    react(text, socket);
+  });
+  socket.write(first);
+  return new Promise((resolve) => socket.on("end", () => resolve(text)));
+}
+
 describe("the devcluster front", () => {
   it("relays keep-alive requests in order, each head rewritten, on one runtime connection for bodiless ones", async () => {
     const rt = await runtime((req, res) => res.end(`answer to ${req.url}`));
@@ -97,15 +110,9 @@ describe("the devcluster front", () => {
   it("answers Expect: 100-continue itself, then relays the body", async () => {
     const rt = await runtime((req, res, seen) => res.end(`got ${seen.body.length} bytes, expect=${req.headers.expect ?? "none"}`));
     const f = await front(rt.port);
-    const socket = net.connect(f.port, "127.0.0.1");
-    socket.setEncoding("latin1");
-    let text = "";
-    socket.on("data", (chunk: string) => {
-      text += chunk;
-      if (text === "HTTP/1.1 100 Continue\r\n\r\n") socket.write("0123456789");
+    const text = await conversation(f.port, "PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 10\r\nConnection: close\r\n\r\n", (sofar, socket) => {
+      if (sofar === "HTTP/1.1 100 Continue\r\n\r\n") socket.write("0123456789");
     });
-    socket.write("PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 10\r\nConnection: close\r\n\r\n");
-    await new Promise((resolve) => socket.on("end", resolve));
     expect(text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[\s\S]*got 10 bytes, expect=none$/);
   });
 
@@ -113,19 +120,13 @@ describe("the devcluster front", () => {
     let first = true;
     const rt = await runtime((req, res) => res.end(`answer to ${req.url}`));
     const f = await front(rt.port);
-    const socket = net.connect(f.port, "127.0.0.1");
-    socket.setEncoding("latin1");
-    let text = "";
-    socket.on("data", (chunk: string) => {
-      text += chunk;
-      if (first && text.endsWith("answer to /a")) {
+    const text = await conversation(f.port, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", (sofar, socket) => {
+      if (first && sofar.endsWith("answer to /a")) {
         first = false;
         rt.server.closeIdleConnections(); // the pooled connection goes away, as workerd closes idle ones
         socket.write("GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
       }
     });
-    socket.write("GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
-    await new Promise((resolve) => socket.on("end", resolve));
     expect(text).toMatch(/answer to \/a[\s\S]*answer to \/b$/);
   });
 

@@ -1,6 +1,7 @@
+import { STATUS_CODES } from "node:http";
 import net from "node:net";
 import { BufferPool } from "../agent-node/p2p/buffer-pool.js";
-import { RequestFramer, type FramerOutput } from "./request-framer.js";
+import { RequestFramer, type FramerOutput, type RequestHead } from "./request-framer.js";
 import { ResponseFramer } from "./response-framer.js";
 
 /**
@@ -46,13 +47,12 @@ export interface Front {
 const READ_BYTES = 256 * 1024;
 const readPool = new BufferPool(8 * 1024 * 1024);
 
-const REASON: Record<number, string> = { 400: "Bad Request", 431: "Request Header Fields Too Large", 501: "Not Implemented", 502: "Bad Gateway" };
 const UNAVAILABLE = JSON.stringify({ errors: [{ code: "UNKNOWN", message: "edge runtime unavailable" }] });
 
 /** A final answer the front gives itself before closing: a JSON OCI error for 502, no body otherwise (as Node's server). */
 function answer(status: number, body = ""): string {
   const type = body ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` : "";
-  return `HTTP/1.1 ${status} ${REASON[status]}\r\nConnection: close\r\n${type}\r\n${body}`;
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n${type}\r\n${body}`;
 }
 
 /** A connection to the runtime, and the request it carries now (none while it waits in the idle pool). */
@@ -65,7 +65,7 @@ interface Upstream {
 
 /** One request on its way: its connection to the runtime and what its answer looks like so far. */
 interface Exchange {
-  head: FramerOutput & { kind: "head" };
+  head: RequestHead;
   upstream: Upstream;
   response: ResponseFramer;
   /** All of the request was read from the client. */
@@ -118,7 +118,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
     return upstream;
   };
   /** A bodiless request rides an idle connection when there is one; a request with a body gets its own. */
-  const upstreamFor = (head: FramerOutput & { kind: "head" }): Upstream => {
+  const upstreamFor = (head: RequestHead): Upstream => {
     const idle = head.body ? undefined : idleUpstreams.pop();
     if (!idle) return connect();
     idle.reused = true;
@@ -145,7 +145,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       if (client.writable) client.end(text);
       else client.destroy();
     };
-    const start = (head: FramerOutput & { kind: "head" }, upstream: Upstream): Exchange => {
+    const start = (head: RequestHead, upstream: Upstream): Exchange => {
       const current: Exchange = {
         head,
         upstream,

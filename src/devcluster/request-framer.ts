@@ -32,6 +32,9 @@ export type FramerOutput =
   /** Answer this and close the connection; nothing more is read. */
   | { kind: "refuse"; status: 400 | 431 | 501; reason: string };
 
+/** The step that begins a request. */
+export type RequestHead = Extract<FramerOutput, { kind: "head" }>;
+
 export interface FramerOptions {
   /** The client's address, as Cloudflare's `CF-Connecting-IP` carries it. */
   clientAddress: string;

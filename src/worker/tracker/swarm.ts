@@ -438,8 +438,7 @@ export class Swarm {
    * arc's first piece, so no piece before it is left without an owner.
    */
   private slice(entry: PeerEntry | undefined, pieceCount: number): Slice {
-    if (pieceCount === 0) return NO_SLICE;
-    if (!entry) return NO_SLICE;
+    if (!entry || pieceCount === 0) return NO_SLICE;
     if (entry.slot === undefined) return { webSeedStartPiece: ownStart(entry.peerId, pieceCount), webSeedSlicePieces: 0, webSeedSettledPieces: 0 };
     const arc = this.remote.arc(this.settings.shard.index, this.settings.shard.count, this.ring.size, pieceCount);
     if (arc.end <= arc.first) return { webSeedStartPiece: arc.first % pieceCount, webSeedSlicePieces: 0, webSeedSettledPieces: 0 };

@@ -1,15 +1,10 @@
-import http from "node:http";
 import path from "node:path";
 import { mkdir } from "node:fs/promises";
 import { Miniflare } from "miniflare";
-import { Client, Pool, type Dispatcher } from "undici";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { PROJECT_ROOT, bundleWorker } from "./build-worker.js";
 import { WATCHDOG_REQUEST_ID_PREFIX } from "./watchdog.js";
-
-// `expect` too: Node's server answers `Expect: 100-continue` itself (curl sends it for bodies over
-// 1 MiB), and undici refuses to send a request carrying it.
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "host", "expect"]);
+import { startFront } from "./front.js";
 
 export interface EdgeHostOptions {
   /** Where R2, KV and Durable Object state persist. */
@@ -29,11 +24,7 @@ export interface EdgeHost {
   close(): Promise<void>;
 }
 
-/**
- * Runs the real Worker under miniflare with persisted R2/KV/DO, behind a Node HTTP front.
- * Why a front: workerd stalls a TLS ClientHello on its plain-HTTP port, and skopeo/podman try
- * HTTPS first, waiting Go's 10 s handshake timeout on every call. Node answers it at once.
- */
+/** Runs the real Worker under miniflare with persisted R2/KV/DO, behind the devcluster's front (front.ts). */
 export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost> {
   const log = options.log ?? (() => {});
   await mkdir(options.stateDir, { recursive: true });
@@ -58,10 +49,7 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
         stderr.on("data", (d: Buffer) => logRuntime(log, "warn", d));
       },
     } as ConstructorParameters<typeof Miniflare>[0]);
-    const origin = (await miniflare.ready).origin;
-    // undici, not http.request: when the Worker answers before reading a body (413 on an oversized
-    // chunk) workerd closes the socket, and undici still delivers the response it got.
-    return { miniflare, origin, pool: new Pool(origin, { connections: 256, bodyTimeout: 0, headersTimeout: 0 }) };
+    return { miniflare, origin: await miniflare.ready };
   };
   let runtime = await startRuntime();
   let closing = false;
@@ -84,7 +72,7 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
     if (checking || restarting || closing) return;
     checking = true;
     try {
-      const res = await fetch(`${runtime.origin}/v2/`, { signal: AbortSignal.timeout(RUNTIME_CHECK_TIMEOUT_MS), headers: { "X-Request-Id": `${WATCHDOG_REQUEST_ID_PREFIX}runtime-${Date.now()}` } });
+      const res = await fetch(new URL("/v2/", runtime.origin), { signal: AbortSignal.timeout(RUNTIME_CHECK_TIMEOUT_MS), headers: { "X-Request-Id": `${WATCHDOG_REQUEST_ID_PREFIX}runtime-${Date.now()}` } });
       await res.body?.cancel();
       heard();
     } catch (error) {
@@ -101,7 +89,7 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
     (restarting ??= (async () => {
       if (closing) return;
       log({ level: "error", msg: "the edge runtime stopped answering: starting it again", reason });
-      await runtime.pool.destroy().catch(() => undefined);
+      front.dropUpstreams();
       await runtime.miniflare.dispose().catch(() => undefined);
       if (closing) return;
       try {
@@ -112,69 +100,21 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
         return;
       }
       heard();
-      log({ level: "info", msg: "the edge runtime answers again", runtime: runtime.origin });
+      log({ level: "info", msg: "the edge runtime answers again", runtime: runtime.origin.origin });
     })().finally(() => (restarting = undefined)));
 
-  const forward = (options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> =>
-    options.body ? forwardOnFreshConnection(runtime.origin, options) : forwardWithRetry(runtime.pool, options);
-  const server = http.createServer(async (req, res) => {
-    const started = Date.now();
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name)) continue;
-      headers[name] = value;
-    }
-    // The Worker names its token service by the host the client used (auth.ts realmOf).
-    if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
-    // As Cloudflare does: the client's address, whatever the client says (the tracker binds peer ids to it).
-    headers["cf-connecting-ip"] = (req.socket.remoteAddress ?? "").replace(/^::ffff:(?=\d+\.)/, "");
-    const hasBody = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
-    try {
-      const response = await forward({
-        method: req.method as Dispatcher.HttpMethod,
-        path: req.url ?? "/",
-        headers,
-        body: hasBody ? req : null,
-      });
-      const outHeaders: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(response.headers)) {
-        if (value !== undefined && !HOP_BY_HOP.has(name)) outHeaders[name] = value;
-      }
-      heard();
-      res.writeHead(response.statusCode, outHeaders);
-      response.body.on("data", heard);
-      response.body.pipe(res);
-      response.body.on("error", () => res.destroy());
-      // The Worker logs each request itself (with its request id); the front logs only what goes wrong.
-      res.on("close", () => {
-        if (!res.writableFinished) {
-          response.body.destroy();
-          log({ level: "warn", msg: "response cut off", method: req.method, path: req.url, status: response.statusCode, ms: Date.now() - started });
-        }
-      });
-    } catch (error) {
-      log({ level: "error", msg: "edge runtime unreachable", method: req.method, path: req.url, error: String(error) });
-      if (!res.headersSent) {
-        res.writeHead(502, { "Content-Type": "application/json" });
-        res.end(JSON.stringify({ errors: [{ code: "UNKNOWN", message: "edge runtime unavailable" }] }));
-      } else {
-        res.destroy();
-      }
-      req.resume();
-    }
+  const front = await startFront({
+    host: options.host ?? "127.0.0.1",
+    port: options.port,
+    upstream: () => ({ host: runtime.origin.hostname, port: Number(runtime.origin.port) }),
+    onUpstreamData: heard,
+    log,
   });
-  server.keepAliveTimeout = 65_000;
-  server.requestTimeout = 0; // big uploads may take long; each chunk streams.
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host ?? "127.0.0.1", () => resolve());
-  });
-  const address = server.address() as { port: number };
-  const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
+  const url = front.url;
   return {
     url,
     get runtimeUrl() {
-      return runtime.origin;
+      return runtime.origin.origin;
     },
     get miniflare() {
       return runtime.miniflare;
@@ -187,23 +127,17 @@ export async function startEdgeHost(options: EdgeHostOptions): Promise<EdgeHost>
       closing = true;
       clearInterval(checker);
       await restarting;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const grace = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
-      await closed;
-      clearTimeout(grace);
-      await runtime.pool.destroy().catch(() => undefined);
+      await front.close(CLOSE_GRACE_MS);
       await runtime.miniflare.dispose().catch(() => undefined); // disposed already if its last restart failed
     },
   };
 }
 
-/** The miniflare runtime behind the front, and the connections to it. */
+/** The miniflare runtime behind the front. */
 interface Runtime {
   miniflare: Miniflare;
   /** Its plain-HTTP origin, `http://127.0.0.1:PORT`. */
-  origin: string;
-  pool: Pool;
+  origin: URL;
 }
 
 /**
@@ -217,40 +151,6 @@ const RUNTIME_SILENCE_MS = 30_000;
 
 /** How long requests under way may take to finish when the edge stops (a long upload is cut after it). */
 const CLOSE_GRACE_MS = 2_000;
-
-/** Socket errors that mean a keep-alive connection was closed under a request. */
-const STALE_SOCKET_CODES = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE", "UND_ERR_CLOSED"]);
-
-/**
- * A request without a body, retried once when the keep-alive connection it went out on turns out
- * to be closed (workerd closes idle connections; after its event loop was busy with a big chunk,
- * it closes them all at once, racing requests already on their way).
- */
-async function forwardWithRetry(pool: Pool, options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-  try {
-    return await pool.request(options);
-  } catch (error) {
-    if (!STALE_SOCKET_CODES.has((error as NodeJS.ErrnoException).code ?? "")) throw error;
-    return pool.request(options);
-  }
-}
-
-/**
- * A request with a body (an upload chunk, an announce) cannot be retried once its stream was
- * read, so it never rides a reused keep-alive connection: it gets a connection of its own.
- */
-async function forwardOnFreshConnection(origin: URL | string, options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-  const client = new Client(origin, { bodyTimeout: 0, headersTimeout: 0 });
-  const closeClient = () => void client.close().catch(() => undefined);
-  try {
-    const response = await client.request({ ...options, reset: true });
-    response.body.once("close", closeClient);
-    return response;
-  } catch (error) {
-    closeClient();
-    throw error;
-  }
-}
 
 /** The Worker's output: its JSON log lines pass through as they are (tagged), anything else as text. */
 function logRuntime(log: (record: Record<string, unknown>) => void, level: string, chunk: Buffer): void {

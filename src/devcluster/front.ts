@@ -214,12 +214,16 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       if (exchange !== current) return;
       exchange = undefined;
       waitingForDrain = false;
-      // Answered before the request was all read (a refusal): the rest of it has nowhere to go.
-      if (current.response.clientCloses || !current.sent || clientEnded) return void client.end();
+      if (current.response.clientCloses || clientEnded) return void client.end();
+      // Answered before the request was all read (a refusal): the rest of its body is read and
+      // dropped, and the connection ends with it, as an HTTP server would do (the client, still
+      // sending, reads the answer once it is done).
+      if (!current.sent) closeAfterBody = true;
       client.resume();
       pump();
     };
     let waitingForDrain = false;
+    let closeAfterBody = false;
     const pump = () => {
       while (queue.length > 0) {
         const step = queue[0]!;
@@ -251,6 +255,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
             break;
           case "end":
             if (exchange) exchange.sent = true;
+            else if (closeAfterBody) return void client.end();
             break;
         }
       }

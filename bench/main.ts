@@ -53,6 +53,7 @@ const { positionals, values } = parseArgs({
     rounds: { type: "string" },
     agents: { type: "string" },
     "agent-bandwidth": { type: "string" },
+    warmup: { type: "string" },
     "wan-bandwidth": { type: "string" },
     sweep: { type: "boolean" },
     modes: { type: "string" },

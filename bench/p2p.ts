@@ -22,6 +22,8 @@ export interface P2pBenchOptions {
   sweep: boolean;
   /** Which modes to run (all three by default; the JSON has null for the others). */
   modes: Mode[];
+  /** The layer every agent pulls, untimed, before the timed pull (see WARMUP_NAME). */
+  warmupBytes: number;
 }
 
 export type Mode = "p2p" | "direct" | "registry";
@@ -55,9 +57,12 @@ export interface P2pReport {
 
 const NAME = "bench/p2p";
 const TAG = "v1";
-/** A small image every agent pulls before the timed pull: agents in a fleet are warm processes. */
+/**
+ * An image every agent pulls, untimed, before the timed pull: agents in a fleet are warm processes
+ * (connected to the edge, their code compiled). `--warmup SIZE` sets its layer's size: 1 MiB (one
+ * piece) warms the connections but leaves V8 compiling the hot paths during the timed pull.
+ */
 const WARMUP_NAME = "bench/warmup";
-const WARMUP_LAYER_BYTES = 1024 * 1024;
 
 /**
  * `npm run bench -- p2p`: N agents pull one image with an S-byte layer at once, each limited to B
@@ -99,7 +104,7 @@ async function runOnce(options: P2pBenchOptions, withRegistry: boolean): Promise
     cleanups.push(() => edge.stop());
     const layer = randomBytes(options.size);
     const image = await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, NAME, TAG, layer);
-    const warmup = await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, WARMUP_NAME, TAG, randomBytes(WARMUP_LAYER_BYTES));
+    const warmup = await pushOneLayerImage(`http://127.0.0.1:${edgePort}`, WARMUP_NAME, TAG, randomBytes(options.warmupBytes));
     // The uplink and the clients run in processes of their own (a link process; curl), so the
     // benchmark's own event loop paces nothing and reads nothing.
     const uplink = await LinkProcess.start(edgePort, options.wanBandwidth);
@@ -340,6 +345,7 @@ export function parseP2pArgs(values: Record<string, string | boolean | undefined
     out: path.resolve(String(values.out ?? "bench-out")),
     sweep: sweeping,
     modes: parseModes(values.modes),
+    warmupBytes: parseSize(String(values.warmup ?? "1MiB")),
   };
 }
 

@@ -415,6 +415,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
         // One wake-up per latency class, not one per connection: a have goes to every peer.
         const byLatency = new Map<number, Host[]>();
         for (const other of h.conns.keys()) {
+          if (h.scheduler.peerHolds(other.key, action.index)) continue; // as the agent does
           const l = lat(h, other);
           let list = byLatency.get(l);
           if (!list) byLatency.set(l, (list = []));

@@ -50,6 +50,22 @@ describe("SwarmScheduler, rule by rule", () => {
     for (const r of requests) expect([0, 1, 2, 3]).toContain(r.index);
   });
 
+  it("knows which peers hold a piece (from bitfields, haves and completes), so a have need not go to them", () => {
+    const s = scheduler(16);
+    s.handle({ type: "start", have: [] }, 0);
+    s.handle({ type: "peer-connected", peer: "a", peerId: idOf(1), inbound: false, bitfield: bits(16, [0, 3]) }, 0);
+    s.handle({ type: "peer-connected", peer: "b", peerId: idOf(2), inbound: true, bitfield: bits(16, []) }, 0);
+    expect([s.peerHolds("a", 0), s.peerHolds("a", 3), s.peerHolds("a", 1), s.peerHolds("b", 0)]).toEqual([true, true, false, false]);
+    s.handle({ type: "have", peer: "b", index: 5 }, 1);
+    expect(s.peerHolds("b", 5)).toBe(true);
+    s.handle({ type: "peer-complete", peer: "a" }, 2);
+    expect(Array.from({ length: 16 }, (_, i) => s.peerHolds("a", i)).every(Boolean)).toBe(true);
+    // Out of range, unknown and departed peers hold nothing.
+    expect([s.peerHolds("a", -1), s.peerHolds("a", 16), s.peerHolds("nobody", 0)]).toEqual([false, false, false]);
+    s.handle({ type: "peer-left", peer: "a" }, 3);
+    expect(s.peerHolds("a", 0)).toBe(false);
+  });
+
   it("resumes with the pieces it was given and finishes at once when it has them all", () => {
     const s = scheduler(3);
     s.handle({ type: "start", have: [0, 1, 2] }, 0);

@@ -95,9 +95,18 @@ export class PeerLinks {
     this.connections.get(peer)?.refuse(ban ? WIRE_ERROR.BANNED : full ? WIRE_ERROR.OVERLOADED : WIRE_ERROR.PROTOCOL, reason);
   }
 
-  /** Every connection carries requests both ways: tell all of them, the ones we opened too. */
-  have(index: number): void {
-    for (const connection of new Set([...this.listeners, ...this.connections.values()])) connection.send({ type: "have", index }).catch(() => undefined);
+  /**
+   * Every connection carries requests both ways: tell all of them, the ones we opened too, but
+   * the peers `holds` says have the piece already. Inbound connections the session does not
+   * fetch over are told always.
+   */
+  have(index: number, holds: (peer: PeerKey) => boolean = () => false): void {
+    const told = new Set<PeerConnection>();
+    for (const [key, connection] of this.connections) {
+      told.add(connection);
+      if (!holds(key)) connection.send({ type: "have", index }).catch(() => undefined);
+    }
+    for (const connection of this.listeners) if (!told.has(connection)) connection.send({ type: "have", index }).catch(() => undefined);
   }
 
   /** Peers we serve keep their connections: tell them we are now a seeder. */

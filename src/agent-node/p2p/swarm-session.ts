@@ -269,7 +269,7 @@ export class SwarmSession implements BlobFiller {
         if (action.ban) this.options.log.warn({ digest: this.digest, peer: action.peer, reason: action.reason }, "peer dropped and banned");
         return this.links.drop(action.peer, action.reason, action.ban, action.full);
       case "have":
-        return this.links.have(action.index);
+        return this.links.have(action.index, (peer) => this.scheduler.peerHolds(peer, action.index));
       case "finished":
         return this.settle();
       case "failed":

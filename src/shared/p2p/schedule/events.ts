@@ -59,7 +59,7 @@ export type SchedulerAction =
   | { type: "web-seed"; index: number }
   /** Close the connection with `reason`; `ban`: the peer sent a bad piece (or is banned). */
   | { type: "drop"; peer: PeerKey; reason: string; ban: boolean; /** We are full, not it at fault (the wire says OVERLOADED). */ full?: boolean }
-  /** Tell every connection of the swarm that we have piece `index`. */
+  /** Tell every connection of the swarm that we have piece `index` (but peers that hold it: see SwarmScheduler.peerHolds). */
   | { type: "have"; index: number }
   | { type: "finished" }
   | { type: "failed"; reason: string };

@@ -131,6 +131,17 @@ export class SwarmScheduler {
     return index >= 0 && index < this.pieceCount && this.haveField.has(index);
   }
 
+  /**
+   * Has `peer` told us it holds piece `index`? Then a `have` for it would tell the peer nothing it
+   * could use (it asks us only for pieces it lacks), and the driver does not send one: in a swarm
+   * that fetches in much the same order, about half of all haves, each a frame, a write and a
+   * wake-up on both sides.
+   */
+  peerHolds(peer: PeerKey, index: number): boolean {
+    const known = this.peers.get(peer);
+    return known !== undefined && index >= 0 && index < this.pieceCount && known.bitfield.has(index);
+  }
+
   /** Is the whole blob wanted (background completion, or a whole read came), not only readers' pieces? */
   get wholeWanted(): boolean {
     return this.background;

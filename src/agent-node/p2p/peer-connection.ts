@@ -33,6 +33,7 @@ export interface PeerConnectionOptions {
 export class PeerConnection extends EventEmitter {
   private readonly decoder = new FrameDecoder();
   private closed = false;
+  private corked = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   bytesSent = 0;
@@ -156,10 +157,8 @@ export class PeerConnection extends EventEmitter {
     this.bytesSent += length;
     this.resetKeepAlive();
     let flowing = true;
-    // Corked, a piece's header and block leave in one writev instead of two writes.
-    if (parts.length > 1) this.socket.cork();
+    this.corkForTurn();
     parts.forEach((part, i) => (flowing = this.socket.write(part, i === parts.length - 1 ? () => done() : undefined)));
-    if (parts.length > 1) this.socket.uncork();
     if (!flowing) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => {
@@ -195,6 +194,21 @@ export class PeerConnection extends EventEmitter {
     }
     await this.send({ type: "piece", index, begin, data }, () => blockPool.give(buffer));
     return true;
+  }
+
+  /**
+   * Corks the socket until this turn of the event loop ends: what is sent in one turn (a piece's
+   * header and block; a have and the requests that follow a verified piece; a batch of rejects)
+   * leaves in one writev, one segment and one wake-up of the peer instead of one per frame.
+   */
+  private corkForTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
   }
 
   /** Tells the peer why, then closes. */

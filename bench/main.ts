@@ -13,7 +13,7 @@ import { benchLazy, parseLazyArgs } from "./lazy.js";
 const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--rounds 3] [--out bench-out]
        npm run bench -- p2p [--agents 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s]
                             [--wan-bandwidth 12.5MiB/s] [--out bench-out] [--sweep]
-                            [--modes p2p,direct,registry]
+                            [--modes p2p,direct,registry] [--warmup 1MiB]
        npm run bench -- agent [--size 1GiB] [--seeders 3] [--rounds 3] [--shoal-only] [--out bench-out]
        npm run bench -- edge [--size 64MiB] [--rounds 5] [--requests 200] [--serverless-registry DIR] [--out bench-out]
        npm run bench -- lazy [--size 1GiB] [--reads 32] [--read-size 64KiB] [--tail-samples 5] [--seed 1] [--out bench-out]

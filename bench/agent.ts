@@ -7,7 +7,7 @@ import path from "node:path";
 import { request } from "undici";
 import { parseSize } from "../src/agent-node/config.js";
 import { bundleAgent } from "../src/devcluster/build-agent.js";
-import { AGENT_NODE_FLAGS } from "../src/agent-node/node-flags.js";
+import { AGENT_ENV, AGENT_NODE_FLAGS } from "../src/agent-node/node-flags.js";
 import { BenchProcess, freePorts, startBenchEdge } from "./lib/processes.js";
 import { pushChunked, pushOneLayerImage } from "./lib/push.js";
 import { ProcessSampler } from "./lib/sampler.js";
@@ -159,6 +159,7 @@ async function shoalRound(home: string, round: number, options: AgentBenchOption
           `--log-level=${process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "warn"}`,
         ],
         `http://127.0.0.1:${admin}/health`,
+        { ...AGENT_ENV },
       );
       agents.push({ proc, registry, admin });
     }

@@ -11,7 +11,7 @@ import { LinkProcess } from "./lib/link-process.js";
 import { pushOneLayerImage } from "./lib/push.js";
 import { ProcessSampler } from "./lib/sampler.js";
 import { cdfPlot, sweepPlot } from "./lib/plots.js";
-import { AGENT_NODE_FLAGS } from "../src/agent-node/node-flags.js";
+import { AGENT_ENV, AGENT_NODE_FLAGS } from "../src/agent-node/node-flags.js";
 
 export interface P2pBenchOptions {
   agents: number;
@@ -183,6 +183,7 @@ async function agentMode(
           ...flags,
         ],
         `http://127.0.0.1:${admin}/health`,
+        { ...AGENT_ENV },
       ).then((proc) => ({ proc, registry }));
     }),
   );

@@ -4,7 +4,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { PROJECT_ROOT } from "./build-worker.js";
-import { AGENT_NODE_FLAGS } from "../agent-node/node-flags.js";
+import { AGENT_ENV_ASSIGNMENTS, AGENT_NODE_FLAGS } from "../agent-node/node-flags.js";
 
 /**
  * Bundles the agent and CLI (`shoal`) into one self-contained ES module for hosts: plain
@@ -22,7 +22,7 @@ export async function bundleAgent(outfile = path.join(PROJECT_ROOT, "dist/shoal.
     sourcemap: "linked",
     // CommonJS dependencies (pino, prom-client, …) call require() for Node's built-ins; an ES module has none.
     // `env -S` splits the line, so the agent's V8 flags (node-flags.ts) come with a plain `shoal …`.
-    banner: { js: `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}\nimport { createRequire as __shoalCreateRequire } from "node:module"; const require = __shoalCreateRequire(import.meta.url);` },
+    banner: { js: `#!/usr/bin/env -S ${AGENT_ENV_ASSIGNMENTS.join(" ")} node ${AGENT_NODE_FLAGS.join(" ")}\nimport { createRequire as __shoalCreateRequire } from "node:module"; const require = __shoalCreateRequire(import.meta.url);` },
     logLevel: "warning",
   });
   return outfile;

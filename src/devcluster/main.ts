@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from "./build-worker.js";
 import { createLogger } from "../agent-node/cli/logger.js";
 import { startWatchdog } from "./watchdog.js";
 import { killProcessTree } from "./process-tree.js";
-import { AGENT_NODE_FLAGS } from "../agent-node/node-flags.js";
+import { AGENT_ENV, AGENT_NODE_FLAGS } from "../agent-node/node-flags.js";
 
 /**
  * `npm start`: the devcluster on the loopback address, each component its own process (as on
@@ -94,6 +94,8 @@ interface Component {
   name: string;
   /** Flags for node itself (V8's), before the loader. */
   nodeFlags?: readonly string[];
+  /** Environment of its own (the agents' AGENT_ENV). */
+  env?: Readonly<Record<string, string>>;
   args: string[];
 }
 
@@ -101,6 +103,7 @@ function agent(name: string, [registry, peer, admin]: [number, number, number]):
   return {
     name,
     nodeFlags: AGENT_NODE_FLAGS,
+    env: AGENT_ENV,
     args: [
       path.join(PROJECT_ROOT, "src/agent-node/main.ts"),
       "agent",
@@ -134,7 +137,7 @@ function startComponent(component: Component): void {
   // signal (or a watchdog's SIGKILL) reaches it and not only a wrapper.
   const child = spawn(process.execPath, [...(component.nodeFlags ?? []), "--import", "tsx", ...component.args], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, ...(edgeAuth !== undefined ? { SHOAL_AUTH: edgeAuth } : {}), SHOAL_HOME: home, SHOAL_EDGE_PORT: String(edgePort), WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    env: { ...process.env, ...component.env, ...(edgeAuth !== undefined ? { SHOAL_AUTH: edgeAuth } : {}), SHOAL_HOME: home, SHOAL_EDGE_PORT: String(edgePort), WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.set(component.name, child);

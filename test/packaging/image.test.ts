@@ -9,7 +9,7 @@ import { bundleAgent } from "../../src/devcluster/build-agent.js";
 import { freePorts } from "../../src/devcluster/ports.js";
 import { startTestEdge, type TestEdge } from "../helpers/edge.js";
 import { buildImage, layoutManifest, skopeoCopy } from "../helpers/images.js";
-import { AGENT_NODE_FLAGS } from "../../src/agent-node/node-flags.js";
+import { AGENT_ENV_ASSIGNMENTS, AGENT_NODE_FLAGS } from "../../src/agent-node/node-flags.js";
 
 /**
  * The agent image as a platform team builds and runs it: the real Dockerfile, built by the real
@@ -109,9 +109,10 @@ describe("the agent image", () => {
     await bundleAgent(path.join(context, "dist/shoal.mjs"));
     await copyFile(".dockerignore", path.join(context, ".dockerignore"));
     await docker(["build", "--network=none", "--build-arg", `NODE_IMAGE=${BASE}`, "-f", path.resolve("packaging/Dockerfile"), "-t", IMAGE, context]);
-    const [config] = JSON.parse((await docker(["image", "inspect", IMAGE])).stdout) as { Config: { User: string; Entrypoint: string[] } }[];
+    const [config] = JSON.parse((await docker(["image", "inspect", IMAGE])).stdout) as { Config: { User: string; Entrypoint: string[]; Env: string[] } }[];
     expect(config!.Config.User).toBe("1000:1000");
     expect(config!.Config.Entrypoint).toEqual(["/usr/local/bin/node", ...AGENT_NODE_FLAGS, "/opt/shoal/shoal.mjs"]);
+    for (const assignment of AGENT_ENV_ASSIGNMENTS) expect(config!.Config.Env).toContain(assignment);
     expect((await docker(["run", "--rm", "--network=none", IMAGE, "--version"])).stdout.trim()).toBe(JSON.parse(await readFile("package.json", "utf8")).version);
 
     // What a cluster would apply, unchanged but for the ports: this machine's devcluster owns 16000-16002.

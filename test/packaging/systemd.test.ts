@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { AGENT_NODE_FLAGS } from "../../src/agent-node/node-flags.js";
+import { AGENT_ENV_ASSIGNMENTS, AGENT_NODE_FLAGS } from "../../src/agent-node/node-flags.js";
 
 /** The systemd unit runs the agent with flags it accepts and passes systemd's own check. */
 const UNIT = "packaging/systemd/shoal-agent.service";
@@ -19,6 +19,9 @@ describe("the systemd unit", () => {
     expect(args.slice(0, 3 + flags)).toEqual(["/usr/bin/node", ...AGENT_NODE_FLAGS, "/opt/shoal/shoal.mjs", "agent"]);
     const { stdout: help } = await exec(path.resolve("node_modules/.bin/tsx"), ["src/agent-node/main.ts", "agent", "--help"]);
     for (const flag of args.slice(3 + flags).filter((a) => a.startsWith("--"))) expect(help).toContain(flag);
+    // ...and its environment (node-flags.ts).
+    const environment = [...unit.matchAll(/^Environment=(.*)$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    for (const assignment of AGENT_ENV_ASSIGNMENTS) expect(environment).toContain(assignment);
     expect(Number(value("TimeoutStopSec"))).toBeGreaterThan(10); // the agent's own shutdown timeout
     expect(value("ReadWritePaths")).toBe("/var/lib/shoal");
     expect(value("StateDirectory")).toBe("shoal");

@@ -21,7 +21,7 @@ export async function bundleAgent(outfile = path.join(PROJECT_ROOT, "dist/shoal.
     outfile,
     sourcemap: "linked",
     // CommonJS dependencies (pino, prom-client, …) call require() for Node's built-ins; an ES module has none.
-    // `env -S` splits the line, so the agent's V8 flags (node-flags.ts) come with a plain `shoal …`.
+    // `env -S` splits the line, so the agent's environment and V8 flags (node-flags.ts) come with a plain `shoal …`.
     banner: { js: `#!/usr/bin/env -S ${AGENT_ENV_ASSIGNMENTS.join(" ")} node ${AGENT_NODE_FLAGS.join(" ")}\nimport { createRequire as __shoalCreateRequire } from "node:module"; const require = __shoalCreateRequire(import.meta.url);` },
     logLevel: "warning",
   });

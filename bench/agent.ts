@@ -159,7 +159,7 @@ async function shoalRound(home: string, round: number, options: AgentBenchOption
           `--log-level=${process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "warn"}`,
         ],
         `http://127.0.0.1:${admin}/health`,
-        { ...AGENT_ENV },
+        AGENT_ENV,
       );
       agents.push({ proc, registry, admin });
     }

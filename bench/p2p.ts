@@ -183,7 +183,7 @@ async function agentMode(
           ...flags,
         ],
         `http://127.0.0.1:${admin}/health`,
-        { ...AGENT_ENV },
+        AGENT_ENV,
       ).then((proc) => ({ proc, registry }));
     }),
   );

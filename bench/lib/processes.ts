@@ -11,7 +11,7 @@ const OUTPUT_KEEP_CHARS = 4 << 20;
  * wrapper may SIGKILL a busy child instead of relaying SIGTERM (see test/helpers/processes.ts).
  */
 export const BenchProcess = {
-  start(command: string, args: string[], readyUrl: string, env: Record<string, string> = {}, ready: { anyAnswer?: boolean } = {}): Promise<ServiceProcess> {
+  start(command: string, args: string[], readyUrl: string, env: Readonly<Record<string, string>> = {}, ready: { anyAnswer?: boolean } = {}): Promise<ServiceProcess> {
     const [file, argv] = command === TSX ? [process.execPath, ["--import", "tsx", ...args]] : [command, args];
     return ServiceProcess.start({ command: file, args: argv, env, readyUrl, ...ready, readyTimeoutMs: 90_000, keepChars: OUTPUT_KEEP_CHARS });
   },

@@ -5,7 +5,7 @@ import { processTree, treeRss } from "./rss.js";
 export interface ServiceOptions {
   command: string;
   args: string[];
-  env?: Record<string, string>;
+  env?: Readonly<Record<string, string>>;
   /** Polled until it answers 2xx (or, with `anyAnswer`, any HTTP status): the service is up. */
   readyUrl: string;
   anyAnswer?: boolean;

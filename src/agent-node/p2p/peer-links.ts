@@ -100,7 +100,7 @@ export class PeerLinks {
    * the peers `holds` says have the piece already. Inbound connections the session does not
    * fetch over are told always.
    */
-  have(index: number, holds: (peer: PeerKey) => boolean = () => false): void {
+  have(index: number, holds: (peer: PeerKey) => boolean): void {
     const told = new Set<PeerConnection>();
     for (const [key, connection] of this.connections) {
       told.add(connection);

@@ -237,8 +237,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
 
   const feed = (h: Host, event: SchedulerEvent) => {
     if (h.dead || h.finishedAt !== undefined || h.failed) return;
-    h.scheduler.handle(event, queue.now);
-    queuePoll(h);
+    if (h.scheduler.handle(event, queue.now)) queuePoll(h);
   };
   const queuePoll = (h: Host) => {
     if (h.pollQueued) return;
@@ -262,12 +261,6 @@ export function simulateFleet(options: FleetOptions): FleetRun {
         feed(h, { type: "timer" });
       });
     }
-  };
-  /** A have only matters to a scheduler with room for another request (or in the endgame). */
-  const saturated = (h: Host) => {
-    const s = h.scheduler;
-    const busy = s.busyPieces;
-    return busy >= tuning.maxPiecesInFlight && s.haveTotal + busy + h.verifying < s.pieceCount;
   };
 
   const announce = (h: Host, have: number, complete: boolean) => {
@@ -425,8 +418,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
           queue.after(l, () => {
             for (const other of list) {
               if (!other.conns.has(h) || other.dead || other.finishedAt !== undefined || other.failed) continue;
-              other.scheduler.handle({ type: "have", peer: h.key, index: action.index }, queue.now);
-              if (!saturated(other)) queuePoll(other);
+              if (other.scheduler.handle({ type: "have", peer: h.key, index: action.index }, queue.now)) queuePoll(other);
             }
           });
         }

@@ -229,8 +229,10 @@ export function runModel(options: ModelOptions): ModelResult {
 
   const shuffledHandout = () => [...handout].sort(() => random() - 0.5).filter((h) => !byKey.get(`${h.ip}:4000`)?.left);
 
+  // As the agent drives it: a poll only after an event that may call for one (see handle).
+  let pollDue = true;
   const feed = (event: SchedulerEvent) => {
-    scheduler.handle(event, now);
+    if (scheduler.handle(event, now)) pollDue = true;
   };
 
   // Peers' own lives: leavers go, growers gain pieces.
@@ -259,7 +261,10 @@ export function runModel(options: ModelOptions): ModelResult {
 
   feed({ type: "start", have: [] });
   while (!finished && !failed) {
-    for (const action of scheduler.poll(now)) execute(action);
+    if (pollDue) {
+      pollDue = false;
+      for (const action of scheduler.poll(now)) execute(action);
+    }
     if (finished || failed) break;
     const wake = scheduler.nextTimeout();
     queue.sort((a, b) => a.at - b.at || a.seq - b.seq);

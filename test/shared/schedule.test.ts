@@ -120,6 +120,38 @@ describe("SwarmScheduler, rule by rule", () => {
     expect(of(s.poll(511), "request")).toHaveLength(2);
   });
 
+  it("says which haves call for a poll: only those a request could follow now", () => {
+    const s = scheduler(16, { piecesPerPeer: 1, tuning: { maxPiecesInFlight: 2, rejectBackoffMs: 500 } });
+    s.handle({ type: "start", have: [] }, 0);
+    s.poll(0);
+    for (const [peer, n, have] of [["a", 1, [0]], ["b", 2, [1]], ["c", 3, []], ["d", 4, []]] as const) s.handle({ type: "peer-connected", peer, peerId: idOf(n), inbound: false, bitfield: bits(16, [...have]) }, 0);
+    expect(of(s.poll(0), "request").map((r) => `${r.peer}:${r.index}`).sort()).toEqual(["a:0", "b:1"]);
+    // Every in-flight slot taken: nothing to ask for, and a poll agrees.
+    expect(s.handle({ type: "have", peer: "c", index: 2 }, 1)).toBe(false);
+    expect(of(s.poll(1), "request")).toHaveLength(0);
+    expect(s.handle({ type: "piece-arrived", index: 0, from: "a" }, 2)).toBe(true);
+    expect(of(s.poll(2), "request").map((r) => `${r.peer}:${r.index}`)).toEqual(["c:2"]);
+    s.handle({ type: "piece-verified", index: 0, from: "a" }, 3);
+    s.poll(3);
+    // A piece we hold, or one being fetched from another peer: nothing to follow.
+    expect(s.handle({ type: "have", peer: "d", index: 0 }, 4)).toBe(false);
+    expect(s.handle({ type: "have", peer: "a", index: 1 }, 4)).toBe(false);
+    // A peer that just rejected us is left alone for the backoff, whatever it gains.
+    s.handle({ type: "rejected", peer: "c", index: 2 }, 10);
+    expect(s.handle({ type: "have", peer: "c", index: 7 }, 20)).toBe(false);
+    expect(of(s.poll(20), "request").map((r) => `${r.peer}:${r.index}`)).toEqual([]);
+    // A peer with room, a piece nobody is fetching, a free slot: poll, and the poll asks for it.
+    expect(s.handle({ type: "have", peer: "d", index: 9 }, 30)).toBe(true);
+    expect(of(s.poll(30), "request").map((r) => `${r.peer}:${r.index}`)).toEqual(["d:9"]);
+    // The endgame asks for busy pieces too: a have of one wakes the pass.
+    const e = scheduler(2, { piecesPerPeer: 2 });
+    e.handle({ type: "start", have: [] }, 0);
+    e.handle({ type: "peer-connected", peer: "a", peerId: idOf(1), inbound: false, bitfield: bits(2, [0, 1]) }, 0);
+    e.handle({ type: "peer-connected", peer: "b", peerId: idOf(2), inbound: false, bitfield: bits(2, []) }, 0);
+    e.poll(0);
+    expect(e.handle({ type: "have", peer: "b", index: 0 }, 1)).toBe(true);
+  });
+
   it("in the endgame asks a second peer for a piece in flight, and cancels the loser when one arrives", () => {
     const s = scheduler(1, { piecesPerPeer: 1 });
     s.handle({ type: "start", have: [] }, 0);

@@ -231,8 +231,8 @@ export class SwarmSession implements BlobFiller {
   // ---- events in, actions out ------------------------------------------------------------------
 
   private event(event: SchedulerEvent): void {
-    this.scheduler.handle(event, this.now());
-    if (this.flushQueued) return;
+    // A have that no request could follow now changes only counts: the next pass reads them.
+    if (!this.scheduler.handle(event, this.now()) || this.flushQueued) return;
     // Events come in bursts (haves, verified pieces): one scheduling pass per event-loop turn.
     this.flushQueued = true;
     setImmediate(() => this.flush());

@@ -202,7 +202,44 @@ export class SwarmScheduler {
 
   // ---- events ----------------------------------------------------------------------------------
 
-  handle(event: SchedulerEvent, now: number): void {
+  /**
+   * Takes in an event. Returns whether it may call for actions (the driver then polls soon): always,
+   * except a `have` that no request could follow now — we hold or are fetching the piece, the peer
+   * has a request of ours or rejected one lately, every in-flight slot is taken. That is most haves
+   * in a busy swarm (a host finishing a piece tells all its peers at once), and a poll for one
+   * would only walk the peers to find nothing to do: in the simulated 2,600-host run, 1,300 polls a
+   * second per host. Whatever the have changed (availability, the peer's bitfield) counts at the
+   * next poll, which the driver makes for any other event or at `nextTimeout()`.
+   */
+  handle(event: SchedulerEvent, now: number): boolean {
+    if (event.type === "have") {
+      const peer = this.peers.get(event.peer);
+      if (!peer) return false;
+      if (!Number.isInteger(event.index) || event.index < 0 || event.index >= this.pieceCount) {
+        this.drop(peer, "have out of range", false);
+        return true;
+      }
+      this.peerHas(peer, event.index);
+      return this.couldRequest(peer, event.index, now);
+    }
+    this.take(event, now);
+    return true;
+  }
+
+  /** Might a poll now ask `peer` for something, now that it holds `index`? (See `handle`.) */
+  private couldRequest(peer: Peer, index: number, now: number): boolean {
+    if (!this.started || this.done) return false;
+    if (this.wanted.length > 0) return true; // readers' pieces: passWanted has its own rules
+    if (!this.background) return false;
+    if (this.haveField.has(index) || this.verifying.has(index)) return false;
+    if (this.verifying.size >= this.tuning.maxPiecesWaitingForDisk) return false;
+    if (peer.rejectedUntil > now || peer.requested.size >= this.config.piecesPerPeer) return false;
+    const inFlight = this.inFlight.size + this.webInFlight.size;
+    if (this.missing() <= inFlight + this.verifying.size) return true; // the endgame asks for busy pieces too
+    return inFlight < this.tuning.maxPiecesInFlight && !this.busy(index);
+  }
+
+  private take(event: Exclude<SchedulerEvent, { type: "have" }>, now: number): void {
     switch (event.type) {
       case "start":
         return this.onStart(event.have, now);
@@ -221,12 +258,6 @@ export class SwarmScheduler {
         return this.onConnected(event.peer, event.peerId, event.inbound, event.bitfield, now);
       case "peer-left":
         return this.onLeft(event.peer, now);
-      case "have": {
-        const peer = this.peers.get(event.peer);
-        if (!peer) return;
-        if (!Number.isInteger(event.index) || event.index < 0 || event.index >= this.pieceCount) return this.drop(peer, "have out of range", false);
-        return this.peerHas(peer, event.index);
-      }
       case "bitfield": {
         const peer = this.peers.get(event.peer);
         if (!peer) return;

@@ -1,5 +1,5 @@
 import { BLOCK_BYTES, pieceCount as countPieces, pieceLengthFor } from "../../src/shared/p2p/metainfo.js";
-import { P2P_DEFAULTS, SCHEDULER_TUNING, SwarmScheduler, WEB_SEED, seededRandom, type PieceSource, type SchedulerAction, type SchedulerEvent, type SchedulerTuning, type PieceSelectionPolicy } from "../../src/shared/p2p/schedule/index.js";
+import { P2P_DEFAULTS, SwarmScheduler, WEB_SEED, seededRandom, type PieceSource, type SchedulerAction, type SchedulerEvent, type SchedulerTuning, type PieceSelectionPolicy } from "../../src/shared/p2p/schedule/index.js";
 import { ANNOUNCE_INTERVAL_SECONDS, MAX_HANDOUT } from "../../src/worker/tracker/constants.js";
 import { ShardedSwarm } from "../../src/worker/tracker/sharded-swarm.js";
 import { DEFAULT_TRACKER_SHARDS } from "../../src/worker/env.js";
@@ -151,7 +151,6 @@ export function simulateFleet(options: FleetOptions): FleetRun {
   const rackSize = options.rackSize ?? 40;
   const latency = options.latency ?? { rack: 0.2, zone: 1, crossZone: 2, crossCluster: 30, edge: 30 };
   const hashRate = options.hashBytesPerSecond ?? 1.5e9;
-  const tuning = { ...SCHEDULER_TUNING, ...options.tuning };
   const pieceLength = pieceLengthFor(options.size);
   const pieces = countPieces(options.size, pieceLength);
   const pieceBytes = (i: number) => Math.min(pieceLength, options.size - i * pieceLength);
@@ -406,19 +405,26 @@ export function simulateFleet(options: FleetOptions): FleetRun {
       }
       case "have": {
         // One wake-up per latency class, not one per connection: a have goes to every peer.
-        const byLatency = new Map<number, Host[]>();
+        const byLatency: Host[][] = [];
+        const latencies: number[] = [];
         for (const other of h.conns.keys()) {
           if (h.scheduler.peerHolds(other.key, action.index)) continue; // as the agent does
           const l = lat(h, other);
-          let list = byLatency.get(l);
-          if (!list) byLatency.set(l, (list = []));
-          list.push(other);
+          let k = latencies.indexOf(l);
+          if (k < 0) {
+            k = latencies.push(l) - 1;
+            byLatency.push([]);
+          }
+          byLatency[k]!.push(other);
         }
-        for (const [l, list] of byLatency) {
-          queue.after(l, () => {
+        // Handlers only read an event: one for every receiver.
+        const event: SchedulerEvent = { type: "have", peer: h.key, index: action.index };
+        for (let k = 0; k < latencies.length; k++) {
+          const list = byLatency[k]!;
+          queue.after(latencies[k]!, () => {
             for (const other of list) {
               if (!other.conns.has(h) || other.dead || other.finishedAt !== undefined || other.failed) continue;
-              if (other.scheduler.handle({ type: "have", peer: h.key, index: action.index }, queue.now)) queuePoll(other);
+              if (other.scheduler.handle(event, queue.now)) queuePoll(other);
             }
           });
         }

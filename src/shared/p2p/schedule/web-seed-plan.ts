@@ -115,31 +115,27 @@ export class WebSeedPlan {
     const picked: number[] = [];
     if (this.holding(p.now, p.connecting)) return picked;
     const slice = this.slice ?? this.estimatedSlice(p.distinctPeers);
-    for (const k of this.ringOrder(p)) {
-      if (picked.length >= p.concurrency) break;
+    /** Looks at the piece k along the ring from our start; false: stop looking. */
+    const visit = (k: number): boolean => {
+      if (picked.length >= p.concurrency) return false;
       const i = (this.start + k) % this.pieceCount;
-      if (!p.eligible(i)) continue;
-      if (k >= slice && p.idleMs < p.patienceMs * (1 + (k - slice) / Math.max(1, slice))) break;
-      if (k >= this.settledPieces && k > 0 && k < slice && !this.settled(p)) break;
+      if (!p.unseen.has(i) || !p.eligible(i)) return true;
+      if (k >= slice && p.idleMs < p.patienceMs * (1 + (k - slice) / Math.max(1, slice))) return false;
+      if (k >= this.settledPieces && k > 0 && k < slice && !this.settled(p)) return false;
       picked.push(i);
+      return true;
+    };
+    // Nearest first. While many pieces are unseen, along the ring (the walk stops early); else only
+    // the unseen ones, sorted (late in a download they are few: no walk over every piece per poll).
+    if (p.unseen.size * 8 > this.pieceCount) {
+      for (let k = 0; k < this.pieceCount; k++) if (!visit(k)) break;
+    } else {
+      const ahead: number[] = [];
+      for (const i of p.unseen) ahead.push((i - this.start + this.pieceCount) % this.pieceCount);
+      ahead.sort((x, y) => x - y);
+      for (const k of ahead) if (!visit(k)) break;
     }
     return picked;
-  }
-
-  /**
-   * Distances along the ring from our start, nearest first, of the pieces that may be eligible:
-   * every piece while many are unseen (the walk stops early), else only the unseen ones, sorted
-   * (late in a download they are few: no walk over every piece on each poll).
-   */
-  private *ringOrder(p: WebSeedPick): Generator<number> {
-    if (p.unseen.size * 8 > this.pieceCount) {
-      for (let k = 0; k < this.pieceCount; k++) yield k;
-      return;
-    }
-    const ahead: number[] = [];
-    for (const i of p.unseen) ahead.push((i - this.start + this.pieceCount) % this.pieceCount);
-    ahead.sort((x, y) => x - y);
-    yield* ahead;
   }
 
   /**

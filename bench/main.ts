@@ -73,6 +73,7 @@ const { positionals, values } = parseArgs({
     tuning: { type: "string" },
     common: { type: "string" },
     "pieces-per-peer": { type: "string" },
+    "web-seed-concurrency": { type: "string" },
     shards: { type: "string" },
     "one-address": { type: "boolean" },
     "web-seed-readers": { type: "string" },

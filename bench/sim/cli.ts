@@ -39,7 +39,9 @@ export function parseSimArgs(values: Record<string, string | boolean | undefined
     linkBurstSeconds: num("link-burst", 0),
     // Scheduler tunables to compare policies: --tuning '{"webSeedHoldMs":200}'.
     tuning: values.tuning === undefined ? undefined : (JSON.parse(String(values.tuning)) as FleetOptions["tuning"]),
-    // Policies to compare: --common N (rarest first, in order past N holders), --pieces-per-peer N.
+    // Policies to compare: --common N (rarest first, in order past N holders), --pieces-per-peer N,
+    // --web-seed-concurrency N.
+    webSeedConcurrency: values["web-seed-concurrency"] === undefined ? undefined : Number(values["web-seed-concurrency"]),
     policy: values.common === undefined ? undefined : rarestFirst(Number(values.common)),
     piecesPerPeer: values["pieces-per-peer"] === undefined ? undefined : Number(values["pieces-per-peer"]),
     out: String(values.out ?? "bench-out"),

@@ -35,6 +35,8 @@ export interface FleetOptions {
   tuning?: Partial<SchedulerTuning>;
   /** Piece selection (default the scheduler's: rarest first). */
   policy?: PieceSelectionPolicy;
+  /** Web-seed reads a host keeps open at once (default the agent's). */
+  webSeedConcurrency?: number;
   /** Pieces requested from one peer at a time (default the agent's). */
   piecesPerPeer?: number;
   /** Bytes a host queues for upload before it rejects requests (default the agent's UPLOAD_BACKLOG_BYTES). */
@@ -186,7 +188,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
         selfPeerId: (n + 1).toString(16).padStart(40, "0"),
         maxPeers: P2P_DEFAULTS.maxPeersPerSwarm,
         piecesPerPeer: options.piecesPerPeer ?? P2P_DEFAULTS.piecesPerPeer,
-        webSeedConcurrency: P2P_DEFAULTS.webSeedConcurrency,
+        webSeedConcurrency: options.webSeedConcurrency ?? P2P_DEFAULTS.webSeedConcurrency,
         requestTimeoutMs: P2P_DEFAULTS.requestTimeoutSeconds * 1000,
         stallTimeoutMs: P2P_DEFAULTS.stallTimeoutSeconds * 1000,
         random: seededRandom((seed * 7919 + n) >>> 0),

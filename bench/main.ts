@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { benchServe, parseServeArgs } from "./serve.js";
 import { benchP2p, parseP2pArgs } from "./p2p.js";
@@ -104,6 +105,12 @@ switch (name) {
     await benchLazy(parseLazyArgs(values));
     break;
   case "sim":
+    // The simulator allocates a closure per message between hosts: a larger young generation cuts
+    // the scavenges' share (about 7% of a 260-host run). V8 takes the flag only at start.
+    if (!process.execArgv.some((a) => a.startsWith("--max-semi-space-size"))) {
+      const child = spawnSync(process.execPath, [...process.execArgv, "--max-semi-space-size=64", ...process.argv.slice(1)], { stdio: "inherit" });
+      process.exit(child.status ?? 1);
+    }
     await benchSim(parseSimArgs(values));
     break;
   default:

@@ -112,6 +112,8 @@ interface Serve {
 interface Conn {
   dialer: Host;
   acceptor: Host;
+  /** Closed: what was sent on it and not yet delivered is lost (a new connection starts with bitfields). */
+  open: boolean;
 }
 
 interface Host {
@@ -288,6 +290,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
 
   const close = (c: Conn, by: Host) => {
     const other = c.dialer === by ? c.acceptor : c.dialer;
+    c.open = false;
     by.conns.delete(other);
     other.conns.delete(by);
     cancelServes(by, other);
@@ -356,7 +359,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
         return queue.after(3 * l, () => {
           if (h.dead) return;
           if (to.dead || !to.started) return feed(h, { type: "connect-failed", peer: action.peer, backoff: true });
-          const c: Conn = { dialer: h, acceptor: to };
+          const c: Conn = { dialer: h, acceptor: to, open: true };
           h.conns.set(to, c);
           to.conns.set(h, c);
           feed(h, { type: "peer-connected", peer: to.key, peerId: to.peerId, inbound: false, bitfield: new Uint8Array(to.scheduler.have.bytes) });
@@ -407,9 +410,9 @@ export function simulateFleet(options: FleetOptions): FleetRun {
       }
       case "have": {
         // One wake-up per latency class, not one per connection: a have goes to every peer.
-        const byLatency: Host[][] = [];
+        const byLatency: Conn[][] = [];
         const latencies: number[] = [];
-        for (const other of h.conns.keys()) {
+        for (const [other, c] of h.conns) {
           if (h.scheduler.peerHolds(other.key, action.index)) continue; // as the agent does
           const l = lat(h, other);
           let k = latencies.indexOf(l);
@@ -417,15 +420,17 @@ export function simulateFleet(options: FleetOptions): FleetRun {
             k = latencies.push(l) - 1;
             byLatency.push([]);
           }
-          byLatency[k]!.push(other);
+          byLatency[k]!.push(c);
         }
         // Handlers only read an event: one for every receiver.
         const event: SchedulerEvent = { type: "have", peer: h.key, index: action.index };
         for (let k = 0; k < latencies.length; k++) {
           const list = byLatency[k]!;
           queue.after(latencies[k]!, () => {
-            for (const other of list) {
-              if (!other.conns.has(h) || other.dead || other.finishedAt !== undefined || other.failed) continue;
+            for (const c of list) {
+              if (!c.open) continue;
+              const other = c.dialer === h ? c.acceptor : c.dialer;
+              if (other.dead || other.finishedAt !== undefined || other.failed) continue;
               if (other.scheduler.handle(event, queue.now)) queuePoll(other);
             }
           });

@@ -53,13 +53,21 @@ export function parseSimArgs(values: Record<string, string | boolean | undefined
 
 const SWEEP_HOSTS = [16, 64, 256, 1024, 4096, 20_000];
 
+/** A line on stderr per virtual second of a big run: where it is, and how fast it goes. */
+function progress(hosts: number): FleetOptions["onSample"] {
+  if (hosts < 1000) return undefined;
+  const start = performance.now();
+  return (sample, events) =>
+    process.stderr.write(`[sim ${hosts}] t=${sample.t.toFixed(0)} s  done ${sample.done}  downlinks ${sample.downlinkUse.toFixed(2)}  ${(events / 1e6).toFixed(1)} M events  wall ${((performance.now() - start) / 1000).toFixed(0)} s\n`);
+}
+
 /** `npm run bench -- sim`: one fleet run (DIR/sim.json, DIR/sim.svg) or a sweep over N. */
 export async function benchSim(options: SimBenchOptions): Promise<void> {
   await mkdir(options.out, { recursive: true });
   if (options.sweep) {
     const results: FleetResult[] = [];
     for (const hosts of options.sweepHosts) {
-      const run = simulateFleet({ ...options, hosts });
+      const run = simulateFleet({ ...options, hosts, onSample: progress(hosts) });
       print(run);
       results.push(run.result);
     }
@@ -68,7 +76,7 @@ export async function benchSim(options: SimBenchOptions): Promise<void> {
     console.log(`written to ${path.join(options.out, "sim-sweep.json")} and sim-sweep.svg`);
     return;
   }
-  const run = simulateFleet(options);
+  const run = simulateFleet({ ...options, onSample: progress(options.hosts) });
   print(run);
   await writeFile(path.join(options.out, "sim.json"), `${JSON.stringify(run.result, null, 2)}\n`);
   await writeFile(path.join(options.out, "sim.svg"), await cdfPlot(run));

@@ -55,6 +55,8 @@ export interface FleetOptions {
   linkBurstSeconds?: number;
   /** How often `series` samples the fleet (ms of virtual time). */
   sampleMs?: number;
+  /** Called with each sample as it is taken, and the events run so far (a long run's progress). */
+  onSample?: (sample: FleetRun["series"][number], events: number) => void;
   /** Track every link's load each step (for the invariant test). */
   checkLoad?: boolean;
 }
@@ -495,6 +497,7 @@ export function simulateFleet(options: FleetOptions): FleetRun {
         webReads += h.webReads.size;
       }
       series.push({ t: sampleAt / 1000, downlinkUse: (total - lastDown) / linkSum / (sampleMs / 1000), done, started, rejected: rejections - lastRejections, webReads });
+      options.onSample?.(series.at(-1)!, queue.processed);
       lastRejections = rejections;
       lastDown = total;
       sampleAt += sampleMs;

@@ -59,8 +59,8 @@ interface Request {
  *
  * Events only update state; the work they call for is chosen in `poll`, once for however many
  * events arrived (the driver polls once per turn of its event loop: a burst of `have`s costs one
- * pass). `nextTimeout()` says when to call `poll`
- * again if nothing else happens. The same seed and the same events give the same actions.
+ * pass), and only after an event for which `handle` returned true (most haves cannot be acted on
+ * at once). `nextTimeout()` says when to call `poll` again if nothing else happens. The same seed and the same events give the same actions.
  */
 export class SwarmScheduler {
   readonly pieceCount: number;

@@ -38,11 +38,15 @@ interface Peer {
   bitfield: Bitfield;
   /** Pieces requested from it, with when. */
   requested: Map<number, Request>;
+  /** requested.size, kept on the peer: the passes read it for every peer, and a fleet's simulation has too many to keep in cache. */
+  pending: number;
   /** It rejected a request (busy): no new requests to it before then. */
   rejectedUntil: number;
   strikes: number;
   /** How many of its pieces we lack: a peer with none is not worth looking through. */
   interesting: number;
+  /** Forgotten (left, dropped): its entries in `rejections` are stale. */
+  gone?: boolean;
 }
 
 interface Request {
@@ -109,6 +113,9 @@ export class SwarmScheduler {
   private nextAnnounceAt = Number.POSITIVE_INFINITY;
   private lastProgressAt = 0;
   private readonly out: SchedulerAction[] = [];
+  /** Peers' reject backoffs by when they end, from `rejectionsHead` on (see nextRejectionEnd). */
+  private readonly rejections: { peer: Peer; until: number }[] = [];
+  private rejectionsHead = 0;
   private background: boolean;
 
   constructor(private readonly config: SchedulerConfig) {
@@ -193,7 +200,8 @@ export class SwarmScheduler {
     consider(this.nextAnnounceAt);
     if (this.fetching()) consider(this.lastProgressAt + this.config.stallTimeoutMs + 1);
     if (this.inFlight.size > 0) consider(this.nextDeadline);
-    for (const peer of this.peers.values()) consider(peer.rejectedUntil);
+    const rejection = this.nextRejectionEnd(after);
+    if (rejection !== undefined) consider(rejection);
     consider(this.webSeedRetryAt);
     // Patience and the web seed's hold have no deadline of their own: look again now and then.
     if (this.missing() > 0 && this.fetching()) consider(after + this.tuning.tickMs);
@@ -233,7 +241,7 @@ export class SwarmScheduler {
     if (!this.background) return false;
     if (this.haveField.has(index) || this.verifying.has(index)) return false;
     if (this.verifying.size >= this.tuning.maxPiecesWaitingForDisk) return false;
-    if (peer.rejectedUntil > now || peer.requested.size >= this.config.piecesPerPeer) return false;
+    if (peer.rejectedUntil > now || peer.pending >= this.config.piecesPerPeer) return false;
     const inFlight = this.inFlight.size + this.webInFlight.size;
     if (this.missing() <= inFlight + this.verifying.size) return true; // the endgame asks for busy pieces too
     return inFlight < this.tuning.maxPiecesInFlight && !this.busy(index);
@@ -289,6 +297,7 @@ export class SwarmScheduler {
         if (!peer) return;
         this.release(peer, event.index);
         peer.rejectedUntil = now + this.tuning.rejectBackoffMs;
+        this.noteRejection(peer);
         return;
       }
       case "piece-arrived":
@@ -392,7 +401,7 @@ export class SwarmScheduler {
     }
     const replaced = this.peers.get(key);
     if (replaced) this.forget(replaced, now);
-    const peer: Peer = { key, peerId, inbound, bitfield, requested: new Map(), rejectedUntil: 0, strikes: 0, interesting: this.lacking(bitfield) };
+    const peer: Peer = { key, peerId, inbound, bitfield, requested: new Map(), pending: 0, rejectedUntil: 0, strikes: 0, interesting: this.lacking(bitfield) };
     this.peers.set(key, peer);
     this.connectedIds.set(peerId, (this.connectedIds.get(peerId) ?? 0) + 1);
     this.count(bitfield, 1);
@@ -523,7 +532,7 @@ export class SwarmScheduler {
     const inFlight = this.inFlight.size + this.webInFlight.size;
     // Past the cap only the endgame asks more, and it has not come while more pieces are missing than could be busy.
     if (inFlight >= this.tuning.maxPiecesInFlight && this.missing() > inFlight + this.verifying.size) return false;
-    for (const peer of this.peers.values()) if (peer.rejectedUntil <= now && peer.requested.size < this.config.piecesPerPeer) return true;
+    for (const peer of this.peers.values()) if (peer.rejectedUntil <= now && peer.pending < this.config.piecesPerPeer) return true;
     return false;
   }
 
@@ -568,7 +577,7 @@ export class SwarmScheduler {
     const perPeer = this.config.piecesPerPeer;
     const cap = this.tuning.maxPiecesInFlight;
     const peers: Peer[] = [];
-    for (const peer of this.peers.values()) if (peer.rejectedUntil <= now && peer.requested.size < perPeer && peer.interesting > 0) peers.push(peer);
+    for (const peer of this.peers.values()) if (peer.interesting > 0 && peer.rejectedUntil <= now && peer.pending < perPeer) peers.push(peer);
     if (peers.length === 0) return;
     const rare: number[] = [];
     for (const bucket of this.rare) {
@@ -588,12 +597,12 @@ export class SwarmScheduler {
       if (full()) break;
       const bits = peer.bitfield.bytes;
       for (const i of rare) {
-        if (peer.requested.size >= perPeer || full()) break;
+        if (peer.pending >= perPeer || full()) break;
         if ((bits[i >> 3]! & (0x80 >> (i & 7))) !== 0 && !this.busy(i)) this.request(peer, i, now);
       }
-      for (let b = this.firstMissing >> 3; b < bits.length && peer.requested.size < perPeer && !full(); b++) {
+      for (let b = this.firstMissing >> 3; b < bits.length && peer.pending < perPeer && !full(); b++) {
         let mask = bits[b]! & ~have[b]!;
-        while (mask !== 0 && peer.requested.size < perPeer && !full()) {
+        while (mask !== 0 && peer.pending < perPeer && !full()) {
           const bit = Math.clz32(mask) - 24;
           mask &= ~(0x80 >> bit);
           const i = b * 8 + bit;
@@ -668,6 +677,7 @@ export class SwarmScheduler {
   private request(peer: Peer, index: number, now: number): void {
     const deadline = now + this.config.requestTimeoutMs;
     peer.requested.set(index, { startedAt: now, deadline });
+    peer.pending = peer.requested.size;
     if (deadline < this.nextDeadline) this.nextDeadline = deadline;
     let askers = this.inFlight.get(index);
     if (!askers) this.inFlight.set(index, (askers = new Set()));
@@ -679,6 +689,7 @@ export class SwarmScheduler {
 
   private release(peer: Peer, index: number): void {
     peer.requested.delete(index);
+    peer.pending = peer.requested.size;
     const askers = this.inFlight.get(index);
     askers?.delete(peer.key);
     if (askers?.size === 0) this.inFlight.delete(index);
@@ -748,7 +759,38 @@ export class SwarmScheduler {
     }
   }
 
+  /** Keeps `rejections` in order of their end (a constant backoff from a clock that does not go back: an append). */
+  private noteRejection(peer: Peer): void {
+    const until = peer.rejectedUntil;
+    const list = this.rejections;
+    list.push({ peer, until });
+    if (list.length - 1 > this.rejectionsHead && list[list.length - 2]!.until > until) {
+      const tail = list.splice(this.rejectionsHead).sort((a, b) => a.until - b.until);
+      list.push(...tail);
+    }
+  }
+
+  /**
+   * The first end of a peer's reject backoff after `after` (what nextTimeout needs of every peer's
+   * rejectedUntil), without walking the peers: ends at or before it, and of peers gone or asked
+   * again since, are dropped from the front of the list.
+   */
+  private nextRejectionEnd(after: number): number | undefined {
+    const list = this.rejections;
+    while (this.rejectionsHead < list.length) {
+      const { peer, until } = list[this.rejectionsHead]!;
+      if (until > after && !peer.gone && peer.rejectedUntil === until) break;
+      this.rejectionsHead++;
+    }
+    if (this.rejectionsHead > 64 && this.rejectionsHead * 2 > list.length) {
+      list.splice(0, this.rejectionsHead);
+      this.rejectionsHead = 0;
+    }
+    return list[this.rejectionsHead]?.until;
+  }
+
   private forget(peer: Peer, _now: number): void {
+    peer.gone = true;
     for (const index of [...peer.requested.keys()]) this.release(peer, index);
     this.count(peer.bitfield, -1);
     this.peers.delete(peer.key);

@@ -20,7 +20,7 @@ const USAGE = `usage: npm run bench -- serve [--size 1GiB] [--readers 8] [--roun
        npm run bench -- lazy [--size 1GiB] [--reads 32] [--read-size 64KiB] [--tail-samples 5] [--seed 1] [--out bench-out]
        npm run bench -- sim [--hosts 16] [--size 64MiB] [--agent-bandwidth 6.25MiB/s] [--wan-bandwidth 12.5MiB/s]
                             [--edge-bandwidth B] [--clusters 1] [--zones 1] [--churn 0] [--stagger 0] [--slow 0]
-                            [--seed 1] [--tuning JSON] [--shards 64] [--web-seed-readers 16] [--one-address] [--link-burst 0]
+                            [--seed 1] [--tuning JSON] [--shards 64] [--web-seed-readers 16] [--web-seed-concurrency 1] [--one-address] [--link-burst 0]
                             [--out bench-out] [--sweep [--hosts 16,64,…]]
 
   serve   a blob served from a warm agent store to concurrent readers, against

@@ -13,6 +13,7 @@ import { BenchProcess, freePorts, startBenchEdge } from "./lib/processes.js";
 import { pushChunked } from "./lib/push.js";
 import { renderSvg } from "./lib/plots.js";
 import { startServerlessRegistry } from "./lib/serverless-registry.js";
+import { startFront, type Front } from "../src/devcluster/front.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -40,10 +41,13 @@ export function parseEdgeArgs(values: Record<string, string | boolean | undefine
  * Where a registry is reached: the edge through its Node front, the edge's runtime directly,
  * distribution, or (with --serverless-registry) cloudflare/serverless-registry on the same miniflare.
  */
-type Target = "shoal" | "shoal_runtime" | "distribution" | "serverless_registry";
+type Target = "shoal" | "shoal_runtime" | "distribution" | "serverless_registry" | "serverless_registry_front";
 /** The registries whose pushes and small requests are measured (the runtime's port only reads). */
-type Pusher = Exclude<Target, "shoal_runtime">;
-const TARGETS: readonly Target[] = ["shoal", "shoal_runtime", "distribution", "serverless_registry"];
+/** Targets only read from: the runtime's port (pushes go through the front), serverless-registry behind Shoal's front. */
+type Reader = "shoal_runtime" | "serverless_registry_front";
+type Pusher = Exclude<Target, Reader>;
+const readOnly = (target: Target): target is Reader => target === "shoal_runtime" || target === "serverless_registry_front";
+const TARGETS: readonly Target[] = ["shoal", "shoal_runtime", "distribution", "serverless_registry", "serverless_registry_front"];
 
 /** A registry's base URL and the headers every request to it carries (serverless-registry's credentials). */
 interface Registry {
@@ -80,8 +84,9 @@ interface Latency {
 export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
   const home = await mkdtemp(path.join(os.tmpdir(), "shoal-bench-edge-"));
   const procs: BenchProcess[] = [];
+  let serverlessFront: Front | undefined;
   try {
-    const [edgePort, distributionPort, serverlessPort] = (await freePorts(3)) as [number, number, number];
+    const [edgePort, distributionPort, serverlessPort, serverlessFrontPort] = (await freePorts(4)) as [number, number, number, number];
     progress(`starting the edge and distribution${options.serverlessRegistry ? " and serverless-registry" : ""} in ${home}`);
     const edge = await startBenchEdge(edgePort, home);
     procs.push(edge);
@@ -101,9 +106,12 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
       procs.push(serverless.proc);
       registries.serverless_registry = { base: serverless.base, headers: { authorization: serverless.authorization }, ranges: false };
       cpuRoots.serverless_registry = serverless.proc.child.pid!;
+      // The devcluster's front before it too (in this process): GETs through the same relay, like for like.
+      serverlessFront = await startFront({ host: "127.0.0.1", port: serverlessFrontPort, upstream: () => ({ host: "127.0.0.1", port: serverlessPort }), log: () => undefined });
+      registries.serverless_registry_front = { base: serverlessFront.url.replace(/\/$/, ""), headers: { authorization: serverless.authorization }, ranges: false };
     }
     const targets = TARGETS.filter((target) => registries[target]);
-    const pushers = targets.filter((target): target is Pusher => target !== "shoal_runtime");
+    const pushers = targets.filter((target): target is Pusher => !readOnly(target));
 
     progress(`pushing a ${options.size}-byte blob and a manifest to ${pushers.join(", ")}`);
     const blob = randomBytes(options.size);
@@ -124,7 +132,7 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
       const registry = registries[target]!;
       await readAll(registry, blobPath, options.size);
       if (registry.ranges !== false) await readAll(registry, blobPath, options.size - half, `bytes=${half}-`);
-      if (target === "shoal_runtime") continue;
+      if (readOnly(target)) continue;
       const warm = randomBytes(options.size);
       await pushWhole(registry, warm, sha256(warm));
       await pushInChunks(registry, randomBytes(options.size), 4);
@@ -136,7 +144,7 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
         const cpu = root === undefined ? undefined : () => edgeCpu(root);
         record(target, "get", await timed(options.size, cpu, () => readAll(registry, blobPath, options.size)));
         if (registry.ranges !== false) record(target, "range_get", await timed(options.size - half, cpu, () => readAll(registry, blobPath, options.size - half, `bytes=${half}-`)));
-        if (target === "shoal_runtime") continue; // pushes go through the front only (the runtime's port stalls TLS-probing clients)
+        if (readOnly(target)) continue; // pushes go through the front only (the runtime's port stalls TLS-probing clients)
         // Fresh bytes for each push: a blob the registry holds is not uploaded again.
         const mono = randomBytes(options.size);
         record(target, "monolithic_put", await timed(options.size, cpu, () => pushWhole(registry, mono, sha256(mono))));
@@ -168,7 +176,7 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
       machine: { cpus: os.cpus().length, memory_bytes: os.totalmem(), node: process.version, load_average: os.loadavg() },
       ...Object.fromEntries(
         targets.map((target) => {
-          const lat = target === "shoal_runtime" ? undefined : latencies[target];
+          const lat = readOnly(target) ? undefined : latencies[target];
           return [
             target,
             {
@@ -182,6 +190,12 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
     report.ratio_to_distribution = Object.fromEntries(OPERATIONS.map((op) => [op, report.shoal[op]!.median_mb_per_s / report.distribution[op]!.median_mb_per_s]));
     const serverless = report.serverless_registry;
     if (serverless) report.ratio_to_serverless_registry = Object.fromEntries(OPERATIONS.flatMap((op) => (serverless[op] ? [[op, report.shoal[op]!.median_mb_per_s / serverless[op].median_mb_per_s]] : [])));
+    // GETs like for like: Shoal's runtime port against serverless-registry's, and both behind the same front.
+    const runtimeGet = (report as Record<string, unknown> as Record<Target, Record<string, { median_mb_per_s: number }> | undefined>).shoal_runtime?.get;
+    const frontedGet = (report as Record<string, unknown> as Record<Target, Record<string, { median_mb_per_s: number }> | undefined>).serverless_registry_front?.get;
+    if (serverless?.get && runtimeGet && frontedGet) {
+      report.get_like_for_like = { runtime_ports: runtimeGet.median_mb_per_s / serverless.get.median_mb_per_s, through_the_front: report.shoal.get!.median_mb_per_s / frontedGet.median_mb_per_s };
+    }
     await mkdir(options.out, { recursive: true });
     const file = path.join(options.out, "edge.json");
     await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
@@ -193,12 +207,15 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
       const beside = serverless?.[op] ? `  serverless-registry ${serverless[op]!.median_mb_per_s.toFixed(0).padStart(5)} MB/s (shoal ${(s[op].median_mb_per_s / serverless[op]!.median_mb_per_s).toFixed(2)}x)` : "";
       console.log(`  ${op.padEnd(15)} shoal ${s[op].median_mb_per_s.toFixed(0).padStart(5)} MB/s  distribution ${d[op].median_mb_per_s.toFixed(0).padStart(5)} MB/s${beside}  runtime CPU ${s[op].runtime_cpu_s_per_gib?.toFixed(2)} s/GiB`);
     }
+    const like = report.get_like_for_like as { runtime_ports: number; through_the_front: number } | undefined;
+    if (like) console.log(`  get, like for like: runtime ports ${like.runtime_ports.toFixed(2)}x serverless-registry, both through the front ${like.through_the_front.toFixed(2)}x`);
     console.log(`written to ${file} and edge.svg`);
   } catch (error) {
     // What the servers said last (the edge's front and Worker log there) is what explains a failed request.
     for (const proc of procs) progress(`last output of ${proc.child.spawnfile}:\n${proc.output.slice(-3000)}`);
     throw error;
   } finally {
+    await serverlessFront?.close(0);
     for (const proc of procs.reverse()) await proc.stop();
     await rm(home, { recursive: true, force: true });
   }

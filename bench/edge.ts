@@ -108,7 +108,7 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
       cpuRoots.serverless_registry = serverless.proc.child.pid!;
       // The devcluster's front before it too (in this process): GETs through the same relay, like for like.
       serverlessFront = await startFront({ host: "127.0.0.1", port: serverlessFrontPort, upstream: () => ({ host: "127.0.0.1", port: serverlessPort }), log: () => undefined });
-      registries.serverless_registry_front = { base: serverlessFront.url.replace(/\/$/, ""), headers: { authorization: serverless.authorization }, ranges: false };
+      registries.serverless_registry_front = { base: serverlessFront.url, headers: { authorization: serverless.authorization }, ranges: false };
     }
     const targets = TARGETS.filter((target) => registries[target]);
     const pushers = targets.filter((target): target is Pusher => !readOnly(target));
@@ -191,8 +191,9 @@ export async function benchEdge(options: EdgeBenchOptions): Promise<void> {
     const serverless = report.serverless_registry;
     if (serverless) report.ratio_to_serverless_registry = Object.fromEntries(OPERATIONS.flatMap((op) => (serverless[op] ? [[op, report.shoal[op]!.median_mb_per_s / serverless[op].median_mb_per_s]] : [])));
     // GETs like for like: Shoal's runtime port against serverless-registry's, and both behind the same front.
-    const runtimeGet = (report as Record<string, unknown> as Record<Target, Record<string, { median_mb_per_s: number }> | undefined>).shoal_runtime?.get;
-    const frontedGet = (report as Record<string, unknown> as Record<Target, Record<string, { median_mb_per_s: number }> | undefined>).serverless_registry_front?.get;
+    const byTarget = report as unknown as Partial<Record<Target, Partial<Record<Operation, { median_mb_per_s: number }>>>>;
+    const runtimeGet = byTarget.shoal_runtime?.get;
+    const frontedGet = byTarget.serverless_registry_front?.get;
     if (serverless?.get && runtimeGet && frontedGet) {
       report.get_like_for_like = { runtime_ports: runtimeGet.median_mb_per_s / serverless.get.median_mb_per_s, through_the_front: report.shoal.get!.median_mb_per_s / frontedGet.median_mb_per_s };
     }

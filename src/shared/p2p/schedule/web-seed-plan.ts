@@ -119,7 +119,7 @@ export class WebSeedPlan {
     const visit = (k: number): boolean => {
       if (picked.length >= p.concurrency) return false;
       const i = (this.start + k) % this.pieceCount;
-      if (!p.unseen.has(i) || !p.eligible(i)) return true;
+      if (!p.eligible(i)) return true;
       if (k >= slice && p.idleMs < p.patienceMs * (1 + (k - slice) / Math.max(1, slice))) return false;
       if (k >= this.settledPieces && k > 0 && k < slice && !this.settled(p)) return false;
       picked.push(i);
@@ -128,7 +128,8 @@ export class WebSeedPlan {
     // Nearest first. While many pieces are unseen, along the ring (the walk stops early); else only
     // the unseen ones, sorted (late in a download they are few: no walk over every piece per poll).
     if (p.unseen.size * 8 > this.pieceCount) {
-      for (let k = 0; k < this.pieceCount; k++) if (!visit(k)) break;
+      // Eligible pieces are unseen ones: the set's lookup passes over the rest cheaply.
+      for (let k = 0; k < this.pieceCount; k++) if (p.unseen.has((this.start + k) % this.pieceCount) && !visit(k)) break;
     } else {
       const ahead: number[] = [];
       for (const i of p.unseen) ahead.push((i - this.start + this.pieceCount) % this.pieceCount);
